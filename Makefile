@@ -1,0 +1,74 @@
+# slurm-lwk build, test and install.
+#
+#   make build      Go binaries into bin/
+#   make spank      the SPANK plugin spank/spank_lwk.so (needs libslurm-dev)
+#   make test       everything CI runs: lint, unit tests (root tests run for real
+#                   as root), the C grammar check, and the end-to-end tests
+#                   against a real local Slurm (installed and started on demand)
+#   make unit       Go unit tests and the C grammar check only
+#   make e2e        end-to-end tests only (root; brings the local Slurm up)
+#   make lint       gofmt, go vet, staticcheck
+#   make bench      lifecycle overhead and planner benchmarks (prints numbers)
+#   make demo       a local Slurm, an LWK job and a Linux job (root)
+#   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
+
+GO        ?= go
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BINDIR    ?= $(PREFIX)/bin
+SBINDIR   ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec/slurm-lwk
+DOCDIR    ?= $(PREFIX)/share/doc/slurm-lwk
+PLUGINDIR ?= /usr/lib/x86_64-linux-gnu/slurm-wlm
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec
+BINARIES  = $(addprefix bin/,$(COMMANDS))
+GOFILES   = $(shell find cmd pkg internal tests -name '*.go' 2>/dev/null)
+
+.PHONY: all build spank test unit e2e lint bench demo install clean
+
+all: build spank
+
+build: $(BINARIES)
+
+bin/%: $(GOFILES) go.mod go.sum
+	$(GO) build -trimpath -o $@ ./cmd/$*
+
+spank:
+	$(MAKE) -C spank spank_lwk.so
+
+test: lint unit e2e
+
+unit:
+	$(GO) test ./...
+	$(MAKE) -C spank test
+
+e2e: build spank
+	scripts/e2e
+
+lint:
+	@out=$$(gofmt -l cmd pkg internal tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./tests/...
+	$(GO) run $(STATICCHECK) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/plan/
+	scripts/bench-lifecycle
+
+demo: build spank
+	scripts/demo
+
+install: build spank
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PLUGINDIR)
+	install -m 0755 bin/lwkctl $(DESTDIR)$(BINDIR)/lwkctl
+	install -m 0755 bin/lwk-monitor $(DESTDIR)$(SBINDIR)/lwk-monitor
+	install -m 0755 bin/lwk-prolog bin/lwk-epilog bin/lwk-sim-mcexec $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 spank/spank_lwk.so $(DESTDIR)$(PLUGINDIR)/spank_lwk.so
+	install -m 0644 README.md lwk.conf.example slurm.conf.example plugstack.conf.example \
+		cgroup.conf.example job_submit.lua.example $(DESTDIR)$(DOCDIR)/
+
+clean:
+	rm -rf bin
+	$(MAKE) -C spank clean

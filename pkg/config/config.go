@@ -1,0 +1,110 @@
+package config
+
+import (
+	"time"
+
+	"k8s.io/utils/cpuset"
+)
+
+// Backend names the IHK backend. It is never chosen silently: lwk.conf must
+// name one.
+type Backend string
+
+// Backends.
+const (
+	// BackendIHK is the real IHK driver (ioctls on /dev/mcd0, /dev/mcosN).
+	BackendIHK Backend = "ihk"
+	// BackendSim is the simulated driver for machines without IHK.
+	BackendSim Backend = "sim"
+)
+
+// DefaultPath is where slurm-lwk looks for the node configuration.
+const DefaultPath = "/etc/slurm/lwk.conf"
+
+// Config is the parsed node configuration (lwk.conf).
+type Config struct {
+	// Backend is the IHK backend (IHKBackend=ihk|sim). Required.
+	Backend Backend
+
+	// OSCores are the CPUs kept for the system, slurmd and the mcexec proxies
+	// (OSCores=0-1), normally slurm.conf's CpuSpecList in machine numbering.
+	// Never given to an LWK.
+	OSCores cpuset.CPUSet
+	// SystemNUMANodes and JobNUMANodes split the node's memory as in the
+	// paper (§4.3): job memory comes only from JobNUMANodes. Both empty means
+	// the node is not split; setting one requires the other.
+	SystemNUMANodes cpuset.CPUSet
+	JobNUMANodes    cpuset.CPUSet
+
+	// ProxyMemoryBytes caps the memory of a job's mcexec proxies
+	// (ProxyMemory=128M). Units: bytes.
+	ProxyMemoryBytes uint64
+	// ProxyCPUPercent is the proxies' CPU bandwidth as a percentage of the OS
+	// cores' capacity (ProxyCPUShare=50%): quota = period × |OSCores| × pct/100.
+	ProxyCPUPercent int
+	// ProxyCPUPeriod is the CFS period (ProxyCPUPeriod=100ms).
+	ProxyCPUPeriod time.Duration
+
+	// LWKMemoryPercent is the share of the job's memory on the node that goes
+	// to the LWK when the request does not say (LWKMemoryShare=90%).
+	LWKMemoryPercent int
+
+	// DefaultProfile is the profile a bare --lwk-mode selects
+	// (DefaultProfile=...); empty means the first profile defined.
+	DefaultProfile string
+	// Profiles are the LWK profiles by name (Profile=NAME Image=... lines).
+	Profiles map[string]Profile
+	// ProfileNames are the profile names in the order the file defines them.
+	ProfileNames []string
+
+	// StateDir holds journals and the node lock (StateDir=/var/lib/slurm-lwk).
+	// Root-only.
+	StateDir string
+	// RunDir holds the per-job marker files <RunDir>/job-<jobid> (content
+	// "os=<N>\n") that lwk-prolog writes once the LWK is up and lwk-epilog
+	// removes; the SPANK shim reads them (RunDir=/run/slurm-lwk). Root-only
+	// (0700). Must match the shim's rundir= plugstack.conf argument.
+	RunDir string
+	// DevDir is where the IHK device nodes live (DevDir=/dev): mcd0, mcosN.
+	// With the simulated backend it defaults to <SimStateDir>/dev, where the
+	// simulator keeps its stand-in files.
+	DevDir string
+	// SysfsRoot is the root under which sys/devices/system is read
+	// (SysfsRoot=/). Tests and the simulated demo point it at a fixture.
+	SysfsRoot string
+	// LogDir receives per-job LWK kernel message logs (LogDir=/var/log/slurm-lwk).
+	LogDir string
+
+	// SimStateDir is the simulated backend's shared state (SimStateDir=...).
+	SimStateDir string
+	// SimBootDelay is how long a simulated boot takes (SimBootDelay=2s).
+	SimBootDelay time.Duration
+
+	// McexecPath is the mcexec binary tasks run through
+	// (McexecPath=/usr/bin/mcexec; the simulator's stand-in in sim mode).
+	McexecPath string
+	// ScontrolPath is the scontrol binary (ScontrolPath=/usr/bin/scontrol).
+	ScontrolPath string
+
+	// BootTimeout bounds BOOT plus the wait for RUNNING (BootTimeout=120s).
+	BootTimeout time.Duration
+	// DestroyTimeout bounds the retries of DESTROY_OS on EBUSY
+	// (DestroyTimeout=30s).
+	DestroyTimeout time.Duration
+	// LockTimeout bounds the wait for the node lock (LockTimeout=60s).
+	LockTimeout time.Duration
+}
+
+// Profile is one bootable LWK configuration.
+type Profile struct {
+	// Name is the profile name users pass in --lwk-mode.
+	Name string
+	// Image is the absolute path of the kernel image (at most 255 bytes).
+	Image string
+	// Kargs are the fixed kernel arguments, in order; they must include
+	// "hidos".
+	Kargs []string
+	// AllowedKargs are the kernel arguments users may add with kargs=. An
+	// entry ending in "=" allows any value for that key ("dump_level=").
+	AllowedKargs []string
+}

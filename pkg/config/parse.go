@@ -1,0 +1,620 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/utils/cpuset"
+)
+
+// Defaults applied by Parse to keys the file does not set.
+const (
+	DefaultProxyMemoryBytes = 128 << 20
+	DefaultProxyCPUPercent  = 50
+	DefaultProxyCPUPeriod   = 100 * time.Millisecond
+	DefaultLWKMemoryPercent = 90
+	DefaultStateDir         = "/var/lib/slurm-lwk"
+	DefaultRunDir           = "/run/slurm-lwk"
+	DefaultDevDir           = "/dev"
+	DefaultSysfsRoot        = "/"
+	DefaultLogDir           = "/var/log/slurm-lwk"
+	DefaultSimStateDir      = "/var/lib/slurm-lwk/sim"
+	DefaultSimBootDelay     = 2 * time.Second
+	DefaultMcexecPath       = "/usr/bin/mcexec"
+	DefaultScontrolPath     = "/usr/bin/scontrol"
+	DefaultBootTimeout      = 120 * time.Second
+	DefaultDestroyTimeout   = 30 * time.Second
+	DefaultLockTimeout      = 60 * time.Second
+)
+
+// Limits checked by Parse.
+const (
+	// MaxImagePathLen is the longest kernel image path IHK accepts
+	// (IHK_OS_LOAD takes a 256-byte buffer). Units: bytes.
+	MaxImagePathLen = 255
+	// MaxKargsLen is the longest kernel argument string IHK accepts
+	// (IHK_OS_SET_KARGS). Units: bytes.
+	MaxKargsLen = 255
+	// MaxProfileNameLen is the longest profile name (as in --lwk-mode).
+	MaxProfileNameLen = 32
+	// RequiredKarg must be among every profile's fixed kernel arguments: it
+	// keeps the McKernel from touching Linux's devices.
+	RequiredKarg = "hidos"
+)
+
+// ErrNoProfile is returned (wrapped) by (*Config).Profile for a name that
+// lwk.conf does not define. Callers branch on it to tell a user's mistake
+// from a node fault.
+var ErrNoProfile = errors.New("no such profile")
+
+// ParseError is an error in lwk.conf, located by file and line.
+type ParseError struct {
+	// File is the name given to Parse (the path, for Load).
+	File string
+	// Line is the 1-based line number; 0 for an error about the whole file
+	// (a required key missing, a cross-key check).
+	Line int
+	// Key is the key at fault as the file spells it, or empty.
+	Key string
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error: "FILE:LINE: KEY: cause".
+func (e *ParseError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key == "" {
+		return loc + ": " + e.Err.Error()
+	}
+	return loc + ": " + e.Key + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// Load reads and parses the lwk.conf at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// pair is one KEY=VALUE of a line.
+type pair struct {
+	key, value string
+}
+
+// globalKeys are the keys of ordinary lines, lower-cased, mapped to their
+// canonical spelling (used in messages and for duplicate detection).
+var globalKeys = map[string]string{}
+
+// profileKeys are the keys allowed after Profile= on a profile line.
+var profileKeys = map[string]string{}
+
+func init() {
+	for _, k := range []string{
+		"IHKBackend", "OSCores", "SystemNUMANodes", "JobNUMANodes",
+		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare",
+		"DefaultProfile", "StateDir", "RunDir", "DevDir", "SysfsRoot", "LogDir",
+		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath",
+		"BootTimeout", "DestroyTimeout", "LockTimeout",
+	} {
+		globalKeys[strings.ToLower(k)] = k
+	}
+	for _, k := range []string{"Image", "Kargs", "AllowKargs"} {
+		profileKeys[strings.ToLower(k)] = k
+	}
+}
+
+// Parse reads an lwk.conf from r; name is used in error messages. Keys are
+// case-insensitive, as in Slurm's files; values may be double-quoted; '#'
+// outside quotes starts a comment. Defaults are applied to keys not set, then
+// the whole configuration is validated.
+func Parse(r io.Reader, name string) (*Config, error) {
+	c := &Config{Profiles: map[string]Profile{}}
+	set := map[string]int{} // canonical key → line it was set on
+	profileLine := map[string]int{}
+
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		fail := func(key string, err error) error {
+			return &ParseError{File: name, Line: lineNo, Key: key, Err: err}
+		}
+		pairs, err := splitLine(sc.Text())
+		if err != nil {
+			return nil, fail("", err)
+		}
+		if len(pairs) == 0 {
+			continue
+		}
+		if strings.EqualFold(pairs[0].key, "Profile") {
+			p, err := parseProfile(pairs)
+			if err != nil {
+				var pe *ParseError
+				if errors.As(err, &pe) {
+					pe.File, pe.Line = name, lineNo
+					return nil, pe
+				}
+				return nil, fail("Profile", err)
+			}
+			if prev, dup := profileLine[p.Name]; dup {
+				return nil, fail("Profile", fmt.Errorf("profile %q already defined on line %d", p.Name, prev))
+			}
+			profileLine[p.Name] = lineNo
+			c.Profiles[p.Name] = p
+			c.ProfileNames = append(c.ProfileNames, p.Name)
+			continue
+		}
+		for _, kv := range pairs {
+			canon, ok := globalKeys[strings.ToLower(kv.key)]
+			if !ok {
+				if _, isProfileKey := profileKeys[strings.ToLower(kv.key)]; isProfileKey {
+					return nil, fail(kv.key, errors.New("allowed only on a Profile= line"))
+				}
+				return nil, fail("", fmt.Errorf("unknown key %q", kv.key))
+			}
+			if prev, dup := set[canon]; dup {
+				return nil, fail(kv.key, fmt.Errorf("already set on line %d", prev))
+			}
+			set[canon] = lineNo
+			if err := c.setGlobal(canon, kv.value); err != nil {
+				return nil, fail(kv.key, err)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+
+	c.applyDefaults(set)
+	if err := c.validate(set); err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.File = name
+			return nil, pe
+		}
+		return nil, &ParseError{File: name, Err: err}
+	}
+	return c, nil
+}
+
+// splitLine splits one line into KEY=VALUE pairs separated by blanks. A
+// value may be enclosed in double quotes (no escapes inside); '#' outside
+// quotes starts a comment.
+func splitLine(line string) ([]pair, error) {
+	var pairs []pair
+	i := 0
+	for {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+			i++
+		}
+		if i == len(line) || line[i] == '#' {
+			return pairs, nil
+		}
+		start := i
+		for i < len(line) && line[i] != '=' && line[i] != ' ' && line[i] != '\t' && line[i] != '#' {
+			i++
+		}
+		key := line[start:i]
+		if i == len(line) || line[i] != '=' {
+			return nil, fmt.Errorf("%q: expected KEY=VALUE", key)
+		}
+		if key == "" {
+			return nil, errors.New("missing key before '='")
+		}
+		i++ // '='
+		var value string
+		if i < len(line) && line[i] == '"' {
+			end := strings.IndexByte(line[i+1:], '"')
+			if end < 0 {
+				return nil, fmt.Errorf("%s: unterminated quote", key)
+			}
+			value = line[i+1 : i+1+end]
+			i += end + 2
+			if i < len(line) && line[i] != ' ' && line[i] != '\t' && line[i] != '#' && line[i] != '\r' {
+				return nil, fmt.Errorf("%s: text after closing quote", key)
+			}
+		} else {
+			vs := i
+			for i < len(line) && line[i] != ' ' && line[i] != '\t' && line[i] != '#' && line[i] != '\r' {
+				if line[i] == '"' {
+					return nil, fmt.Errorf("%s: stray quote in value", key)
+				}
+				i++
+			}
+			value = line[vs:i]
+		}
+		pairs = append(pairs, pair{key: key, value: value})
+	}
+}
+
+// setGlobal parses value into the field of the canonical key.
+func (c *Config) setGlobal(key, value string) error {
+	if value == "" {
+		return errors.New("empty value")
+	}
+	var err error
+	switch key {
+	case "IHKBackend":
+		switch b := Backend(strings.ToLower(value)); b {
+		case BackendIHK, BackendSim:
+			c.Backend = b
+		default:
+			return fmt.Errorf("unknown backend %q (want ihk or sim)", value)
+		}
+	case "OSCores":
+		c.OSCores, err = parseSet(value)
+	case "SystemNUMANodes":
+		c.SystemNUMANodes, err = parseSet(value)
+	case "JobNUMANodes":
+		c.JobNUMANodes, err = parseSet(value)
+	case "ProxyMemory":
+		c.ProxyMemoryBytes, err = ParseSize(value)
+	case "ProxyCPUShare":
+		c.ProxyCPUPercent, err = parsePercent(value)
+	case "ProxyCPUPeriod":
+		c.ProxyCPUPeriod, err = parseDuration(value)
+		if err == nil && (c.ProxyCPUPeriod < time.Millisecond || c.ProxyCPUPeriod > time.Second) {
+			// The kernel's cpu.cfs_period_us accepts 1000..1000000.
+			err = fmt.Errorf("%s: the CFS period must be between 1ms and 1s", value)
+		}
+	case "LWKMemoryShare":
+		c.LWKMemoryPercent, err = parsePercent(value)
+	case "DefaultProfile":
+		if reason := checkProfileName(value); reason != "" {
+			return errors.New(reason)
+		}
+		c.DefaultProfile = value
+	case "StateDir":
+		c.StateDir, err = parsePath(value)
+	case "RunDir":
+		c.RunDir, err = parsePath(value)
+	case "DevDir":
+		c.DevDir, err = parsePath(value)
+	case "SysfsRoot":
+		c.SysfsRoot, err = parsePath(value)
+	case "LogDir":
+		c.LogDir, err = parsePath(value)
+	case "SimStateDir":
+		c.SimStateDir, err = parsePath(value)
+	case "SimBootDelay":
+		c.SimBootDelay, err = parseDuration(value)
+	case "McexecPath":
+		c.McexecPath, err = parsePath(value)
+	case "ScontrolPath":
+		c.ScontrolPath, err = parsePath(value)
+	case "BootTimeout":
+		c.BootTimeout, err = parsePositiveDuration(value)
+	case "DestroyTimeout":
+		c.DestroyTimeout, err = parsePositiveDuration(value)
+	case "LockTimeout":
+		c.LockTimeout, err = parsePositiveDuration(value)
+	default:
+		return errors.New("key not handled") // unreachable: globalKeys and this switch agree
+	}
+	return err
+}
+
+// applyDefaults fills in every key the file did not set.
+func (c *Config) applyDefaults(set map[string]int) {
+	def := func(key string, apply func()) {
+		if _, ok := set[key]; !ok {
+			apply()
+		}
+	}
+	def("ProxyMemory", func() { c.ProxyMemoryBytes = DefaultProxyMemoryBytes })
+	def("ProxyCPUShare", func() { c.ProxyCPUPercent = DefaultProxyCPUPercent })
+	def("ProxyCPUPeriod", func() { c.ProxyCPUPeriod = DefaultProxyCPUPeriod })
+	def("LWKMemoryShare", func() { c.LWKMemoryPercent = DefaultLWKMemoryPercent })
+	def("StateDir", func() { c.StateDir = DefaultStateDir })
+	def("RunDir", func() { c.RunDir = DefaultRunDir })
+	def("SysfsRoot", func() { c.SysfsRoot = DefaultSysfsRoot })
+	def("LogDir", func() { c.LogDir = DefaultLogDir })
+	def("SimStateDir", func() { c.SimStateDir = DefaultSimStateDir })
+	def("SimBootDelay", func() { c.SimBootDelay = DefaultSimBootDelay })
+	def("McexecPath", func() { c.McexecPath = DefaultMcexecPath })
+	def("ScontrolPath", func() { c.ScontrolPath = DefaultScontrolPath })
+	def("BootTimeout", func() { c.BootTimeout = DefaultBootTimeout })
+	def("DestroyTimeout", func() { c.DestroyTimeout = DefaultDestroyTimeout })
+	def("LockTimeout", func() { c.LockTimeout = DefaultLockTimeout })
+	def("DevDir", func() {
+		if c.Backend == BackendSim {
+			c.DevDir = path.Join(c.SimStateDir, "dev")
+		} else {
+			c.DevDir = DefaultDevDir
+		}
+	})
+}
+
+// validate checks what needs the whole file. Errors about one key carry the
+// line that set it.
+func (c *Config) validate(set map[string]int) error {
+	at := func(key string, err error) error {
+		return &ParseError{Line: set[key], Key: key, Err: err}
+	}
+	if c.Backend == "" {
+		return at("IHKBackend", errors.New("required: name the IHK backend, IHKBackend=ihk (the real driver) or IHKBackend=sim (the simulator)"))
+	}
+	if c.OSCores.IsEmpty() {
+		return at("OSCores", errors.New("required: the CPUs kept for the system and the mcexec proxies, e.g. OSCores=0-1"))
+	}
+	sysSet, jobSet := !c.SystemNUMANodes.IsEmpty(), !c.JobNUMANodes.IsEmpty()
+	switch {
+	case sysSet && !jobSet:
+		return at("SystemNUMANodes", errors.New("set without JobNUMANodes: give both or neither"))
+	case jobSet && !sysSet:
+		return at("JobNUMANodes", errors.New("set without SystemNUMANodes: give both or neither"))
+	case sysSet && jobSet:
+		if both := c.SystemNUMANodes.Intersection(c.JobNUMANodes); !both.IsEmpty() {
+			return at("JobNUMANodes", fmt.Errorf("nodes %s are also SystemNUMANodes", both))
+		}
+	}
+	if len(c.ProfileNames) == 0 {
+		return &ParseError{Err: errors.New("no LWK profile: add a line like Profile=mck Image=/path/mckernel.img Kargs=hidos")}
+	}
+	if c.DefaultProfile != "" {
+		if _, ok := c.Profiles[c.DefaultProfile]; !ok {
+			return at("DefaultProfile", fmt.Errorf("profile %q is not defined (have %s)", c.DefaultProfile, strings.Join(c.ProfileNames, ", ")))
+		}
+	}
+	return nil
+}
+
+// parseProfile parses a line whose first pair is Profile=NAME.
+func parseProfile(pairs []pair) (Profile, error) {
+	p := Profile{Name: pairs[0].value}
+	if reason := checkProfileName(p.Name); reason != "" {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: errors.New(reason)}
+	}
+	seen := map[string]bool{}
+	for _, kv := range pairs[1:] {
+		canon, ok := profileKeys[strings.ToLower(kv.key)]
+		if !ok {
+			return Profile{}, &ParseError{Err: fmt.Errorf("unknown key %q on a Profile= line (want Image, Kargs, AllowKargs)", kv.key)}
+		}
+		fail := func(err error) error { return &ParseError{Key: kv.key, Err: err} }
+		if seen[canon] {
+			return Profile{}, fail(errors.New("given twice"))
+		}
+		seen[canon] = true
+		switch canon {
+		case "Image":
+			img, err := parsePath(kv.value)
+			if err != nil {
+				return Profile{}, fail(err)
+			}
+			if len(img) > MaxImagePathLen {
+				return Profile{}, fail(fmt.Errorf("path is %d bytes, at most %d", len(img), MaxImagePathLen))
+			}
+			p.Image = img
+		case "Kargs":
+			p.Kargs = strings.Fields(kv.value)
+			for _, k := range p.Kargs {
+				if !printableKarg(k) {
+					return Profile{}, fail(fmt.Errorf("bad kernel argument %q", k))
+				}
+			}
+			if joined := strings.Join(p.Kargs, " "); len(joined) > MaxKargsLen {
+				return Profile{}, fail(fmt.Errorf("kernel arguments are %d bytes, at most %d", len(joined), MaxKargsLen))
+			}
+		case "AllowKargs":
+			for _, a := range strings.Split(kv.value, ",") {
+				if !validKargToken(a) {
+					return Profile{}, fail(fmt.Errorf("bad entry %q (a kernel argument name, NAME=VALUE, or NAME= to allow any value)", a))
+				}
+				p.AllowedKargs = append(p.AllowedKargs, a)
+			}
+		}
+	}
+	if p.Image == "" {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q has no Image=", p.Name)}
+	}
+	if !slices.Contains(p.Kargs, RequiredKarg) {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: Kargs must include %q", p.Name, RequiredKarg)}
+	}
+	return p, nil
+}
+
+// checkProfileName returns why name cannot be a profile name, or "". The rule
+// is the --lwk-mode one ([A-Za-z][A-Za-z0-9_.-]{0,31}); "off" and "default"
+// are reserved in any letter case.
+func checkProfileName(name string) string {
+	if name == "" || len(name) > MaxProfileNameLen {
+		return fmt.Sprintf("bad profile name %q: 1 to %d characters", name, MaxProfileNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		b := name[i]
+		letter := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+		if i == 0 && !letter || !letter && !('0' <= b && b <= '9') && b != '_' && b != '.' && b != '-' {
+			return fmt.Sprintf("bad profile name %q: a letter, then letters, digits, _ . -", name)
+		}
+	}
+	if strings.EqualFold(name, "off") || strings.EqualFold(name, "default") {
+		return fmt.Sprintf("profile name %q is reserved", name)
+	}
+	return ""
+}
+
+// validKargToken reports whether s is a kernel argument a user may pass in
+// --lwk-mode kargs=: [A-Za-z0-9_][A-Za-z0-9_.=-]*.
+func validKargToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		ok := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_'
+		if i > 0 {
+			ok = ok || b == '.' || b == '=' || b == '-'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// printableKarg reports whether an admin's fixed kernel argument is printable
+// ASCII without quotes or backslashes.
+func printableKarg(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\'' || s[i] == '\\' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func parseSet(value string) (cpuset.CPUSet, error) {
+	s, err := cpuset.Parse(value)
+	if err != nil {
+		return cpuset.CPUSet{}, fmt.Errorf("bad list %q: %w", value, err)
+	}
+	return s, nil
+}
+
+// ParseSize parses a size with a binary unit: B, K, M, G or T (case
+// insensitive), e.g. "128M". A bare number is rejected: Slurm reads those
+// as MiB, and a silent unit mismatch is worse than an error. Zero is
+// rejected.
+func ParseSize(value string) (uint64, error) {
+	i := 0
+	for i < len(value) && '0' <= value[i] && value[i] <= '9' {
+		i++
+	}
+	num, unit := value[:i], strings.ToUpper(value[i:])
+	if num == "" {
+		return 0, fmt.Errorf("bad size %q: want a number with a unit (B, K, M, G, T)", value)
+	}
+	mult := map[string]uint64{"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
+	if mult == 0 {
+		if unit == "" {
+			return 0, fmt.Errorf("bad size %q: missing unit (B, K, M, G, T)", value)
+		}
+		return 0, fmt.Errorf("bad size %q: unknown unit %q", value, value[i:])
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n > math.MaxUint64/mult {
+		return 0, fmt.Errorf("bad size %q: too large", value)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("bad size %q: must be positive", value)
+	}
+	return n * mult, nil
+}
+
+// parsePercent parses "50%" or "50" into 1..100.
+func parsePercent(value string) (int, error) {
+	num := strings.TrimSuffix(value, "%")
+	n, err := strconv.Atoi(num)
+	if err != nil || num == "" || num[0] < '0' || num[0] > '9' || n < 1 || n > 100 {
+		return 0, fmt.Errorf("bad percentage %q: want an integer 1-100", value)
+	}
+	return n, nil
+}
+
+// parseDuration parses a Go duration with a unit ("100ms", "2s", "1m30s");
+// zero is allowed.
+func parseDuration(value string) (time.Duration, error) {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q: want a number with a unit, e.g. 100ms, 2s, 1m", value)
+	}
+	return d, nil
+}
+
+func parsePositiveDuration(value string) (time.Duration, error) {
+	d, err := parseDuration(value)
+	if err == nil && d == 0 {
+		err = fmt.Errorf("bad duration %q: must be positive", value)
+	}
+	return d, err
+}
+
+// parsePath accepts an absolute, clean path ("/a/b", not "a/b", "/a/../b",
+// "/a/").
+func parsePath(value string) (string, error) {
+	if !path.IsAbs(value) {
+		return "", fmt.Errorf("path %q is not absolute", value)
+	}
+	if path.Clean(value) != value {
+		return "", fmt.Errorf("path %q is not clean (want %q)", value, path.Clean(value))
+	}
+	for i := 0; i < len(value); i++ {
+		if value[i] < ' ' || value[i] == 0x7f {
+			return "", fmt.Errorf("path %q has a control character", value)
+		}
+	}
+	return value, nil
+}
+
+// Profile returns the profile called name; "" selects the default profile
+// (DefaultProfile, else the first profile the file defines). An undefined
+// name gives an error wrapping ErrNoProfile.
+func (c *Config) Profile(name string) (Profile, error) {
+	if name == "" {
+		name = c.DefaultProfile
+		if name == "" && len(c.ProfileNames) > 0 {
+			name = c.ProfileNames[0]
+		}
+	}
+	p, ok := c.Profiles[name]
+	if !ok {
+		return Profile{}, fmt.Errorf("profile %q: %w (lwk.conf defines %s)", name, ErrNoProfile, strings.Join(c.ProfileNames, ", "))
+	}
+	return p, nil
+}
+
+// CheckKargs reports an error unless every one of the user's extra kernel
+// arguments is on the profile's allow list (an entry ending in "=" allows
+// any non-empty value for that key; any other entry must match exactly) and
+// the fixed and extra arguments joined by spaces fit in MaxKargsLen bytes.
+func (p Profile) CheckKargs(extra []string) error {
+	for _, k := range extra {
+		if !p.allows(k) {
+			if len(p.AllowedKargs) == 0 {
+				return fmt.Errorf("kernel argument %q: profile %q allows no extra kernel arguments", k, p.Name)
+			}
+			return fmt.Errorf("kernel argument %q: not allowed by profile %q (allowed: %s)", k, p.Name, strings.Join(p.AllowedKargs, ", "))
+		}
+	}
+	if n := len(p.KernelArgs(extra)); n > MaxKargsLen {
+		return fmt.Errorf("kernel arguments of profile %q plus %s: %d bytes, at most %d", p.Name, strings.Join(extra, "+"), n, MaxKargsLen)
+	}
+	return nil
+}
+
+func (p Profile) allows(k string) bool {
+	for _, a := range p.AllowedKargs {
+		if strings.HasSuffix(a, "=") {
+			if strings.HasPrefix(k, a) && len(k) > len(a) {
+				return true
+			}
+		} else if a == k {
+			return true
+		}
+	}
+	return false
+}
+
+// KernelArgs returns the kernel argument string IHK gets: the fixed
+// arguments, then the extra ones, joined by single spaces.
+func (p Profile) KernelArgs(extra []string) string {
+	return strings.Join(append(slices.Clone(p.Kargs), extra...), " ")
+}

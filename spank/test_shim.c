@@ -1,0 +1,486 @@
+/*
+ * test_shim.c - drives spank_lwk.so through a mock SPANK host.
+ *
+ * The program provides the spank_* and slurm_* functions Slurm would
+ * (linked with -rdynamic so the dlopen'ed plugin binds to them), then calls
+ * the plugin's callbacks as sbatch, slurmd's job_script process and
+ * slurmstepd would, and checks what the plugin did: its return codes, what
+ * it exported, which program it ran with which argv and environment, and
+ * whether it wrapped a task. Real Slurm behaviour (which callback failure
+ * stops sbatch, what reaches the prolog) is covered by the end-to-end tests;
+ * this checks the shim's own logic without a cluster.
+ *
+ * Usage: test_shim ./spank_lwk.so
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <slurm/spank.h>
+
+/* ---- the mock host ---------------------------------------------------- */
+
+static spank_context_t mock_ctx;
+static struct spank_option *mock_opt;
+static const char *mock_getopt; /* value spank_option_getopt returns */
+static int mock_getopt_set;     /* whether the option "was used" */
+static char mock_ctl_env[512];  /* last spank_job_control_setenv */
+static uint32_t mock_job = 42, mock_step, mock_ntasks = 2;
+static int mock_argc;
+static char **mock_argv, **mock_env;
+static char mock_log[1024];
+
+static void record(const char *level, const char *fmt, va_list ap)
+{
+	vsnprintf(mock_log, sizeof(mock_log), fmt, ap);
+	if (getenv("TEST_SHIM_VERBOSE"))
+		fprintf(stderr, "  [%s] %s\n", level, mock_log);
+}
+
+#define MOCK_LOG(name)                                  \
+	void name(const char *fmt, ...)                 \
+	{                                               \
+		va_list ap;                             \
+		va_start(ap, fmt);                      \
+		record(#name, fmt, ap);                 \
+		va_end(ap);                             \
+	}
+MOCK_LOG(slurm_error)
+MOCK_LOG(slurm_info)
+MOCK_LOG(slurm_verbose)
+MOCK_LOG(slurm_debug)
+MOCK_LOG(slurm_debug2)
+MOCK_LOG(slurm_debug3)
+
+spank_context_t spank_context(void)
+{
+	return mock_ctx;
+}
+
+int spank_remote(spank_t sp)
+{
+	(void)sp;
+	return mock_ctx == S_CTX_REMOTE;
+}
+
+const char *spank_strerror(spank_err_t err)
+{
+	(void)err;
+	return "mock error";
+}
+
+spank_err_t spank_option_register(spank_t sp, struct spank_option *opt)
+{
+	(void)sp;
+	mock_opt = opt;
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_option_getopt(spank_t sp, struct spank_option *opt, char **arg)
+{
+	(void)sp;
+	if (opt == NULL || strcmp(opt->name, "lwk-mode") != 0)
+		return ESPANK_BAD_ARG;
+	if (!mock_getopt_set)
+		return ESPANK_ERROR;
+	*arg = (char *)mock_getopt;
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_job_control_setenv(spank_t sp, const char *name, const char *value,
+				     int overwrite)
+{
+	(void)sp;
+	(void)overwrite;
+	snprintf(mock_ctl_env, sizeof(mock_ctl_env), "SPANK_%s=%s", name, value);
+	return ESPANK_SUCCESS;
+}
+
+spank_err_t spank_get_item(spank_t sp, spank_item_t item, ...)
+{
+	spank_err_t rc = ESPANK_SUCCESS;
+	va_list ap;
+
+	(void)sp;
+	va_start(ap, item);
+	switch (item) {
+	case S_JOB_ID:
+		*va_arg(ap, uint32_t *) = mock_job;
+		break;
+	case S_JOB_STEPID:
+		*va_arg(ap, uint32_t *) = mock_step;
+		break;
+	case S_JOB_LOCAL_TASK_COUNT:
+		*va_arg(ap, uint32_t *) = mock_ntasks;
+		break;
+	case S_JOB_ARGV: {
+		int *argc = va_arg(ap, int *);
+		char ***argv = va_arg(ap, char ***);
+
+		*argc = mock_argc;
+		*argv = mock_argv;
+		break;
+	}
+	case S_JOB_ENV:
+		*va_arg(ap, char ***) = mock_env;
+		break;
+	default:
+		rc = ESPANK_BAD_ARG;
+	}
+	va_end(ap);
+	return rc;
+}
+
+/* ---- the tests -------------------------------------------------------- */
+
+typedef int (*spank_cb)(spank_t, int, char **);
+
+static spank_cb cb_init, cb_post_opt, cb_prolog, cb_epilog, cb_task_priv, cb_task;
+static int failures;
+static char dir[] = "/tmp/lwk-test-shim-XXXXXX";
+
+#define CHECK(cond, ...)                                                   \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                      \
+			fputc('\n', stderr);                               \
+			failures++;                                        \
+		}                                                          \
+	} while (0)
+
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0 || chmod(path, mode) != 0) {
+		perror(path);
+		exit(2);
+	}
+}
+
+static char *path_in(const char *name)
+{
+	static char bufs[8][512];
+	static int i;
+	char *b = bufs[i++ % 8];
+
+	snprintf(b, 512, "%s/%s", dir, name);
+	return b;
+}
+
+/* Plugin arguments, as plugstack.conf would give them. */
+static char arg_prolog[600], arg_epilog[600], arg_conf[600], arg_mcexec[600], arg_rundir[600];
+static char *args[5];
+
+/* Submit side: sbatch --lwk-mode[=value]; returns the callback's rc and
+ * post_opt's rc through *post. */
+static int submit(const char *value, int *post)
+{
+	int rc;
+
+	mock_ctx = S_CTX_ALLOCATOR;
+	mock_ctl_env[0] = '\0';
+	CHECK(cb_init(NULL, 5, args) == 0, "init failed: %s", mock_log);
+	CHECK(mock_opt != NULL && mock_opt->has_arg == 2, "option not registered with has_arg 2");
+	rc = mock_opt->cb(mock_opt->val, value, 0);
+	*post = cb_post_opt(NULL, 5, args);
+	return rc;
+}
+
+static void test_submit(void)
+{
+	int post;
+
+	CHECK(submit("mck:mem=8X", &post) == -1, "bad spec accepted by the option callback");
+	CHECK(post == -1, "bad spec accepted by init_post_opt");
+	CHECK(strstr(mock_log, "mem: bad size \"8X\": unknown suffix \"X\"") != NULL,
+	      "message: %s", mock_log);
+	CHECK(mock_ctl_env[0] == '\0', "bad spec exported: %s", mock_ctl_env);
+
+	CHECK(submit("mck;reboot", &post) == -1 && post == -1, "metacharacter accepted");
+	CHECK(strstr(mock_log, "forbidden character 0x3b") != NULL, "message: %s", mock_log);
+
+	CHECK(submit("mck:mem=8G,kargs=idle_halt", &post) == 0 && post == 0, "good spec refused: %s", mock_log);
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=mck:mem=8G,kargs=idle_halt") == 0, "exported %s", mock_ctl_env);
+
+	CHECK(submit(NULL, &post) == 0 && post == 0, "bare option refused");
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=default") == 0, "bare exported %s", mock_ctl_env);
+	CHECK(submit("(null)", &post) == 0 && post == 0, "(null) refused");
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=default") == 0, "(null) exported %s", mock_ctl_env);
+
+	CHECK(submit("off", &post) == 0 && post == 0, "off refused");
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=off") == 0, "off exported %s", mock_ctl_env);
+
+	/* On the node a bad value is never an error (it would drain the node). */
+	mock_ctx = S_CTX_REMOTE;
+	CHECK(mock_opt->cb(mock_opt->val, "mck:mem=8X", 1) == 0, "remote callback failed");
+
+	/* A typo in plugstack.conf is loud. */
+	{
+		char *bad[1] = { "mcexe=/usr/bin/mcexec" };
+
+		mock_ctx = S_CTX_ALLOCATOR;
+		CHECK(cb_init(NULL, 1, bad) == -1, "unknown plugin argument accepted");
+		bad[0] = "prolog=relative/lwk-prolog";
+		CHECK(cb_init(NULL, 1, bad) == -1, "relative path accepted");
+	}
+}
+
+/* slurmd's job_script process: SPANK_LWK_MODE and the option as given. */
+static void test_job_hooks(void)
+{
+	char *out;
+
+	mock_ctx = S_CTX_JOB_SCRIPT;
+	setenv("SLURM_JOB_ID", "42", 1);
+	setenv("SLURM_JOB_UID", "1000", 1);
+	setenv("SLURM_JOB_USER", "alice", 1);
+	setenv("SLURMD_NODENAME", "node1", 1);
+	setenv("SECRET_FROM_SLURMD", "leak", 1);
+	unsetenv("SPANK_LWK_MODE");
+
+	/* Linux job: no option, nothing forked. */
+	mock_getopt_set = 0;
+	unlink(path_in("hook.out"));
+	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog of a Linux job failed");
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "prolog forked for a Linux job");
+	mock_getopt_set = 1;
+	mock_getopt = "off";
+	CHECK(cb_epilog(NULL, 5, args) == 0, "epilog of an off job failed");
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "epilog forked for an off job");
+
+	/* LWK job. */
+	mock_getopt = "mck:mem=8G";
+	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog failed: %s", mock_log);
+	out = slurp(path_in("hook.out"));
+	CHECK(out != NULL, "prolog did not run");
+	if (out != NULL) {
+		char want[4096];
+
+		snprintf(want, sizeof(want),
+			 "prolog\n--config\n%s\n"
+			 "LWK_CONF=%s\nLWK_MODE=mck:mem=8G\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
+			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_UID=1000\n"
+			 "SLURM_JOB_USER=alice\n",
+			 path_in("lwk.conf"), path_in("lwk.conf"));
+		CHECK(strcmp(out, want) == 0, "prolog saw:\n%s\nwant:\n%s", out, want);
+	}
+
+	/* Bare option in the prolog: getopt gives NULL. */
+	mock_getopt = NULL;
+	CHECK(cb_epilog(NULL, 5, args) == 0, "epilog failed: %s", mock_log);
+	out = slurp(path_in("hook.out"));
+	CHECK(out != NULL && strncmp(out, "epilog\n", 7) == 0 && strstr(out, "LWK_MODE=default\n"),
+	      "epilog saw: %s", out ? out : "(nothing)");
+
+	/* Plain environment fallback. */
+	mock_getopt_set = 0;
+	setenv("SPANK_LWK_MODE", "big", 1);
+	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog failed: %s", mock_log);
+	out = slurp(path_in("hook.out"));
+	CHECK(out != NULL && strstr(out, "LWK_MODE=big\n"), "fallback saw: %s", out ? out : "(nothing)");
+	unsetenv("SPANK_LWK_MODE");
+
+	/* Failures come back to Slurm. */
+	mock_getopt_set = 1;
+	mock_getopt = "mck";
+	setenv("HOOK_FAIL", "1", 1); /* not passed on: the hook is a separate script */
+	{
+		char *fargs[5];
+
+		memcpy(fargs, args, sizeof(fargs));
+		fargs[0] = "prolog=/bin/false";
+		CHECK(cb_prolog(NULL, 5, fargs) == -1, "failing prolog reported success");
+		CHECK(strstr(mock_log, "exited with status 1") != NULL, "message: %s", mock_log);
+		fargs[0] = "prolog=/nonexistent/lwk-prolog";
+		CHECK(cb_prolog(NULL, 5, fargs) == -1, "missing prolog reported success");
+		CHECK(strstr(mock_log, "status 127") != NULL, "message: %s", mock_log);
+	}
+}
+
+/* One task in a forked child, as slurmstepd does. Returns what happened:
+ * 0 not wrapped, -1 refused, 1 exec'ed (the mcexec stand-in wrote its
+ * record). */
+static int run_task(void)
+{
+	pid_t pid;
+	int status;
+
+	unlink(path_in("mcexec.out"));
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		mock_ctx = S_CTX_REMOTE;
+		if (cb_task_priv(NULL, 5, args) != 0)
+			_exit(101);
+		_exit(cb_task(NULL, 5, args) == 0 ? 100 : 101);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -2;
+	if (WEXITSTATUS(status) == 100)
+		return 0;
+	if (WEXITSTATUS(status) == 101)
+		return -1;
+	return access(path_in("mcexec.out"), F_OK) == 0 ? 1 : -2;
+}
+
+static void test_tasks(void)
+{
+	static char path_env[600];
+	static char *task_argv[] = { "myprog", "a b", "--flag", NULL };
+	static char *task_env[] = { path_env, "FOO=bar", NULL };
+	char *out, want[2048];
+
+	snprintf(path_env, sizeof(path_env), "PATH=/nonexistent:%s", path_in("bin"));
+	mock_argc = 3;
+	mock_argv = task_argv;
+	mock_env = task_env;
+	mock_step = 0;
+	mock_getopt_set = 1;
+	mock_getopt = "mck";
+
+	/* No marker: not an LWK job on this node. */
+	unlink(path_in("run/job-42"));
+	CHECK(run_task() == 0, "task wrapped without a marker");
+
+	write_file(path_in("run/job-42"), "os=0\n", 0600);
+	CHECK(run_task() == 1, "task of an LWK step not wrapped: %s", mock_log);
+	out = slurp(path_in("mcexec.out"));
+	snprintf(want, sizeof(want), "-n\n2\n%s\na b\n--flag\nFOO=bar\n%s\n", path_in("bin/myprog"),
+		 path_env);
+	CHECK(out != NULL && strcmp(out, want) == 0, "mcexec saw:\n%s\nwant:\n%s", out ? out : "", want);
+
+	mock_step = 0xfffffffb; /* batch script */
+	CHECK(run_task() == 0, "batch step wrapped");
+	mock_step = 0xfffffffc; /* extern */
+	CHECK(run_task() == 0, "extern step wrapped");
+	mock_step = 0xfffffffa; /* interactive */
+	CHECK(run_task() == 0, "interactive step wrapped");
+	mock_step = 3;
+	mock_getopt = "off";
+	CHECK(run_task() == 0, "--lwk-mode=off step wrapped");
+	mock_getopt_set = 0; /* the step did not repeat the option: still wrapped */
+	CHECK(run_task() == 1, "step without the option not wrapped");
+
+	mock_getopt_set = 1;
+	mock_getopt = "mck";
+	task_argv[0] = "no-such-program";
+	CHECK(run_task() == -1, "missing program not refused");
+	task_argv[0] = "myprog";
+
+	/* A marker that is not a regular file is refused. */
+	unlink(path_in("run/job-42"));
+	CHECK(mkdir(path_in("run/job-42"), 0700) == 0, "mkdir marker");
+	CHECK(run_task() == -1, "directory marker accepted");
+	rmdir(path_in("run/job-42"));
+}
+
+int main(int argc, char **argv)
+{
+	void *h;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s ./spank_lwk.so\n", argv[0]);
+		return 2;
+	}
+	if ((h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		fprintf(stderr, "dlopen %s: %s\n", argv[1], dlerror());
+		return 2;
+	}
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	cb_init = (spank_cb)dlsym(h, "slurm_spank_init");
+	cb_post_opt = (spank_cb)dlsym(h, "slurm_spank_init_post_opt");
+	cb_prolog = (spank_cb)dlsym(h, "slurm_spank_job_prolog");
+	cb_epilog = (spank_cb)dlsym(h, "slurm_spank_job_epilog");
+	cb_task_priv = (spank_cb)dlsym(h, "slurm_spank_task_init_privileged");
+	cb_task = (spank_cb)dlsym(h, "slurm_spank_task_init");
+	if (!cb_init || !cb_post_opt || !cb_prolog || !cb_epilog || !cb_task_priv || !cb_task) {
+		fprintf(stderr, "%s: missing a callback\n", argv[1]);
+		return 2;
+	}
+	if (dlsym(h, "spank_options") != NULL) {
+		fprintf(stderr, "%s: exports spank_options (22.05 ignores it in sbatch)\n", argv[1]);
+		return 1;
+	}
+
+	if (mkdir(path_in("bin"), 0755) != 0 || mkdir(path_in("run"), 0700) != 0) {
+		perror("mkdir");
+		return 2;
+	}
+	/* The hooks record their argv and environment (less what the shell
+	 * itself adds). */
+	write_file(path_in("lwk-prolog"),
+		   "#!/bin/sh\n{ echo prolog; printf '%s\\n' \"$@\"; env | grep -Ev '^(PWD|SHLVL|_)=' | sort; }"
+		   " > \"${LWK_CONF%/*}/hook.out\"\n",
+		   0755);
+	write_file(path_in("lwk-epilog"),
+		   "#!/bin/sh\n{ echo epilog; printf '%s\\n' \"$@\"; env | grep -Ev '^(PWD|SHLVL|_)=' | sort; }"
+		   " > \"${LWK_CONF%/*}/hook.out\"\n",
+		   0755);
+	{
+		char script[1024];
+
+		snprintf(script, sizeof(script),
+			 "#!/bin/sh\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)=' "
+			 "| /usr/bin/sort; } > %s\n",
+			 path_in("mcexec.out"));
+		write_file(path_in("mcexec"), script, 0755);
+	}
+	write_file(path_in("bin/myprog"), "#!/bin/sh\nexit 0\n", 0755);
+	snprintf(arg_prolog, sizeof(arg_prolog), "prolog=%s", path_in("lwk-prolog"));
+	snprintf(arg_epilog, sizeof(arg_epilog), "epilog=%s", path_in("lwk-epilog"));
+	snprintf(arg_conf, sizeof(arg_conf), "conf=%s", path_in("lwk.conf"));
+	snprintf(arg_mcexec, sizeof(arg_mcexec), "mcexec=%s", path_in("mcexec"));
+	snprintf(arg_rundir, sizeof(arg_rundir), "rundir=%s", path_in("run"));
+	args[0] = arg_prolog;
+	args[1] = arg_epilog;
+	args[2] = arg_conf;
+	args[3] = arg_mcexec;
+	args[4] = arg_rundir;
+
+	test_submit();
+	test_job_hooks();
+	if (geteuid() == 0)
+		test_tasks();
+	else
+		printf("test_shim: not root, skipping the task tests (markers must be root-owned)\n");
+
+	printf("test_shim: %s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+	if (failures == 0) {
+		char *rm[] = { "rm", "-rf", dir, NULL };
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			execv("/bin/rm", rm);
+			_exit(127);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	return failures ? 1 : 0;
+}
