@@ -59,7 +59,9 @@ type Client interface {
 	// SetKernelArgs sets the kernel command line (at most MaxKargsLen bytes,
 	// must contain "hidos").
 	SetKernelArgs(ctx context.Context, os int, kargs string) error
-	// Boot boots the instance and returns once it reports READY.
+	// Boot boots the instance. The driver's BOOT returns at READY; the real
+	// backend then polls STATUS until RUNNING, the simulator may return at
+	// READY. Callers poll Status for RUNNING either way.
 	Boot(ctx context.Context, os int) error
 	// Shutdown shuts the instance down; it returns to NOT_BOOTED with its
 	// resources handed back to the reserved pool.
@@ -236,8 +238,8 @@ type Rusage struct {
 	// KmemUsageBytes and KmemMaxUsageBytes are LWK kernel memory now and at peak.
 	KmemUsageBytes    uint64 `json:"kmem_usage_bytes"`
 	KmemMaxUsageBytes uint64 `json:"kmem_max_usage_bytes"`
-	// NUMABytes is user memory per LWK NUMA id; only the instance's nodes are
-	// kept (trailing zero entries are dropped).
+	// NUMABytes is user memory per LWK NUMA id, trimmed to the instance's
+	// node count (to the last non-zero entry when the count is unknown).
 	NUMABytes []uint64 `json:"numa_bytes"`
 	// SystemTicks and UserTicks are CPU time summed over LWK CPUs.
 	// Units: 10 ms ticks (USER_HZ), rounded up.
@@ -246,8 +248,8 @@ type Rusage struct {
 	// UserNanoseconds is user CPU time summed over LWK CPUs (system time is
 	// not included). Units: ns.
 	UserNanoseconds uint64 `json:"user_ns"`
-	// PerCPUUserNanoseconds is user time per LWK CPU number (assign order);
-	// only the instance's CPUs are kept. Units: ns.
+	// PerCPUUserNanoseconds is user time per LWK CPU number (assign order),
+	// trimmed to the instance's CPU count. Units: ns.
 	PerCPUUserNanoseconds []uint64 `json:"percpu_user_ns"`
 	// Threads and MaxThreads are LWK threads now and at peak.
 	Threads    int32 `json:"threads"`
