@@ -1,0 +1,190 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
+)
+
+// coreGroup is one physical core's CPUs that the LWK may take.
+type coreGroup struct {
+	core  int
+	node  int
+	cpus  []int
+	whole bool // every online sibling of the core is available
+}
+
+// pickCPUs chooses the LWK CPUs from the job's allocation and returns them in
+// IHK assignment order.
+//
+// Usable CPUs are the job's CPUs minus OS cores, offline CPUs and CPUs IHK
+// already holds. With cores=N the accumulator takes, in order:
+//  1. whole NUMA nodes (every online CPU of the node usable), lowest node first;
+//  2. whole cores, from nodes already taken first, then from the node with the
+//     most usable whole cores, lowest IDs breaking ties;
+//  3. partial cores (single threads whose siblings are not the job's), in the
+//     same node order.
+func pickCPUs(in Input) ([]int, error) {
+	t := in.Topology
+	job := in.Alloc.CPUs
+	if job.IsEmpty() {
+		return nil, fmt.Errorf("job has no cpus on this node: %w", ErrRequest)
+	}
+	if unknown := job.Difference(t.AllCPUs()); !unknown.IsEmpty() {
+		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
+	}
+	offline := job.Difference(t.OnlineCPUs())
+	usable := job.Difference(in.Config.OSCores).Difference(offline).Difference(in.Held.CPUs)
+	if usable.IsEmpty() {
+		return nil, fmt.Errorf("job cpus %s: none usable for the lwk (os cores %s, offline %s, held by ihk %s): %w",
+			job, in.Config.OSCores, offline, in.Held.CPUs.Intersection(job), ErrRequest)
+	}
+
+	groups := coreGroups(t, usable)
+	want := in.Request.Cores
+	if want == 0 {
+		return assignmentOrder(t, usable), nil
+	}
+	if want > len(groups) {
+		return nil, fmt.Errorf("cores=%d: job has %d usable cores (cpus %s): %w", want, len(groups), usable, ErrRequest)
+	}
+
+	var acc accumulator
+	// Step 1: whole NUMA nodes.
+	onlineCPUs := t.OnlineCPUs()
+	for _, node := range t.Nodes {
+		online := node.CPUs.Intersection(onlineCPUs)
+		if online.IsEmpty() || !online.IsSubsetOf(usable) {
+			continue
+		}
+		var inNode []coreGroup
+		for _, g := range groups {
+			if g.node == node.ID {
+				inNode = append(inNode, g)
+			}
+		}
+		if len(inNode) <= want-acc.count() {
+			acc.take(inNode...)
+		}
+	}
+	// Steps 2 and 3: whole cores, then partial cores.
+	// The order is recomputed after every take: taking a core on a new node
+	// makes that node's other cores preferred.
+	for _, wantWhole := range []bool{true, false} {
+		for acc.count() < want {
+			next := acc.order(groups, wantWhole)
+			if len(next) == 0 {
+				break
+			}
+			acc.take(next[0])
+		}
+	}
+	return assignmentOrder(t, acc.cpus()), nil
+}
+
+// coreGroups groups usable CPUs by core, ascending core ID. A group is
+// whole when it holds every online thread of its core.
+func coreGroups(t *topology.Topology, usable cpuset.CPUSet) []coreGroup {
+	onlineThreads := map[int]int{}
+	byCore := map[int]*coreGroup{}
+	for _, c := range t.CPUs {
+		if !c.Online {
+			continue
+		}
+		onlineThreads[c.Core]++
+		if !usable.Contains(c.ID) {
+			continue
+		}
+		g, ok := byCore[c.Core]
+		if !ok {
+			g = &coreGroup{core: c.Core, node: c.NUMANode}
+			byCore[c.Core] = g
+		}
+		g.cpus = append(g.cpus, c.ID)
+	}
+	out := make([]coreGroup, 0, len(byCore))
+	for _, core := range sortedNodes(byCore) {
+		g := byCore[core]
+		g.whole = len(g.cpus) == onlineThreads[core]
+		out = append(out, *g)
+	}
+	return out
+}
+
+// accumulator collects the chosen cores.
+type accumulator struct {
+	taken []coreGroup
+	seen  map[int]bool
+}
+
+func (a *accumulator) count() int { return len(a.taken) }
+
+func (a *accumulator) take(gs ...coreGroup) {
+	if a.seen == nil {
+		a.seen = map[int]bool{}
+	}
+	for _, g := range gs {
+		if !a.seen[g.core] {
+			a.seen[g.core] = true
+			a.taken = append(a.taken, g)
+		}
+	}
+}
+
+func (a *accumulator) cpus() cpuset.CPUSet {
+	var ids []int
+	for _, g := range a.taken {
+		ids = append(ids, g.cpus...)
+	}
+	return cpuset.New(ids...)
+}
+
+// order returns the untaken groups with the given wholeness: those on nodes
+// already used first, then by the node's count of such groups (descending),
+// then by node ID and core ID.
+func (a *accumulator) order(groups []coreGroup, whole bool) []coreGroup {
+	used := map[int]bool{}
+	for _, g := range a.taken {
+		used[g.node] = true
+	}
+	perNode := map[int]int{}
+	var out []coreGroup
+	for _, g := range groups {
+		if g.whole == whole && !a.seen[g.core] {
+			out = append(out, g)
+			perNode[g.node]++
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if used[x.node] != used[y.node] {
+			return used[x.node]
+		}
+		if perNode[x.node] != perNode[y.node] {
+			return perNode[x.node] > perNode[y.node]
+		}
+		if x.node != y.node {
+			return x.node < y.node
+		}
+		return x.core < y.core
+	})
+	return out
+}
+
+// assignmentOrder orders CPUs as IHK will number them: grouped by NUMA node
+// (ascending), ascending ID within a node.
+func assignmentOrder(t *topology.Topology, cpus cpuset.CPUSet) []int {
+	ids := cpus.List()
+	sort.SliceStable(ids, func(i, j int) bool {
+		a, _ := t.CPU(ids[i])
+		b, _ := t.CPU(ids[j])
+		if a.NUMANode != b.NUMANode {
+			return a.NUMANode < b.NUMANode
+		}
+		return a.ID < b.ID
+	})
+	return ids
+}

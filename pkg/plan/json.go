@@ -1,0 +1,119 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+)
+
+// planJSON is the plan's stable JSON form; lwkctl plan --json prints it and
+// the journal stores it. CPU sets use the kernel's list syntax.
+type planJSON struct {
+	JobID       uint32         `json:"job_id"`
+	Profile     string         `json:"profile"`
+	Image       string         `json:"image"`
+	Kargs       string         `json:"kargs"`
+	LWKCPUs     string         `json:"lwk_cpus"`
+	CPUOrder    []int          `json:"lwk_cpu_order"`
+	Memory      []ihk.MemChunk `json:"memory"`
+	MemoryBytes uint64         `json:"memory_bytes"`
+	NUMAPolicy  string         `json:"numa_policy"`
+	Proxy       proxyJSON      `json:"proxy"`
+}
+
+type proxyJSON struct {
+	CPUs        string `json:"cpus"`
+	MemoryBytes uint64 `json:"memory_bytes"`
+	CPUQuotaUS  int64  `json:"cpu_quota_us"`
+	CPUPeriodUS int64  `json:"cpu_period_us"`
+}
+
+// MarshalJSON writes the stable JSON form.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	mem := p.Memory
+	if mem == nil {
+		mem = []ihk.MemChunk{}
+	}
+	return json.Marshal(planJSON{
+		JobID:       p.JobID,
+		Profile:     p.Profile,
+		Image:       p.Image,
+		Kargs:       p.Kargs,
+		LWKCPUs:     p.CPUSet().String(),
+		CPUOrder:    p.CPUs,
+		Memory:      mem,
+		MemoryBytes: p.MemoryBytes(),
+		NUMAPolicy:  string(p.NUMAPolicy),
+		Proxy: proxyJSON{
+			CPUs:        p.Proxy.CPUs.String(),
+			MemoryBytes: p.Proxy.MemoryBytes,
+			CPUQuotaUS:  p.Proxy.CPUQuotaUS,
+			CPUPeriodUS: p.Proxy.CPUPeriodUS,
+		},
+	})
+}
+
+// UnmarshalJSON reads the stable JSON form back, checking that the CPU order
+// and the CPU list agree.
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	var j planJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	proxyCPUs, err := cpuset.Parse(j.Proxy.CPUs)
+	if err != nil {
+		return fmt.Errorf("plan proxy cpus %q: %w", j.Proxy.CPUs, err)
+	}
+	lwk, err := cpuset.Parse(j.LWKCPUs)
+	if err != nil {
+		return fmt.Errorf("plan lwk cpus %q: %w", j.LWKCPUs, err)
+	}
+	if !lwk.Equals(cpuset.New(j.CPUOrder...)) || len(j.CPUOrder) != lwk.Size() {
+		return fmt.Errorf("plan: lwk_cpu_order %v does not match lwk_cpus %s", j.CPUOrder, j.LWKCPUs)
+	}
+	*p = Plan{
+		JobID:      j.JobID,
+		Profile:    j.Profile,
+		Image:      j.Image,
+		Kargs:      j.Kargs,
+		CPUs:       j.CPUOrder,
+		Memory:     j.Memory,
+		NUMAPolicy: lwkmode.NUMAPolicy(j.NUMAPolicy),
+		Proxy: Proxy{
+			CPUs:        proxyCPUs,
+			MemoryBytes: j.Proxy.MemoryBytes,
+			CPUQuotaUS:  j.Proxy.CPUQuotaUS,
+			CPUPeriodUS: j.Proxy.CPUPeriodUS,
+		},
+	}
+	return nil
+}
+
+// Format writes the plan for a human.
+func (p *Plan) Format(w io.Writer) error {
+	var mem []string
+	for _, c := range p.Memory {
+		mem = append(mem, fmt.Sprintf("node %d: %s", c.NUMANode, FormatBytes(c.Bytes)))
+	}
+	order := make([]string, len(p.CPUs))
+	for i, c := range p.CPUs {
+		order[i] = fmt.Sprint(c)
+	}
+	_, err := fmt.Fprintf(w, `job %d: lwk profile %s
+  image:      %s
+  kargs:      %s
+  lwk cpus:   %s (assign order %s)
+  memory:     %s total, numa=%s
+              %s
+  proxies:    cpus %s, memory %s, cpu quota %dus per %dus
+`, p.JobID, p.Profile, p.Image, p.Kargs, p.CPUSet(), strings.Join(order, ","),
+		FormatBytes(p.MemoryBytes()), p.NUMAPolicy, strings.Join(mem, ", "),
+		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS)
+	return err
+}

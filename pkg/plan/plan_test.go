@@ -1,0 +1,348 @@
+package plan
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
+)
+
+const (
+	mib = uint64(1) << 20
+	gib = uint64(1) << 30
+)
+
+func mustParse(t testing.TB, s string) cpuset.CPUSet {
+	t.Helper()
+	c, err := cpuset.Parse(s)
+	require.NoError(t, err)
+	return c
+}
+
+func mustConfig(t testing.TB, extra string) *config.Config {
+	t.Helper()
+	text := `IHKBackend=sim
+OSCores=0
+Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos dump_level=24" AllowKargs=allow_oversubscribe,time_sharing,dump_level=
+` + extra
+	cfg, err := config.Parse(strings.NewReader(text), "lwk.conf")
+	require.NoError(t, err)
+	return cfg
+}
+
+func mustRequest(t testing.TB, spec string) lwkmode.Request {
+	t.Helper()
+	r, err := lwkmode.Parse(spec)
+	require.NoError(t, err)
+	return r
+}
+
+// machine builds a topology: cpusPerNode maps NUMA node → its CPUs;
+// siblings pairs hyper-threads (cpu → core id = lowest sibling); free is
+// per-node free memory (total is free + 256 MiB); dist is the distance
+// between nodes with the same "group" (10) or different groups (20).
+type machine struct {
+	nodes    map[int]string
+	siblings map[int]int
+	offline  string
+	free     map[int]uint64
+	group    map[int]int
+}
+
+func (m machine) build(t testing.TB) *topology.Topology {
+	t.Helper()
+	topo := &topology.Topology{}
+	offline := cpuset.New()
+	if m.offline != "" {
+		offline = mustParse(t, m.offline)
+	}
+	ids := cpuset.New()
+	for _, n := range sortedNodes(m.nodes) {
+		cpus := cpuset.New()
+		if m.nodes[n] != "" {
+			cpus = mustParse(t, m.nodes[n])
+		}
+		ids = ids.Union(cpus)
+		dist := map[int]int{}
+		for _, o := range sortedNodes(m.nodes) {
+			switch {
+			case o == n:
+				dist[o] = 10
+			case m.group[o] == m.group[n]:
+				dist[o] = 11
+			default:
+				dist[o] = 20
+			}
+		}
+		topo.Nodes = append(topo.Nodes, topology.NUMANode{
+			ID: n, CPUs: cpus, MemFreeBytes: m.free[n], MemTotalBytes: m.free[n] + 256*mib, Distances: dist,
+		})
+	}
+	for _, id := range ids.List() {
+		core := id
+		if s, ok := m.siblings[id]; ok {
+			core = s
+		}
+		node := -1
+		for n, l := range m.nodes {
+			if l != "" && mustParse(t, l).Contains(id) {
+				node = n
+			}
+		}
+		topo.CPUs = append(topo.CPUs, topology.CPU{ID: id, Core: core, Socket: m.group[node], NUMANode: node, Online: !offline.Contains(id)})
+	}
+	return topo
+}
+
+// twoNode is 2 nodes × 4 cores, no SMT, 4 GiB free each.
+var twoNode = machine{
+	nodes: map[int]string{0: "0-3", 1: "4-7"},
+	free:  map[int]uint64{0: 4 * gib, 1: 4 * gib},
+	group: map[int]int{0: 0, 1: 1},
+}
+
+// smt is 1 node, 4 cores × 2 threads: cores 0-3 with siblings 4-7.
+var smt = machine{
+	nodes:    map[int]string{0: "0-7"},
+	siblings: map[int]int{4: 0, 5: 1, 6: 2, 7: 3},
+	free:     map[int]uint64{0: 8 * gib},
+}
+
+// split is the paper's shape in miniature: CPUs on system nodes 0 (socket 0)
+// and 1 (socket 1); memory-only job nodes 2,4 near node 0 and 3,5 near node 1.
+var split = machine{
+	nodes: map[int]string{0: "0-3", 1: "4-7", 2: "", 3: "", 4: "", 5: ""},
+	free:  map[int]uint64{0: 512 * mib, 1: 512 * mib, 2: gib, 3: gib, 4: gib, 5: gib},
+	group: map[int]int{0: 0, 1: 1, 2: 0, 3: 1, 4: 0, 5: 1},
+}
+
+// hbm has CPUs and DDR on node 0 and a memory-only HBM node 1.
+var hbm = machine{
+	nodes: map[int]string{0: "0-3", 1: ""},
+	free:  map[int]uint64{0: 2 * gib, 1: 16 * gib},
+	group: map[int]int{0: 0, 1: 0},
+}
+
+func TestMake(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       machine
+		conf    string
+		cpus    string
+		mem     uint64
+		spec    string
+		held    Held
+		want    []int
+		wantMem []ihk.MemChunk
+		wantErr string
+		nodeErr bool // the error is the node's, not the request's
+	}{
+		{
+			name: "all job cpus, default share, proportional per node",
+			m:    twoNode, cpus: "1-7", mem: 7 * gib, spec: "mck",
+			// 90% of 7 GiB = 6451.2 MiB → 1612 granules; node 0 has 3/7 (690.9 → 690),
+			// node 1 4/7 (921.1 → 921) plus the leftover granule (most cpus).
+			want:    []int{1, 2, 3, 4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 690 * 4 * mib}, {NUMANode: 1, Bytes: 922 * 4 * mib}},
+		},
+		{
+			name: "os cores never planned",
+			m:    twoNode, cpus: "0-7", mem: 4 * gib, spec: "mck:mem=1G",
+			want: []int{1, 2, 3, 4, 5, 6, 7},
+			// 256 granules: 3/7 → 109, 4/7 → 146, leftover granule to node 1.
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 109 * 4 * mib}, {NUMANode: 1, Bytes: 147 * 4 * mib}},
+		},
+		{
+			name: "cores=4 takes the whole free node first",
+			m:    twoNode, cpus: "1-7", mem: 4 * gib, spec: "mck:cores=4,mem=1G",
+			want:    []int{4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 1, Bytes: gib}},
+		},
+		{
+			name: "cores=2 packs onto one node, lowest ids",
+			m:    twoNode, cpus: "1-7", mem: 4 * gib, spec: "mck:cores=2,mem=1G",
+			want:    []int{4, 5},
+			wantMem: []ihk.MemChunk{{NUMANode: 1, Bytes: gib}},
+		},
+		{
+			name: "whole cores before single threads",
+			// Job has core 1 (1,5), core 2 (2,6) whole, core 3 only thread 3.
+			m: smt, cpus: "1-3,5,6", mem: 4 * gib, spec: "mck:cores=2,mem=1G",
+			want:    []int{1, 2, 5, 6},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "threads when whole cores run out",
+			m:    smt, cpus: "1-3,5,6", mem: 4 * gib, spec: "mck:cores=3,mem=1G",
+			want:    []int{1, 2, 3, 5, 6},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "offline cpus are skipped",
+			m:    func() machine { m := smt; m.offline = "5-7"; return m }(), cpus: "1-7", mem: 4 * gib, spec: "mck:mem=1G",
+			want:    []int{1, 2, 3, 4},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "held cpus are skipped",
+			m:    twoNode, cpus: "1-7", mem: 4 * gib, spec: "mck:mem=1G", held: Held{CPUs: cpuset.New(4, 5, 6, 7)},
+			want:    []int{1, 2, 3},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "split node: memory only on job nodes nearest the cpus",
+			m:    split, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-5\n",
+			cpus: "1-7", mem: 2 * gib, spec: "mck:mem=1792M",
+			// Node 0 holds 3 cpus (768 MiB share), node 1 holds 4 (1 GiB).
+			want:    []int{1, 2, 3, 4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 2, Bytes: 768 * mib}, {NUMANode: 3, Bytes: gib}},
+		},
+		{
+			name: "split node: strict stays on the nearest job nodes",
+			m:    split, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-5\n",
+			cpus: "4-7", mem: 4 * gib, spec: "mck:mem=3G",
+			wantErr: "lwk memory 3 GiB for cpus on numa nodes 1 (numa=strict): available 2 GiB on nodes 3,5 (3:1 GiB 5:1 GiB), short by 1 GiB",
+		},
+		{
+			name: "split node: near goes on to farther job nodes",
+			m:    split, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-5\n",
+			cpus: "4-7", mem: 4 * gib, spec: "mck:mem=3G,numa=near",
+			want:    []int{4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 2, Bytes: gib}, {NUMANode: 3, Bytes: gib}, {NUMANode: 5, Bytes: gib}},
+		},
+		{
+			name: "split node: strict spills between the sources' nearest tiers",
+			m:    split, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-3\n",
+			// Node 0's 3 cpus want 876 MiB from node 2; node 1's 4 cpus want
+			// 1172 MiB but node 3 has 1 GiB: the rest spills to node 2.
+			cpus: "1-7", mem: 4 * gib, spec: "mck:mem=2G",
+			want:    []int{1, 2, 3, 4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 2, Bytes: gib}, {NUMANode: 3, Bytes: gib}},
+		},
+		{
+			name: "memory-only hbm node unused under strict",
+			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=2G",
+			want:    []int{1, 2, 3},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}},
+		},
+		{
+			name: "near spills to the memory-only node",
+			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G,numa=near",
+			want:    []int{1, 2, 3},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}, {NUMANode: 1, Bytes: 4 * gib}},
+		},
+		{
+			name: "held memory reduces what a node offers",
+			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G,numa=near",
+			held:    Held{Memory: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}}},
+			want:    []int{1, 2, 3},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}, {NUMANode: 1, Bytes: 5 * gib}},
+		},
+		{
+			name: "strict shortage names nodes and free memory",
+			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G",
+			wantErr: "lwk memory 6 GiB for cpus on numa nodes 0 (numa=strict): available 2 GiB on nodes 0 (0:2 GiB), short by 4 GiB; numa=near may use farther nodes",
+		},
+		{
+			name: "mem beyond the job's memory",
+			m:    twoNode, cpus: "1-7", mem: 2 * gib, spec: "mck:mem=3G",
+			wantErr: "mem=3 GiB: more than the job's memory on this node (2 GiB)",
+		},
+		{
+			name: "percentage of job memory",
+			m:    twoNode, cpus: "4-7", mem: 2 * gib, spec: "mck:mem=50%",
+			want:    []int{4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 1, Bytes: gib}},
+		},
+		{
+			name: "cores beyond the job's",
+			m:    twoNode, cpus: "1-3", mem: 2 * gib, spec: "mck:cores=4",
+			wantErr: "cores=4: job has 3 usable cores (cpus 1-3)",
+		},
+		{
+			name: "only os cores",
+			m:    twoNode, cpus: "0", mem: 2 * gib, spec: "mck",
+			wantErr: "job cpus 0: none usable for the lwk (os cores 0, offline , held by ihk )",
+		},
+		{
+			name: "cpu not on this node",
+			m:    twoNode, cpus: "6-9", mem: 2 * gib, spec: "mck",
+			wantErr: "job cpus 6-9: cpus 8-9 do not exist on this node (cpus 0-7)",
+			nodeErr: true,
+		},
+		{
+			name: "unknown profile",
+			m:    twoNode, cpus: "1-7", mem: 2 * gib, spec: "linux2",
+			wantErr: `profile "linux2"`,
+		},
+		{
+			name: "karg outside the allow list",
+			m:    twoNode, cpus: "1-7", mem: 2 * gib, spec: "mck:kargs=memdebug",
+			wantErr: `kernel argument "memdebug": not allowed by profile "mck"`,
+		},
+		{
+			name: "allowed kargs appended in order",
+			m:    twoNode, cpus: "4-7", mem: 2 * gib, spec: "mck:mem=1G,kargs=time_sharing+dump_level=0",
+			want:    []int{4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 1, Bytes: gib}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{
+				Topology: tc.m.build(t),
+				Config:   mustConfig(t, tc.conf),
+				JobID:    12,
+				Alloc:    Allocation{CPUs: mustParse(t, tc.cpus), MemoryBytes: tc.mem},
+				Request:  mustRequest(t, tc.spec),
+				Held:     tc.held,
+			}
+			p, err := Make(in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				require.Contains(t, err.Error(), tc.wantErr)
+				require.Equal(t, !tc.nodeErr, errors.Is(err, ErrRequest), "request errors wrap ErrRequest: %v", err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, p.CPUs)
+			require.Equal(t, tc.wantMem, p.Memory)
+			for _, c := range p.Memory {
+				require.Zero(t, c.Bytes%ihk.MemoryGranule, "node %d size %d", c.NUMANode, c.Bytes)
+			}
+			require.Equal(t, "mck", p.Profile)
+			require.Equal(t, "/opt/mckernel/mckernel.img", p.Image)
+			require.True(t, strings.HasPrefix(p.Kargs, "hidos dump_level=24"), p.Kargs)
+		})
+	}
+}
+
+func TestProxyAndKargs(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader(`IHKBackend=sim
+OSCores=0-1
+ProxyMemory=256M
+ProxyCPUShare=50%
+ProxyCPUPeriod=100ms
+Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos" AllowKargs=time_sharing,dump_level=
+`), "lwk.conf")
+	require.NoError(t, err)
+	p, err := Make(Input{
+		Topology: twoNode.build(t),
+		Config:   cfg,
+		JobID:    7,
+		Alloc:    Allocation{CPUs: mustParse(t, "2-7"), MemoryBytes: 2 * gib},
+		Request:  mustRequest(t, "mck:kargs=time_sharing+dump_level=0"),
+	})
+	require.NoError(t, err)
+	// Paper §3.2.4: half of two OS cores is one full CPU: quota = period.
+	require.Equal(t, Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 256 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000}, p.Proxy)
+	require.Equal(t, "hidos time_sharing dump_level=0", p.Kargs)
+	require.Equal(t, lwkmode.NUMAStrict, p.NUMAPolicy)
+}
