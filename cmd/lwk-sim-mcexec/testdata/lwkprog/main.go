@@ -1,0 +1,47 @@
+// Command lwkprog is the program the lwk-sim-mcexec tests run through the
+// stand-in. Modes: "info" (print Cpus_allowed_list and LWK_SIM_*), "exit N",
+// "trap-usr1 N" (print "ready", exit N on SIGUSR1), "sleep" (print the pid,
+// wait to be killed), "burn D" (use CPU for duration D).
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	switch os.Args[1] {
+	case "info":
+		status, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "Cpus_allowed_list:") {
+				fmt.Println(l)
+			}
+		}
+		fmt.Println("LWK_SIM_OS=" + os.Getenv("LWK_SIM_OS"))
+		fmt.Println("LWK_SIM_CPUS=" + os.Getenv("LWK_SIM_CPUS"))
+	case "exit":
+		n, _ := strconv.Atoi(os.Args[2])
+		os.Exit(n)
+	case "trap-usr1":
+		n, _ := strconv.Atoi(os.Args[2])
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGUSR1)
+		fmt.Println("ready")
+		<-c
+		os.Exit(n)
+	case "sleep":
+		fmt.Println(os.Getpid())
+		time.Sleep(time.Hour)
+	case "burn":
+		d, _ := time.ParseDuration(os.Args[2])
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+		}
+	}
+}
