@@ -1,0 +1,252 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
+	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
+)
+
+// Faults injects failures into the steps that are not IHK operations
+// (wait_running, grant_device, write_marker); the simulated IHK backend
+// injects into its own operations. Production passes nil.
+type Faults interface {
+	// Before returns an error to make the step fail before it acts.
+	Before(step string) error
+	// After may kill the process once the step has succeeded.
+	After(step string)
+}
+
+// ownSteps are the steps whose faults apply injects itself.
+var ownSteps = []string{steps.WaitRunning, steps.GrantDevice, steps.WriteMarker}
+
+// Deps are the prolog's collaborators; teardown's are embedded for rollback.
+type Deps struct {
+	teardown.Deps
+	// BootTimeout bounds BOOT plus the wait for RUNNING.
+	BootTimeout time.Duration
+	// StatusInterval is the RUNNING poll period (IHK_OS_STATUS logs to dmesg
+	// on x86, so keep it sparse). Default 200ms.
+	StatusInterval time.Duration
+	Faults         Faults
+}
+
+// Job identifies the job the LWK is for.
+type Job struct {
+	ID       uint32
+	UID, GID uint32
+	User     string
+	Spec     string
+}
+
+// StepError is a failed step.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run boots the planned LWK for the job and returns its OS index. On failure
+// it rolls back and returns a *StepError (joined with any rollback error).
+// The caller holds the node lock.
+func Run(ctx context.Context, d Deps, job Job, p *plan.Plan) (int, error) {
+	planJSON, err := json.Marshal(p)
+	if err != nil {
+		return -1, fmt.Errorf("encode plan: %w", err)
+	}
+	r := &runner{d: d, p: p, rec: &journal.Record{
+		JobID: job.ID, UID: job.UID, GID: job.GID, User: job.User,
+		Created: time.Now().UTC(), Spec: job.Spec, Plan: planJSON,
+	}}
+	idx, err := r.run(ctx, job)
+	if err == nil {
+		return idx, nil
+	}
+	// Roll back even when ctx was cancelled (slurmd timing us out).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.DestroyTimeout+30*time.Second)
+	defer cancel()
+	if _, uerr := teardown.Undo(rctx, d.Deps, r.rec); uerr != nil {
+		return -1, errors.Join(err, fmt.Errorf("rollback: %w", uerr))
+	}
+	return -1, err
+}
+
+type runner struct {
+	d   Deps
+	p   *plan.Plan
+	rec *journal.Record
+	os  int
+}
+
+func (r *runner) run(ctx context.Context, job Job) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := r.d.IHK
+	p := r.p
+	var bootCtx context.Context
+	var bootCancel context.CancelFunc = func() {}
+	defer func() { bootCancel() }()
+
+	seq := []struct {
+		name   string
+		intent any
+		do     func() (any, error)
+	}{
+		{steps.ReserveMemory, steps.Memory{Requested: p.Memory}, func() (any, error) {
+			before, err := c.ReservedMemory(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("query reserved memory: %w", err)
+			}
+			// On failure the driver keeps the chunks it reserved before the
+			// failing one; nobody claims them, so the rollback releases them.
+			if err := c.ReserveMemory(ctx, p.Memory); err != nil {
+				return nil, err
+			}
+			after, err := c.ReservedMemory(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("query reserved memory: %w", err)
+			}
+			return steps.Memory{Requested: p.Memory, Reserved: ihk.SubtractChunks(after, before)}, nil
+		}},
+		{steps.ReserveCPUs, steps.CPUs{CPUs: p.CPUs}, func() (any, error) {
+			return nil, c.ReserveCPUs(ctx, p.CPUs)
+		}},
+		{steps.CreateOS, nil, func() (any, error) {
+			idx, err := c.CreateOS(ctx)
+			r.os = idx
+			return steps.OS{OS: idx}, err
+		}},
+		{steps.AssignCPUs, nil, func() (any, error) {
+			return nil, c.AssignCPUs(ctx, r.os, p.CPUs)
+		}},
+		{steps.AssignMemory, nil, func() (any, error) {
+			return nil, c.AssignMemory(ctx, r.os, p.Memory)
+		}},
+		{steps.LoadImage, nil, func() (any, error) {
+			return nil, c.LoadImage(ctx, r.os, p.Image)
+		}},
+		{steps.SetKernelArgs, nil, func() (any, error) {
+			return nil, c.SetKernelArgs(ctx, r.os, p.Kargs)
+		}},
+		{steps.Boot, nil, func() (any, error) {
+			bootCtx, bootCancel = context.WithTimeout(ctx, r.d.BootTimeout)
+			return nil, c.Boot(bootCtx, r.os)
+		}},
+		{steps.WaitRunning, nil, func() (any, error) {
+			return nil, r.waitRunning(bootCtx)
+		}},
+		{steps.GrantDevice, nil, func() (any, error) {
+			return nil, devperm.Grant(r.device(), int(job.UID), int(job.GID))
+		}},
+		{steps.WriteMarker, steps.Marker{Path: jobmarker.Path(r.d.RunDir, job.ID)}, func() (any, error) {
+			path, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)
+			return steps.Marker{Path: path}, err
+		}},
+	}
+	for _, s := range seq {
+		intent := s.intent
+		switch {
+		case s.name == steps.GrantDevice:
+			// The intent records the ownership to restore.
+			prev, err := devperm.Current(r.device())
+			if err != nil {
+				return -1, &StepError{Step: s.name, Err: err}
+			}
+			intent = steps.Device{OS: r.os, Path: r.device(), UID: prev.UID, GID: prev.GID, Mode: uint32(prev.Mode)}
+		case intent == nil && s.name != steps.CreateOS:
+			intent = steps.OS{OS: r.os}
+		}
+		if err := r.step(s.name, intent, s.do); err != nil {
+			return -1, err
+		}
+	}
+	if err := r.d.Journal.Write(r.rec); err != nil {
+		return -1, &StepError{Step: steps.All[len(steps.All)-1], Err: err}
+	}
+	return r.os, nil
+}
+
+// step journals the intent, acts, and records it done, giving the fault
+// injector its chance on either side.
+//
+// One journal write per step: the write that records step k's intent also
+// records step k-1 as done (and the last step's done is written by run).
+// A crash between a side effect and the next write leaves the step as an
+// intent, which teardown reconciles from live state like any other intent;
+// what each write must never miss is the intent, and it never does.
+func (r *runner) step(name string, intent any, do func() (any, error)) error {
+	if err := r.rec.Begin(name, intent); err != nil {
+		return &StepError{Step: name, Err: err}
+	}
+	if err := r.d.Journal.Write(r.rec); err != nil {
+		return &StepError{Step: name, Err: err}
+	}
+	own := r.d.Faults != nil && slices.Contains(ownSteps, name)
+	if own {
+		if err := r.d.Faults.Before(name); err != nil {
+			return &StepError{Step: name, Err: err}
+		}
+	}
+	data, err := do()
+	if err != nil {
+		return &StepError{Step: name, Err: err}
+	}
+	if data == nil {
+		data = intent
+	}
+	if err := r.rec.Done(name, data); err != nil {
+		return &StepError{Step: name, Err: err}
+	}
+	r.d.Log.Debug("step done", "job", r.rec.JobID, "step", name, "os", r.os)
+	if own {
+		r.d.Faults.After(name)
+	}
+	return nil
+}
+
+// device is the instance's device node.
+func (r *runner) device() string {
+	return filepath.Join(r.d.DevDir, "mcos"+strconv.Itoa(r.os))
+}
+
+// waitRunning polls the status until RUNNING. BOOT returns at READY; RUNNING
+// follows when McKernel finishes init.
+func (r *runner) waitRunning(ctx context.Context) error {
+	interval := r.d.StatusInterval
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	for {
+		st, err := r.d.IHK.Status(ctx, r.os)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		switch st {
+		case ihk.StatusRunning:
+			return nil
+		case ihk.StatusFailed, ihk.StatusHungup, ihk.StatusShutdown, ihk.StatusNotBooted:
+			return fmt.Errorf("os %d is %s, not RUNNING", r.os, st)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("os %d still %s: %w", r.os, st, ihk.ErrTimeout)
+		case <-time.After(interval):
+		}
+	}
+}

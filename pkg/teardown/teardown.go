@@ -1,0 +1,346 @@
+package teardown
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
+	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
+)
+
+// ErrNodeUnusable marks failures that leave IHK holding resources: the node
+// should be drained.
+var ErrNodeUnusable = errors.New("node left unusable")
+
+// Deps are teardown's collaborators and settings.
+type Deps struct {
+	IHK     ihk.Client
+	Journal *journal.Store
+	// DevDir holds the IHK device nodes (mcosN); RunDir the job markers;
+	// LogDir receives the LWK kernel logs; ProcRoot is /proc.
+	DevDir, RunDir, LogDir, ProcRoot string
+	// DestroyTimeout bounds the retries of DESTROY_OS while it is busy.
+	DestroyTimeout time.Duration
+	// KillGrace is how long holders get between SIGTERM and SIGKILL.
+	KillGrace time.Duration
+	Log       *slog.Logger
+}
+
+// Result says what teardown did.
+type Result struct {
+	JobID uint32
+	// Recovered is set when the journal was missing or corrupt and the job's
+	// resources were found from live state.
+	Recovered bool
+	// OS lists the instances destroyed.
+	OS []int
+	// Killed lists the processes that still held a device and were killed.
+	Killed []int
+	// ReleasedCPUs and ReleasedMemory are what went back to Linux.
+	ReleasedCPUs   cpuset.CPUSet
+	ReleasedMemory []ihk.MemChunk
+	// KmsgPaths are the saved LWK kernel logs.
+	KmsgPaths []string
+}
+
+// Run tears down a job from its journal, or from live state when the journal
+// is missing or corrupt (a corrupt journal is then kept as <file>.corrupt for
+// the admin to inspect). The caller holds the node lock.
+func Run(ctx context.Context, d Deps, jobID uint32) (*Result, error) {
+	rec, err := d.Journal.Read(jobID)
+	var corrupt bool
+	switch {
+	case err == nil:
+	case errors.Is(err, journal.ErrNotFound):
+		rec = nil
+	case errors.Is(err, journal.ErrCorrupt), errors.Is(err, journal.ErrVersion):
+		d.Log.Warn("journal unreadable, recovering the job from live state", "job", jobID, "err", err)
+		corrupt = true
+		rec = nil
+	default:
+		return nil, fmt.Errorf("teardown job %d: %w", jobID, err)
+	}
+	return undo(ctx, d, jobID, rec, corrupt)
+}
+
+// Undo tears down what the given record says was done; the prolog calls it
+// to roll back a failed step. The caller holds the node lock.
+func Undo(ctx context.Context, d Deps, rec *journal.Record) (*Result, error) {
+	return undo(ctx, d, rec.JobID, rec, false)
+}
+
+func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCorrupt bool) (*Result, error) {
+	log := d.Log.With("job", jobID)
+	res := &Result{JobID: jobID, Recovered: rec == nil}
+	others, err := claimsExcept(d, jobID)
+	if err != nil {
+		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
+	}
+	instances, err := jobInstances(ctx, d, jobID, rec, others)
+	if err != nil {
+		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
+	}
+	if res.Recovered && len(instances) > 0 {
+		log.Warn("no journal: destroying OS instances no other job claims", "os", instances)
+	}
+
+	var errs []error
+	if err := jobmarker.Remove(d.RunDir, jobID); err != nil {
+		errs = append(errs, err)
+	}
+	for _, idx := range instances {
+		if err := d.destroy(ctx, log, rec, idx, res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.releaseCPUs(ctx, log, others, res); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.releaseMemory(ctx, log, others, res); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("teardown job %d: %w", jobID, errors.Join(errs...))
+	}
+	if keepCorrupt {
+		path := d.Journal.Path(jobID)
+		if err := os.Rename(path, path+".corrupt"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("teardown job %d: keep corrupt journal %s: %w", jobID, path, err)
+		}
+	} else if err := d.Journal.Remove(jobID); err != nil {
+		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
+	}
+	// Temp files of writers killed mid-write; under the lock none is live.
+	if n, err := d.Journal.RemoveStaleTemps(time.Minute); err != nil {
+		log.Warn("cannot remove stale journal temp files", "err", err)
+	} else if n > 0 {
+		log.Info("removed stale journal temp files", "count", n)
+	}
+	log.Info("teardown complete", "os", res.OS, "cpus", res.ReleasedCPUs.String(),
+		"memory_chunks", len(res.ReleasedMemory), "killed", res.Killed, "recovered", res.Recovered)
+	return res, nil
+}
+
+// jobInstances returns the OS instances that belong to the job: the one its
+// journal or marker names, or, when the journal does not know (missing, or
+// killed between CREATE_OS and journaling its index), every existing
+// instance that no other job claims.
+func jobInstances(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, others claims) ([]int, error) {
+	var known []int
+	if idx, err := jobmarker.Read(d.RunDir, jobID); err == nil {
+		known = append(known, idx)
+	}
+	createUnknown := rec == nil
+	if rec != nil {
+		if st, ok := rec.Find(steps.CreateOS); ok {
+			var data steps.OS
+			if st.State == journal.StateDone && st.DecodeData(&data) == nil {
+				known = append(known, data.OS)
+			} else {
+				createUnknown = true
+			}
+		}
+	}
+	live, err := d.IHK.ListOS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list os instances: %w", err)
+	}
+	var out []int
+	for _, idx := range live {
+		mine := slices.Contains(known, idx)
+		if !mine && createUnknown && !others.os[idx] {
+			mine = true
+		}
+		if mine {
+			out = append(out, idx)
+		}
+	}
+	return out, nil
+}
+
+// destroy revokes the device, stops its holders, saves the kernel log and
+// destroys one instance.
+func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record, idx int, res *Result) error {
+	log = log.With("os", idx)
+	dev := filepath.Join(d.DevDir, "mcos"+strconv.Itoa(idx))
+	if err := devperm.Restore(dev, previousOwner(rec, idx)); err != nil {
+		return fmt.Errorf("revoke %s: %w", dev, err)
+	}
+	if err := d.killHolders(ctx, log, dev, res); err != nil {
+		return err
+	}
+	d.saveKmsg(ctx, log, idx, res)
+
+	deadline := time.Now().Add(d.DestroyTimeout)
+	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, 500*time.Millisecond) {
+		err := d.IHK.DestroyOS(ctx, idx)
+		switch {
+		case err == nil, errors.Is(err, ihk.ErrNotFound):
+			res.OS = append(res.OS, idx)
+			log.Debug("os destroyed")
+			return nil
+		case !errors.Is(err, ihk.ErrBusy):
+			return fmt.Errorf("destroy os %d: %w: %w", idx, err, ErrNodeUnusable)
+		case time.Now().After(deadline):
+			return fmt.Errorf("destroy os %d: still busy after %s: %w: %w", idx, d.DestroyTimeout, err, ErrNodeUnusable)
+		}
+		// Something opened the device again (or a holder is slow to die).
+		if err := d.killHolders(ctx, log, dev, res); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("destroy os %d: %w", idx, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// previousOwner is the device's ownership before grant_device, or root-only
+// when the journal does not say.
+func previousOwner(rec *journal.Record, idx int) devperm.Owner {
+	if rec != nil {
+		if st, ok := rec.Find(steps.GrantDevice); ok {
+			var data steps.Device
+			if st.DecodeData(&data) == nil && data.OS == idx {
+				return devperm.Owner{UID: data.UID, GID: data.GID, Mode: fs.FileMode(data.Mode)}
+			}
+		}
+	}
+	return devperm.Owner{UID: 0, GID: 0, Mode: 0o600}
+}
+
+// killHolders stops the processes that hold the device open. Only
+// unprivileged holders are signalled (the job's mcexec proxies); root holders
+// (a monitor reading status) close the device by themselves.
+func (d Deps) killHolders(ctx context.Context, log *slog.Logger, dev string, res *Result) error {
+	pids, err := d.userHolders(dev)
+	if err != nil || len(pids) == 0 {
+		return err
+	}
+	log.Info("stopping processes that hold the device", "device", dev, "pids", pids)
+	signalAll(pids, syscall.SIGTERM)
+	if d.waitGone(ctx, dev, d.KillGrace) {
+		res.Killed = append(res.Killed, pids...)
+		return nil
+	}
+	pids, err = d.userHolders(dev)
+	if err != nil {
+		return err
+	}
+	signalAll(pids, syscall.SIGKILL)
+	res.Killed = append(res.Killed, pids...)
+	if !d.waitGone(ctx, dev, 5*time.Second) {
+		return fmt.Errorf("processes still hold %s after SIGKILL: %w", dev, ErrNodeUnusable)
+	}
+	return nil
+}
+
+func (d Deps) userHolders(dev string) ([]int, error) {
+	pids, err := devholders.Find(d.ProcRoot, dev)
+	if err != nil {
+		return nil, fmt.Errorf("find holders of %s: %w", dev, err)
+	}
+	var out []int
+	for _, pid := range pids {
+		fi, err := os.Stat(filepath.Join(d.ProcRoot, strconv.Itoa(pid)))
+		if err != nil {
+			continue // gone
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+func (d Deps) waitGone(ctx context.Context, dev string, limit time.Duration) bool {
+	end := time.Now().Add(limit)
+	for {
+		pids, err := d.userHolders(dev)
+		if err == nil && len(pids) == 0 {
+			return true
+		}
+		if time.Now().After(end) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func signalAll(pids []int, sig syscall.Signal) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig) // ESRCH: already gone
+	}
+}
+
+// saveKmsg keeps the LWK kernel log; READ_KMSG fails before boot and after
+// shutdown, which is not an error here.
+func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Result) {
+	msg, err := d.IHK.ReadKmsg(ctx, idx)
+	if err != nil || len(msg) == 0 {
+		log.Debug("no lwk kernel log", "err", err)
+		return
+	}
+	if err := os.MkdirAll(d.LogDir, 0o700); err != nil {
+		log.Warn("cannot save lwk kernel log", "err", err)
+		return
+	}
+	path := filepath.Join(d.LogDir, fmt.Sprintf("job-%d-os%d.kmsg", res.JobID, idx))
+	if err := os.WriteFile(path, msg, 0o600); err != nil {
+		log.Warn("cannot save lwk kernel log", "path", path, "err", err)
+		return
+	}
+	res.KmsgPaths = append(res.KmsgPaths, path)
+}
+
+// releaseCPUs gives back every reserved CPU that no other job claims.
+func (d Deps) releaseCPUs(ctx context.Context, log *slog.Logger, others claims, res *Result) error {
+	reserved, err := d.IHK.ReservedCPUs(ctx)
+	if err != nil {
+		return fmt.Errorf("query reserved cpus: %w: %w", err, ErrNodeUnusable)
+	}
+	mine := cpuset.New(reserved...).Difference(others.cpus)
+	if mine.IsEmpty() {
+		return nil
+	}
+	if err := d.IHK.ReleaseCPUs(ctx, mine.List()); err != nil {
+		return fmt.Errorf("release cpus %s: %w: %w", mine, err, ErrNodeUnusable)
+	}
+	res.ReleasedCPUs = mine
+	log.Debug("cpus released", "cpus", mine.String())
+	return nil
+}
+
+// releaseMemory gives back every reserved chunk that no other job claims.
+func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims, res *Result) error {
+	reserved, err := d.IHK.ReservedMemory(ctx)
+	if err != nil {
+		return fmt.Errorf("query reserved memory: %w: %w", err, ErrNodeUnusable)
+	}
+	mine := ihk.SubtractChunks(reserved, others.memory)
+	if len(mine) == 0 {
+		return nil
+	}
+	if err := d.IHK.ReleaseMemory(ctx, mine); err != nil {
+		return fmt.Errorf("release memory %v: %w: %w", mine, err, ErrNodeUnusable)
+	}
+	res.ReleasedMemory = mine
+	log.Debug("memory released", "chunks", len(mine))
+	return nil
+}
