@@ -1,0 +1,83 @@
+// Command lwk-epilog returns a node to its state before a job's light-weight
+// kernel: it stops the job's remaining mcexec proxies, saves the LWK kernel
+// log, destroys the OS instance and releases the CPUs and memory IHK held
+// for the job. It works from the job's journal and from live state, so it
+// also cleans up after a prolog that was killed at any step, and running it
+// twice is harmless. It exits non-zero only when the node is left unusable.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
+)
+
+func main() {
+	// The Linux-job fast path: no flag parsing, no config, no lock.
+	if len(os.Args) == 1 && lwknode.LinuxJob(slurm.SpecFromEnviron(os.Environ())) {
+		return
+	}
+	fs := pflag.NewFlagSet("lwk-epilog", pflag.ContinueOnError)
+	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
+	verbose := fs.Bool("verbose", false, "log to stderr at debug level")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, *configPath, *verbose); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "lwk: %s\n", lwknode.OneLine(err))
+	os.Exit(1)
+}
+
+func run(ctx context.Context, configPath string, verbose bool) error {
+	env, err := slurm.FromEnviron(os.Environ())
+	if err != nil {
+		return fmt.Errorf("job environment: %w", err)
+	}
+	if lwknode.LinuxJob(env.Spec) {
+		return nil
+	}
+	// An unparsable spec cannot have booted anything, but a spec that only
+	// this version rejects might have: tear down regardless.
+	if req, err := lwkmode.Parse(env.Spec); err == nil && req.Off {
+		return nil
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	log, closer := lwknode.Logger(cfg.LogDir, "lwk-epilog", verbose)
+	defer closer.Close()
+	node, err := lwknode.Open(cfg, log, false)
+	if err != nil {
+		return err
+	}
+	res, err := node.Cleanup(ctx, env.JobID)
+	if err != nil {
+		return err
+	}
+	if res.Recovered && (len(res.OS) > 0 || !res.ReleasedCPUs.IsEmpty() || len(res.ReleasedMemory) > 0) {
+		fmt.Fprintf(os.Stderr, "lwk: job %d had no readable journal; recovered from live state: os %v, cpus %s, %d memory chunks\n",
+			env.JobID, res.OS, res.ReleasedCPUs, len(res.ReleasedMemory))
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+// Command lwk-monitor samples every LWK instance on the node — its status
+// and its rusage (IHK_OS_STATUS, IHK_OS_GETRUSAGE: reads of memory McKernel
+// shares with Linux, which do not interrupt the LWK) — and prints one JSON
+// line per instance per sample. It pins itself to the node's OS cores first,
+// so it never runs on an application core.
+//
+// This is the sampling core only: feeding Slurm accounting, Prometheus
+// metrics and the panic/hang reaction come with the monitoring work.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
+)
+
+func main() {
+	fs := pflag.NewFlagSet("lwk-monitor", pflag.ContinueOnError)
+	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
+	once := fs.Bool("once", false, "take one sample and exit")
+	interval := fs.Duration("interval", 10*time.Second, "sampling interval")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, *configPath, *once, *interval, os.Stdout); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "lwk-monitor: %s\n", lwknode.OneLine(err))
+	os.Exit(1)
+}
+
+// Sample is one instance at one time.
+type Sample struct {
+	Time   time.Time   `json:"time"`
+	OS     int         `json:"os"`
+	Status string      `json:"status"`
+	Rusage *ihk.Rusage `json:"rusage,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+func run(ctx context.Context, configPath string, once bool, interval time.Duration, out io.Writer) error {
+	if interval <= 0 {
+		return fmt.Errorf("--interval %s: must be positive", interval)
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := pinToOSCores(cfg); err != nil {
+		return err
+	}
+	node, err := lwknode.Open(cfg, log, false)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	for {
+		if err := sample(ctx, node.IHK, enc); err != nil {
+			return err
+		}
+		if once {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+func sample(ctx context.Context, c ihk.Client, enc *json.Encoder) error {
+	ids, err := c.ListOS(ctx)
+	if err != nil {
+		return fmt.Errorf("list os instances: %w", err)
+	}
+	for _, idx := range ids {
+		s := Sample{Time: time.Now().UTC(), OS: idx}
+		st, err := c.Status(ctx, idx)
+		if err != nil {
+			s.Error = err.Error()
+		} else {
+			s.Status = st.String()
+		}
+		// rusage exists only while the instance is booted (mcctrl's handler).
+		if err == nil && (st == ihk.StatusRunning || st == ihk.StatusFrozen || st == ihk.StatusFreezing) {
+			if ru, err := c.Rusage(ctx, idx); err == nil {
+				s.Rusage = ru
+			} else {
+				s.Error = err.Error()
+			}
+		}
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinToOSCores restricts the process to the online OS cores.
+func pinToOSCores(cfg *config.Config) error {
+	topo, err := topology.ReadLayout(cfg.SysfsRoot)
+	if err != nil {
+		return err
+	}
+	cpus := cfg.OSCores.Intersection(topo.OnlineCPUs())
+	if cfg.Backend == config.BackendSim {
+		// The simulator's topology may describe a larger machine than this one.
+		host, err := topology.ReadLayout("/")
+		if err != nil {
+			return err
+		}
+		cpus = cfg.OSCores.Intersection(host.OnlineCPUs())
+	}
+	if cpus.IsEmpty() {
+		return fmt.Errorf("os cores %s: none online to run on", cfg.OSCores)
+	}
+	var set unix.CPUSet
+	for _, c := range cpus.List() {
+		set.Set(c)
+	}
+	// sched_setaffinity acts on one thread; the Go runtime already runs
+	// several, and new ones inherit from their creator. Pin them all.
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("pin to os cores %s: %w", cpus, err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pin thread %d to os cores %s: %w", tid, cpus, err)
+		}
+	}
+	return nil
+}

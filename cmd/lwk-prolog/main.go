@@ -1,0 +1,182 @@
+// Command lwk-prolog prepares a node for a job's light-weight kernel: it
+// plans the partition, reserves the job's CPUs and memory through IHK, boots
+// McKernel on them and gives the job's user access to the instance. slurmd
+// runs it (through the SPANK plugin, or as Prolog=) as root with the job's
+// environment; a job without an LWK request costs one environment lookup.
+//
+// With --dry-run it prints the plan for the given inputs and touches nothing.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
+)
+
+type options struct {
+	configPath string
+	dryRun     bool
+	jsonOut    bool
+	sysfsRoot  string
+	jobID      uint32
+	spec       string
+	cpus, mem  string
+	verbose    bool
+}
+
+func main() {
+	// The Linux-job fast path: no flag parsing, no config, no lock.
+	if len(os.Args) == 1 && lwknode.LinuxJob(slurm.SpecFromEnviron(os.Environ())) {
+		return
+	}
+	var o options
+	fs := pflag.NewFlagSet("lwk-prolog", pflag.ContinueOnError)
+	fs.StringVar(&o.configPath, "config", lwknode.DefaultConfigPath(), "node configuration file")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan for --lwk-mode/--cpus/--mem and touch nothing")
+	fs.BoolVar(&o.jsonOut, "json", false, "with --dry-run: print the plan as JSON")
+	fs.StringVar(&o.sysfsRoot, "sysfs-root", "", "with --dry-run: read the topology under this root instead of SysfsRoot")
+	fs.Uint32Var(&o.jobID, "job-id", 0, "with --dry-run: the job ID")
+	fs.StringVar(&o.spec, "lwk-mode", "", "with --dry-run: the --lwk-mode specification")
+	fs.StringVar(&o.cpus, "cpus", "", "with --dry-run: the job's CPUs on this node (Linux numbering, list syntax)")
+	fs.StringVar(&o.mem, "mem", "", "with --dry-run: the job's memory on this node (e.g. 10G)")
+	fs.BoolVar(&o.verbose, "verbose", false, "log to stderr at debug level")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fail(err)
+	}
+}
+
+// fail prints the one line slurmd turns into the drain reason and exits 1.
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "lwk: %s\n", lwknode.OneLine(err))
+	os.Exit(1)
+}
+
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		return dryRun(cfg, o, stdout)
+	}
+	env, err := slurm.FromEnviron(os.Environ())
+	if err != nil {
+		return fmt.Errorf("job environment: %w", err)
+	}
+	if lwknode.LinuxJob(env.Spec) {
+		return nil
+	}
+	req, err := lwkmode.Parse(env.Spec)
+	if err != nil {
+		return err
+	}
+	if req.Off {
+		return nil
+	}
+	log, closer := lwknode.Logger(cfg.LogDir, "lwk-prolog", o.verbose)
+	defer closer.Close()
+	log = log.With("job", env.JobID)
+	if err := boot(ctx, cfg, env, req, log); err != nil {
+		if env.Node != "" {
+			drain(cfg, env, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// boot plans and boots the job's LWK.
+func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger) error {
+	node, err := lwknode.Open(cfg, log, true)
+	if err != nil {
+		return err
+	}
+	topo, err := node.Topology()
+	if err != nil {
+		return err
+	}
+	alloc, err := lwknode.Allocation(ctx, cfg, topo, env)
+	if err != nil {
+		return err
+	}
+	lock, err := node.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	// Re-read under the lock: another job may have taken CPUs offline.
+	if topo, err = node.Topology(); err != nil {
+		return err
+	}
+	held, err := node.Held(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := plan.Make(plan.Input{Topology: topo, Config: cfg, JobID: env.JobID, Alloc: alloc, Request: req, Held: held})
+	if err != nil {
+		return err
+	}
+	log.Info("plan", "cpus", p.CPUSet().String(), "memory_bytes", p.MemoryBytes(), "profile", p.Profile)
+	idx, err := apply.Run(ctx, node.ApplyDeps(), apply.Job{
+		ID: env.JobID, UID: env.UID, GID: env.GID, User: env.User, Spec: env.Spec,
+	}, p)
+	if err != nil {
+		log.Error("prolog failed", "err", err)
+		return err
+	}
+	log.Info("lwk running", "os", idx)
+	return nil
+}
+
+// drain sets the node's drain reason to the prolog's error. slurmd drains a
+// node whose prolog fails with the fixed reason "Prolog error"; a node that
+// is already drained keeps the reason it has, so setting ours first is what
+// lets the admin see which step failed and why.
+func drain(cfg *config.Config, env slurm.JobEnv, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	reason := fmt.Sprintf("lwk: job %d: %s", env.JobID, lwknode.OneLine(cause))
+	if err := slurm.DrainNode(ctx, lwknode.ScontrolRunner(env), cfg.ScontrolPath, env.Node, reason); err != nil {
+		fmt.Fprintf(os.Stderr, "lwk: cannot set the drain reason: %s\n", lwknode.OneLine(err))
+	}
+}
+
+func dryRun(cfg *config.Config, o options, stdout io.Writer) error {
+	if o.sysfsRoot != "" {
+		cfg.SysfsRoot = o.sysfsRoot
+	}
+	p, err := lwknode.DryRun(lwknode.PlanRequest{Config: cfg, JobID: o.jobID, Spec: o.spec, CPUs: o.cpus, Mem: o.mem})
+	if err != nil {
+		return err
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	return p.Format(stdout)
+}

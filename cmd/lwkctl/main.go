@@ -1,0 +1,251 @@
+// Command lwkctl is the admin's tool for slurm-lwk nodes.
+//
+//	lwkctl plan    print the LWK plan for given inputs, touching nothing
+//	lwkctl status  show IHK reservations, OS instances and jobs with journals
+//	lwkctl cleanup run the epilog's recovery for a job by hand
+//	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
+//	lwkctl check-spec  validate a --lwk-mode spec against lwk.conf (the
+//	               SPANK plugin runs it at submit time, as the user)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
+)
+
+const usage = `usage: lwkctl COMMAND [flags]
+
+commands:
+  plan     --lwk-mode SPEC --cpus LIST --mem SIZE [--job-id ID] [--sysfs-root DIR] [--json]
+           print the plan lwk-prolog would make; touches nothing
+  status   [--json]
+           show the IHK backend, reserved CPUs and memory, OS instances, and jobs
+  cleanup  --job ID
+           tear down what a job left on the node (what lwk-epilog does)
+  cpus     (--abstract LIST | --machine LIST) [--sysfs-root DIR]
+           translate Slurm's abstract CPU IDs to Linux CPU IDs or back
+  check-spec [--] SPEC
+           check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
+           arguments; exit 0 valid, 1 invalid, 2 cannot check here (no readable lwk.conf)
+
+common flags:
+  --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		if errors.Is(err, errCannotCheck) {
+			os.Exit(2) // silent: the submit host need not have lwk.conf
+		}
+		fmt.Fprintf(os.Stderr, "lwkctl: %s\n", lwknode.OneLine(err))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, args := args[0], args[1:]
+	fs := pflag.NewFlagSet("lwkctl "+cmd, pflag.ContinueOnError)
+	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
+	switch cmd {
+	case "plan":
+		return planCmd(fs, configPath, args, stdout)
+	case "status":
+		return statusCmd(ctx, fs, configPath, args, stdout)
+	case "cleanup":
+		return cleanupCmd(ctx, fs, configPath, args, stdout)
+	case "cpus":
+		return cpusCmd(fs, configPath, args, stdout)
+	case "check-spec":
+		return checkSpecCmd(fs, configPath, args)
+	}
+	return fmt.Errorf("unknown command %q (try lwkctl --help)", cmd)
+}
+
+func planCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
+	var r lwknode.PlanRequest
+	sysfsRoot := fs.String("sysfs-root", "", "read the topology under this root instead of lwk.conf's SysfsRoot")
+	fs.Uint32Var(&r.JobID, "job-id", 0, "job ID")
+	fs.StringVar(&r.Spec, "lwk-mode", "", "the --lwk-mode specification")
+	fs.StringVar(&r.CPUs, "cpus", "", "the job's CPUs on this node (Linux numbering, list syntax)")
+	fs.StringVar(&r.Mem, "mem", "", "the job's memory on this node (e.g. 10G)")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	if *sysfsRoot != "" {
+		cfg.SysfsRoot = *sysfsRoot
+	}
+	r.Config = cfg
+	p, err := lwknode.DryRun(r)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return writeJSON(stdout, p)
+	}
+	return p.Format(stdout)
+}
+
+func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
+	jsonOut := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	node, err := openNode(*configPath)
+	if err != nil {
+		return err
+	}
+	st, err := nodestatus.Collect(ctx, string(node.Config.Backend), node.IHK, node.Journal, node.Config.RunDir)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return st.WriteJSON(stdout)
+	}
+	return st.WriteText(stdout)
+}
+
+func cleanupCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
+	job := fs.Uint32("job", 0, "the job to clean up after (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *job == 0 {
+		return errors.New("cleanup: --job is required")
+	}
+	node, err := openNode(*configPath)
+	if err != nil {
+		return err
+	}
+	res, err := node.Cleanup(ctx, *job)
+	if err != nil {
+		return err
+	}
+	how := "from its journal"
+	if res.Recovered {
+		how = "from live state (no readable journal)"
+	}
+	_, err = fmt.Fprintf(stdout, "job %d cleaned up %s: os destroyed %v, cpus released %q, memory chunks released %d, processes killed %v\n",
+		*job, how, res.OS, res.ReleasedCPUs.String(), len(res.ReleasedMemory), res.Killed)
+	return err
+}
+
+func cpusCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
+	abstract := fs.String("abstract", "", "Slurm abstract CPU IDs to translate to Linux IDs")
+	machine := fs.String("machine", "", "Linux CPU IDs to translate to Slurm abstract IDs")
+	sysfsRoot := fs.String("sysfs-root", "", "read the topology under this root instead of lwk.conf's SysfsRoot")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	root := *sysfsRoot
+	if root == "" {
+		cfg, err := config.Load(*configPath)
+		if err != nil {
+			return err
+		}
+		root = cfg.SysfsRoot
+	}
+	topo, err := topology.ReadLayout(root)
+	if err != nil {
+		return err
+	}
+	var in string
+	convert := topo.SlurmAbstractToMachine
+	switch {
+	case *abstract != "" && *machine == "":
+		in = *abstract
+	case *machine != "" && *abstract == "":
+		in, convert = *machine, topo.MachineToSlurmAbstract
+	default:
+		return errors.New("cpus: give exactly one of --abstract or --machine")
+	}
+	set, err := cpuset.Parse(in)
+	if err != nil {
+		return fmt.Errorf("cpus %q: %w", in, err)
+	}
+	out, err := convert(set)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, out.String())
+	return err
+}
+
+// errCannotCheck makes check-spec exit 2: the spec was not judged.
+var errCannotCheck = errors.New("cannot check")
+
+// checkSpecCmd validates a spec the way the prolog will, minus what depends
+// on the job's allocation. It runs unprivileged, on the submit host.
+func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("check-spec: want exactly one SPEC")
+	}
+	spec := fs.Arg(0)
+	req, err := lwkmode.Parse(spec)
+	if err != nil {
+		return err
+	}
+	if req.Off {
+		return nil
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		// No lwk.conf on this host (or not readable): the prolog checks.
+		return fmt.Errorf("%w: %w", errCannotCheck, err)
+	}
+	prof, err := cfg.Profile(req.Profile)
+	if err != nil {
+		return fmt.Errorf("invalid --lwk-mode %q: %w", spec, err)
+	}
+	if err := lwkmode.Validate(req, prof); err != nil {
+		return fmt.Errorf("invalid %w", err)
+	}
+	return nil
+}
+
+func openNode(configPath string) (*lwknode.Node, error) {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return lwknode.Open(cfg, log, false)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

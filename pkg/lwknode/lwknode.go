@@ -1,0 +1,170 @@
+// Package lwknode wires one node's configuration to its collaborators: the
+// IHK backend lwk.conf names, the journal store and node lock under
+// StateDir, the topology under SysfsRoot, and the Slurm edge that tells the
+// prolog what the job holds on this node. The lwk-* binaries and lwkctl
+// build on it so that each main only parses flags.
+package lwknode
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
+	"github.com/slurm-lwk/slurm-lwk/pkg/backend"
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
+	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
+	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
+)
+
+// Node is an opened node.
+type Node struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	IHK     ihk.Client
+	Journal *journal.Store
+	// simTopology is the simulator's static topology; nil with the real driver.
+	simTopology *topology.Topology
+	faults      *backend.StepFaults
+}
+
+// JournalDir is where journals live under StateDir.
+func JournalDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "journal") }
+
+// Open opens the backend and the journal store. withFaults enables the
+// simulator's fault injection (lifecycle binaries only).
+func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) {
+	b, err := backend.Open(cfg, log, withFaults)
+	if err != nil {
+		return nil, err
+	}
+	store, err := journal.Open(JournalDir(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, simTopology: b.Topology, faults: b.Faults}, nil
+}
+
+// Lock takes the node lock, waiting at most LockTimeout.
+func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.Config.LockTimeout)
+	defer cancel()
+	return nodelock.Acquire(ctx, n.Config.StateDir)
+}
+
+// Topology returns the node model: re-read from sysfs with the real driver
+// (IHK offlines reserved CPUs, so it changes under us), the simulator's
+// static one otherwise.
+func (n *Node) Topology() (*topology.Topology, error) {
+	if n.simTopology != nil {
+		return n.simTopology, nil
+	}
+	return topology.ReadLayout(n.Config.SysfsRoot)
+}
+
+// Held returns what IHK holds for other jobs: reserved CPUs and CPUs of
+// every instance, and — for the simulator, whose topology does not change —
+// reserved and assigned memory too. The caller holds the node lock.
+func (n *Node) Held(ctx context.Context) (plan.Held, error) {
+	c := n.IHK
+	cpus, err := c.ReservedCPUs(ctx)
+	if err != nil {
+		return plan.Held{}, fmt.Errorf("query reserved cpus: %w", err)
+	}
+	held := plan.Held{CPUs: cpuset.New(cpus...)}
+	var mem []ihk.MemChunk
+	if n.simTopology != nil {
+		if mem, err = c.ReservedMemory(ctx); err != nil {
+			return plan.Held{}, fmt.Errorf("query reserved memory: %w", err)
+		}
+	}
+	ids, err := c.ListOS(ctx)
+	if err != nil {
+		return plan.Held{}, fmt.Errorf("list os instances: %w", err)
+	}
+	for _, idx := range ids {
+		oc, err := c.AssignedCPUs(ctx, idx)
+		if err != nil {
+			return plan.Held{}, fmt.Errorf("query cpus of os %d: %w", idx, err)
+		}
+		held.CPUs = held.CPUs.Union(cpuset.New(oc...))
+		if n.simTopology != nil {
+			om, err := c.AssignedMemory(ctx, idx)
+			if err != nil {
+				return plan.Held{}, fmt.Errorf("query memory of os %d: %w", idx, err)
+			}
+			mem = append(mem, om...)
+		}
+	}
+	held.Memory = mem
+	return held, nil
+}
+
+// TeardownDeps returns the epilog's collaborators.
+func (n *Node) TeardownDeps() teardown.Deps {
+	return teardown.Deps{
+		IHK:            n.IHK,
+		Journal:        n.Journal,
+		DevDir:         n.Config.DevDir,
+		RunDir:         n.Config.RunDir,
+		LogDir:         n.Config.LogDir,
+		ProcRoot:       "/proc",
+		DestroyTimeout: n.Config.DestroyTimeout,
+		KillGrace:      defaultKillGrace,
+		Log:            n.Log,
+	}
+}
+
+// ApplyDeps returns the prolog's collaborators.
+func (n *Node) ApplyDeps() apply.Deps {
+	d := apply.Deps{Deps: n.TeardownDeps(), BootTimeout: n.Config.BootTimeout}
+	if n.faults != nil {
+		d.Faults = n.faults
+	}
+	return d
+}
+
+// Allocation asks Slurm what the job holds on this node and maps Slurm's
+// abstract CPU IDs to Linux CPU IDs.
+func Allocation(ctx context.Context, cfg *config.Config, topo *topology.Topology, env slurm.JobEnv) (plan.Allocation, error) {
+	if env.Node == "" {
+		return plan.Allocation{}, fmt.Errorf("job %d: SLURMD_NODENAME is not set", env.JobID)
+	}
+	ja, err := slurm.ShowJob(ctx, ScontrolRunner(env), cfg.ScontrolPath, env.JobID, env.Node)
+	if err != nil {
+		return plan.Allocation{}, err
+	}
+	cpus, err := topo.SlurmAbstractToMachine(ja.CPUIDs)
+	if err != nil {
+		return plan.Allocation{}, fmt.Errorf("job %d cpu_ids %s: %w", env.JobID, ja.CPUIDs, err)
+	}
+	return plan.Allocation{CPUs: cpus, MemoryBytes: ja.MemoryMB << 20}, nil
+}
+
+// Cleanup runs the epilog's teardown for one job under the node lock.
+func (n *Node) Cleanup(ctx context.Context, jobID uint32) (*teardown.Result, error) {
+	lock, err := n.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return teardown.Run(ctx, n.TeardownDeps(), jobID)
+}
+
+// ScontrolRunner runs Slurm commands with a minimal environment that keeps
+// the job's SLURM_CONF, so a site with a non-default slurm.conf works.
+func ScontrolRunner(env slurm.JobEnv) slurm.ExecRunner {
+	r := slurm.ExecRunner{}
+	if env.SlurmConf != "" {
+		r.Env = append(append([]string(nil), slurm.DefaultEnv...), "SLURM_CONF="+env.SlurmConf)
+	}
+	return r
+}

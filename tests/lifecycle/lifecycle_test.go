@@ -1,0 +1,347 @@
+package lifecycle
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
+	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lwk-lifecycle-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	// Tests run the mcexec stand-in as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/",
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-prolog",
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-epilog",
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwkctl",
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-sim-mcexec")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one simulated node: its lwk.conf and directories.
+type node struct {
+	t    *testing.T
+	dir  string
+	conf string
+}
+
+// fakeScontrol prints `scontrol show job -d <id>` output in Slurm 22.05's
+// format for a job holding abstract CPUs 0-15 and 10 GiB on node1.
+const fakeScontrol = `#!/bin/sh
+cat <<EOF
+JobId=$4 JobName=lifecycle
+   UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
+   JobState=RUNNING Reason=None Dependency=(null)
+   NodeList=node1
+   BatchHost=node1
+   NumNodes=1 NumCPUs=16 NumTasks=1 CPUs/Task=1 ReqB:S:C:T=0:0:*:*
+   TRES=cpu=16,mem=10G,node=1,billing=16
+   Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*
+   JOB_GRES=(null)
+     Nodes=node1 CPU_IDs=0-15 Mem=10240 GRES=
+   MinCPUsNode=1 MinMemoryNode=10G MinTmpDiskNode=0
+EOF
+`
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	if os.Geteuid() != 0 && os.Getenv("LWK_FORCE_ROOT_TESTS") == "" {
+		t.Skip("needs root: the prolog chowns the instance's device to the job's user (CI runs as root; LWK_FORCE_ROOT_TESTS=1 forces)")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "mckernel.img"), []byte("simulated image\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "scontrol"), []byte(fakeScontrol), 0o755))
+	conf := filepath.Join(dir, "lwk.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`IHKBackend=sim
+OSCores=0-1
+SystemNUMANodes=0-1
+JobNUMANodes=2-11
+StateDir=%[1]s/state
+RunDir=%[1]s/run
+LogDir=%[1]s/log
+SimStateDir=%[1]s/sim
+SimBootDelay=50ms
+SysfsRoot=%[2]s
+ScontrolPath=%[1]s/scontrol
+DestroyTimeout=5s
+Profile=mck Image=%[1]s/mckernel.img Kargs="hidos dump_level=24" AllowKargs=time_sharing
+`, dir, fixture.Root(t, "paper-e5520-fake12"))), 0o644))
+	return &node{t: t, dir: dir, conf: conf}
+}
+
+// run starts one of the binaries with a job's environment plus extra
+// variables (later ones win); it returns stdout, stderr and the exit error.
+func (n *node) run(bin string, jobID int, extra []string, args ...string) (string, string, error) {
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd.Env = append([]string{
+		"LWK_CONF=" + n.conf,
+		fmt.Sprintf("SLURM_JOB_ID=%d", jobID),
+		"SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534", "SLURM_JOB_USER=nobody",
+		"SLURMD_NODENAME=node1",
+		"LWK_MODE=mck",
+		"PATH=/usr/bin:/bin",
+	}, extra...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func (n *node) status() *nodestatus.Status {
+	n.t.Helper()
+	out, stderr, err := n.run("lwkctl", 0, nil, "status", "--json")
+	require.NoError(n.t, err, stderr)
+	var st nodestatus.Status
+	require.NoError(n.t, json.Unmarshal([]byte(out), &st), out)
+	return &st
+}
+
+// requirePristine checks that IHK holds nothing and no job state is left:
+// no journal, no run marker, no device stand-in but mcd0.
+func (n *node) requirePristine(what string) {
+	n.t.Helper()
+	st := n.status()
+	require.True(n.t, st.Pristine(), "%s: node not pristine: %+v", what, st)
+	for _, dir := range []string{"state/journal", "run"} {
+		ents, _ := os.ReadDir(filepath.Join(n.dir, dir))
+		require.Empty(n.t, names(ents), "%s: leftovers in %s", what, dir)
+	}
+	ents, err := os.ReadDir(filepath.Join(n.dir, "sim", "dev"))
+	require.NoError(n.t, err)
+	require.Equal(n.t, []string{"mcd0"}, names(ents), "%s: device stand-ins", what)
+}
+
+func names(ents []os.DirEntry) []string {
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestPrologEpilogRoundTrip(t *testing.T) {
+	n := newNode(t)
+	n.requirePristine("before")
+	_, stderr, err := n.run("lwk-prolog", 41, nil)
+	require.NoError(t, err, stderr)
+
+	st := n.status()
+	require.Equal(t, "sim", st.Backend)
+	require.Len(t, st.OSInstances, 1)
+	in := st.OSInstances[0]
+	require.Equal(t, "RUNNING", in.Status)
+	require.Equal(t, "2-15", in.CPUs)
+	for _, c := range in.Memory {
+		require.GreaterOrEqual(t, c.NUMANode, 2, "memory on a system node: %+v", in.Memory)
+	}
+	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index}}, st.Jobs)
+
+	// The job's user, and only they, may open the device.
+	fi, err := os.Stat(filepath.Join(n.dir, "sim", "dev", fmt.Sprintf("mcos%d", in.Index)))
+	require.NoError(t, err)
+	require.Equal(t, uint32(65534), fi.Sys().(*syscall.Stat_t).Uid)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("os=%d\n", in.Index), string(marker))
+
+	_, stderr, err = n.run("lwk-epilog", 41, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after epilog")
+	_, stderr, err = n.run("lwk-epilog", 41, nil)
+	require.NoError(t, err, "a second epilog is harmless: %s", stderr)
+	n.requirePristine("after second epilog")
+}
+
+func TestLinuxJobPassesThrough(t *testing.T) {
+	n := newNode(t)
+	for _, spec := range []string{"", "off"} {
+		for _, bin := range []string{"lwk-prolog", "lwk-epilog"} {
+			// A missing config proves neither binary reads it for a Linux job.
+			_, stderr, err := n.run(bin, 5, []string{"LWK_MODE=" + spec, "LWK_CONF=/nonexistent/lwk.conf"})
+			require.NoError(t, err, "%s with LWK_MODE=%q: %s", bin, spec, stderr)
+		}
+	}
+	_, err := os.Stat(filepath.Join(n.dir, "state"))
+	require.True(t, errors.Is(err, os.ErrNotExist), "a Linux job created state")
+}
+
+// injection says how a step is made to fail or crash: IHK operations are
+// injected by the simulated driver, the other steps by the lifecycle itself,
+// both under the step's name.
+var injection = map[string]string{
+	steps.ReserveMemory: "reserve_memory",
+	steps.ReserveCPUs:   "reserve_cpus",
+	steps.CreateOS:      "create_os",
+	steps.AssignCPUs:    "assign_cpus",
+	steps.AssignMemory:  "assign_memory",
+	steps.LoadImage:     "load_image",
+	steps.SetKernelArgs: "set_kernel_args",
+	steps.Boot:          "boot",
+	steps.WaitRunning:   "wait_running",
+	steps.GrantDevice:   "grant_device",
+	steps.WriteMarker:   "write_marker",
+}
+
+func TestEveryStepHasAnInjectionRow(t *testing.T) {
+	for _, s := range steps.All {
+		_, ok := injection[s]
+		require.True(t, ok, "lifecycle step %q has no fault-injection row: add one", s)
+	}
+	require.Len(t, injection, len(steps.All), "injection rows for steps that no longer exist")
+}
+
+func TestFaultAtEveryStepRollsBack(t *testing.T) {
+	for i, s := range steps.All {
+		t.Run(s, func(t *testing.T) {
+			n := newNode(t)
+			job := 100 + i
+			_, stderr, err := n.run("lwk-prolog", job, []string{"LWK_SIM_FAULT=" + injection[s] + ":EIO"})
+			var exit *exec.ExitError
+			require.True(t, errors.As(err, &exit), "prolog must fail: %v %s", err, stderr)
+			require.Equal(t, 1, exit.ExitCode())
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			require.Len(t, lines, 1, "one line for the drain reason: %q", stderr)
+			require.True(t, strings.HasPrefix(lines[0], "lwk: "), lines[0])
+			require.Contains(t, lines[0], s, "the reason names the step")
+			require.Contains(t, lines[0], "input/output error", "the reason gives the cause")
+			n.requirePristine("after failed " + s)
+		})
+	}
+}
+
+func TestCrashAfterEveryStepIsCleanedByEpilog(t *testing.T) {
+	for i, s := range steps.All {
+		t.Run(s, func(t *testing.T) {
+			n := newNode(t)
+			job := 200 + i
+			_, stderr, err := n.run("lwk-prolog", job, []string{"LWK_SIM_CRASH=" + injection[s]})
+			var exit *exec.ExitError
+			require.True(t, errors.As(err, &exit), "prolog must be killed: %v %s", err, stderr)
+			ws := exit.Sys().(syscall.WaitStatus)
+			require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "killed by SIGKILL, got %v", ws)
+
+			_, stderr, err = n.run("lwk-epilog", job, nil)
+			require.NoError(t, err, stderr)
+			n.requirePristine("epilog after crash at " + s)
+		})
+	}
+}
+
+func TestEpilogWithCorruptJournalRecoversFromLiveState(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 77, nil)
+	require.NoError(t, err, stderr)
+	path := filepath.Join(n.dir, "state", "journal", "job-77.journal")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b[len(b)-5] ^= 0xff
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+
+	_, stderr, err = n.run("lwk-epilog", 77, nil)
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, "recovered from live state")
+	// The corrupt file is kept for the admin, renamed; nothing else is left.
+	_, err = os.Stat(path + ".corrupt")
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(path+".corrupt"))
+	n.requirePristine("after recovery")
+}
+
+func TestEpilogLeavesOtherJobsAlone(t *testing.T) {
+	n := newNode(t)
+	// Job 1 runs; job 2's prolog dies right after reserving memory. Job 2's
+	// epilog must release job 2's memory and nothing of job 1's.
+	_, stderr, err := n.run("lwk-prolog", 1, []string{"LWK_MODE=mck:cores=4,mem=2G"})
+	require.NoError(t, err, stderr)
+	before := n.status()
+
+	_, _, err = n.run("lwk-prolog", 2, []string{"LWK_MODE=mck:cores=2,mem=1G", "LWK_SIM_CRASH=reserve_memory"})
+	require.Error(t, err)
+	mid := n.status()
+	require.NotEqual(t, before.ReservedMemory, mid.ReservedMemory, "job 2 reserved memory before dying")
+
+	_, stderr, err = n.run("lwk-epilog", 2, nil)
+	require.NoError(t, err, stderr)
+	after := n.status()
+	require.Equal(t, before.OSInstances, after.OSInstances)
+	require.Equal(t, before.ReservedCPUs, after.ReservedCPUs)
+	require.Equal(t, before.ReservedMemory, after.ReservedMemory)
+
+	_, stderr, err = n.run("lwk-epilog", 1, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after both epilogs")
+}
+
+// The job's user runs a program through the mcexec stand-in, which holds the
+// instance's device; the epilog must revoke access, stop it and destroy the
+// instance.
+func TestEpilogStopsTheJobsMcexec(t *testing.T) {
+	n := newNode(t)
+	// The user must reach the device stand-in and read lwk.conf.
+	for d := n.dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		require.NoError(t, os.Chmod(d, 0o711))
+	}
+	_, stderr, err := n.run("lwk-prolog", 51, nil)
+	require.NoError(t, err, stderr)
+
+	cmd := exec.Command(filepath.Join(binDir, "lwk-sim-mcexec"), "-n", "1", "/bin/sleep", "60")
+	cmd.Env = []string{"LWK_CONF=" + n.conf, "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	// Wait until the stand-in holds the device.
+	dev := filepath.Join(n.dir, "sim", "dev", "mcos0")
+	require.Eventually(t, func() bool {
+		pids, err := devholders.Find("/proc", dev)
+		return err == nil && slices.Contains(pids, cmd.Process.Pid)
+	}, 5*time.Second, 20*time.Millisecond, "mcexec stand-in did not open %s: %s", dev, out.String())
+
+	_, stderr, err = n.run("lwk-epilog", 51, nil)
+	require.NoError(t, err, stderr)
+	select {
+	case err := <-done:
+		require.Error(t, err, "the stand-in was stopped, not left to finish: %s", out.String())
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the epilog left the job's mcexec running")
+	}
+	n.requirePristine("after the epilog stopped mcexec")
+}
