@@ -3,9 +3,10 @@
  *
  * The shim holds no policy. It
  *   1. registers --lwk-mode[=SPEC] and checks SPEC's grammar at submit time
- *      (sbatch/salloc/srun), so a bad SPEC is refused before anything is
- *      queued, and hands SPEC to the prolog and epilog through the job
- *      control environment (SPANK_LWK_MODE);
+ *      (sbatch/salloc/srun), then has `lwkctl check-spec` check it against
+ *      lwk.conf (profiles, allowed kernel arguments), so a bad SPEC is
+ *      refused before anything is queued; hands SPEC to the prolog and
+ *      epilog through the job control environment (SPANK_LWK_MODE);
  *   2. runs lwk-prolog / lwk-epilog from the job_script context with
  *      fork + execve + waitpid, argv arrays and an explicit environment;
  *   3. runs each task of a normal step of an LWK job through mcexec, when
@@ -15,7 +16,7 @@
  * vectors.
  *
  * plugstack.conf arguments (all optional, all absolute paths; see
- * plugstack.conf.example): prolog= epilog= conf= mcexec= rundir=.
+ * plugstack.conf.example): prolog= epilog= conf= mcexec= rundir= check=.
  *
  * Written against Slurm 22.05 (Debian 12); newer APIs are chosen at compile
  * time from SLURM_VERSION_NUMBER. Built per Slurm release series, not
@@ -65,9 +66,11 @@ struct lwk_args {
 	const char *conf;   /* conf=: lwk.conf, passed as --config and LWK_CONF */
 	const char *mcexec; /* mcexec=: what tasks run through */
 	const char *rundir; /* rundir=: where the prolog leaves job-<id> markers */
+	const char *check;  /* check=: lwkctl, run as "check-spec" at submit */
 };
 
 static int lwk_opt_cb(int val, const char *optarg, int remote);
+static int check_spec(const struct lwk_args *a, const char *spec);
 
 /* The option. Registered with spank_option_register in slurm_spank_init
  * (never exported as a spank_options table: 22.05 does not load that table
@@ -111,6 +114,7 @@ static int parse_args(int ac, char **av, struct lwk_args *a)
 		{ "conf=", offsetof(struct lwk_args, conf) },
 		{ "mcexec=", offsetof(struct lwk_args, mcexec) },
 		{ "rundir=", offsetof(struct lwk_args, rundir) },
+		{ "check=", offsetof(struct lwk_args, check) },
 	};
 	const char *v;
 	size_t k;
@@ -121,13 +125,14 @@ static int parse_args(int ac, char **av, struct lwk_args *a)
 	a->conf = "/etc/slurm/lwk.conf";
 	a->mcexec = "/usr/bin/mcexec";
 	a->rundir = "/run/slurm-lwk";
+	a->check = "/usr/bin/lwkctl";
 	for (i = 0; i < ac; i++) {
 		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 			if (strncmp(av[i], keys[k].key, strlen(keys[k].key)) == 0)
 				break;
 		if (k == sizeof(keys) / sizeof(keys[0])) {
 			slurm_error("lwk: plugstack.conf: unknown argument \"%s\" "
-				    "(want prolog=, epilog=, conf=, mcexec=, rundir=)", av[i]);
+				    "(want prolog=, epilog=, conf=, mcexec=, rundir=, check=)", av[i]);
 			return -1;
 		}
 		v = av[i] + strlen(keys[k].key);
@@ -201,7 +206,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 /*
  * At submit: refuse a bad spec (in case the callback's failure did not stop
- * the command) and hand the spec to the prolog and epilog as SPANK_LWK_MODE
+ * the command), have lwkctl check it against lwk.conf, and hand the spec to
+ * the prolog and epilog as SPANK_LWK_MODE
  * (spank_job_control_setenv prefixes SPANK_). The bare option is exported
  * as "default" so that it is never an empty string. The spec goes as given:
  * the Go parser normalises it (one normaliser, not two).
@@ -209,16 +215,20 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	spank_context_t ctx = spank_context();
+	struct lwk_args a;
 	spank_err_t rc;
 
-	(void)ac;
-	(void)av;
 	if ((ctx != S_CTX_LOCAL && ctx != S_CTX_ALLOCATOR) || !opt_seen)
 		return 0;
 	if (opt_bad) {
 		log_bad_spec(&opt_err);
 		return -1;
 	}
+	if (parse_args(ac, av, &a) < 0)
+		return -1;
+	if (strcmp(opt_spec, LWK_SPEC_OFF) != 0 &&
+	    check_spec(&a, opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT) < 0)
+		return -1;
 	rc = spank_job_control_setenv(sp, "LWK_MODE",
 				      opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT, 1);
 	if (rc != ESPANK_SUCCESS) {
@@ -257,6 +267,53 @@ static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *n
 }
 
 /*
+ * Runs argv[0] with argv and envp (fork + execve, never a shell) and waits
+ * for it. Returns its exit status (0-255), or -1 when it could not be
+ * started or did not exit normally (logged).
+ */
+static int spawn_wait(const char *what, char *const argv[], char *const envp[])
+{
+	int status;
+	pid_t pid, w;
+
+	pid = fork();
+	if (pid < 0) {
+		slurm_error("lwk: %s: fork: %m", what);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		static const char msg[] = "lwk: exec failed\n";
+
+		/* Async-signal-safe calls only: the parent may be threaded. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
+#endif
+		execve(argv[0], argv, envp);
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing left to report to */
+		}
+		_exit(127);
+	}
+	do {
+		w = waitpid(pid, &status, 0);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
+		return -1;
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		slurm_error("lwk: %s: %s killed by signal %d", what, argv[0], WTERMSIG(status));
+	else
+		slurm_error("lwk: %s: %s ended with wait status 0x%x", what, argv[0], status);
+	return -1;
+}
+
+/*
  * Runs path as "path --config CONF" with a minimal, explicit environment
  * and waits for it. Returns 0 when it exits 0, -1 otherwise.
  */
@@ -267,8 +324,7 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	static char store[8192];
 	char *envp[NPASSED + 4], *argv[4];
 	size_t used = 0, ne = 0, i;
-	int status, err = 0;
-	pid_t pid, w;
+	int err = 0, rc;
 
 	/* Build everything before fork: the child only execs. */
 	for (i = 0; i < NPASSED; i++) {
@@ -292,43 +348,42 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	argv[3] = NULL;
 
 	slurm_debug("lwk: %s: running %s (LWK_MODE=%s)", what, path, spec);
-	pid = fork();
-	if (pid < 0) {
-		slurm_error("lwk: %s: fork: %m", what);
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		static const char msg[] = "lwk: exec of the hook failed\n";
-
-		/* Async-signal-safe calls only: the parent may be threaded. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
-#endif
-		execve(path, argv, envp);
-		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-			/* nothing left to report to */
-		}
-		_exit(127);
-	}
-	do {
-		w = waitpid(pid, &status, 0);
-	} while (w < 0 && errno == EINTR);
-	if (w < 0) {
-		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
-		return -1;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	rc = spawn_wait(what, argv, envp);
+	if (rc == 0)
 		return 0;
-	if (WIFEXITED(status))
-		slurm_error("lwk: %s: %s exited with status %d", what, path, WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		slurm_error("lwk: %s: %s killed by signal %d", what, path, WTERMSIG(status));
-	else
-		slurm_error("lwk: %s: %s ended with wait status 0x%x", what, path, status);
+	if (rc > 0)
+		slurm_error("lwk: %s: %s exited with status %d", what, path, rc);
 	return -1;
+}
+
+/*
+ * Submit side: has lwkctl check the spec against lwk.conf (is the profile
+ * defined, are the extra kernel arguments allowed). It runs as the
+ * submitting user and prints its own reason on stderr. Exit 1 refuses the
+ * job; anything else that is not success (no lwkctl, or no readable
+ * lwk.conf on this host: exit 2) lets the job through, and the prolog
+ * checks on the node.
+ */
+static int check_spec(const struct lwk_args *a, const char *spec)
+{
+	char *argv[] = { (char *)a->check, "check-spec", "--config", (char *)a->conf,
+			 "--", (char *)spec, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	int rc;
+
+	if (access(a->check, X_OK) != 0) {
+		slurm_debug("lwk: %s not available (%m); the prolog checks the spec", a->check);
+		return 0;
+	}
+	rc = spawn_wait("check spec", argv, envp);
+	if (rc == 1) {
+		slurm_error("lwk: --lwk-mode=%s is not valid on this cluster", spec);
+		return -1;
+	}
+	if (rc != 0)
+		slurm_debug("lwk: %s check-spec could not judge (status %d); the prolog checks",
+			    a->check, rc);
+	return 0;
 }
 
 /* job_prolog / job_epilog: a Linux job (no option, or "off") forks nothing. */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <slurm/spank.h>
@@ -192,8 +193,8 @@ static char *path_in(const char *name)
 }
 
 /* Plugin arguments, as plugstack.conf would give them. */
-static char arg_prolog[600], arg_epilog[600], arg_conf[600], arg_mcexec[600], arg_rundir[600];
-static char *args[5];
+static char arg_prolog[600], arg_epilog[600], arg_conf[600], arg_mcexec[600], arg_rundir[600], arg_check[600];
+static char *args[6];
 
 /* Submit side: sbatch --lwk-mode[=value]; returns the callback's rc and
  * post_opt's rc through *post. */
@@ -203,10 +204,10 @@ static int submit(const char *value, int *post)
 
 	mock_ctx = S_CTX_ALLOCATOR;
 	mock_ctl_env[0] = '\0';
-	CHECK(cb_init(NULL, 5, args) == 0, "init failed: %s", mock_log);
+	CHECK(cb_init(NULL, 6, args) == 0, "init failed: %s", mock_log);
 	CHECK(mock_opt != NULL && mock_opt->has_arg == 2, "option not registered with has_arg 2");
 	rc = mock_opt->cb(mock_opt->val, value, 0);
-	*post = cb_post_opt(NULL, 5, args);
+	*post = cb_post_opt(NULL, 6, args);
 	return rc;
 }
 
@@ -231,8 +232,32 @@ static void test_submit(void)
 	CHECK(submit("(null)", &post) == 0 && post == 0, "(null) refused");
 	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=default") == 0, "(null) exported %s", mock_ctl_env);
 
+	unlink(path_in("check.out"));
 	CHECK(submit("off", &post) == 0 && post == 0, "off refused");
 	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=off") == 0, "off exported %s", mock_ctl_env);
+	CHECK(access(path_in("check.out"), F_OK) != 0, "check-spec ran for off");
+
+	/* lwkctl check-spec judges what lwk.conf decides: argv, verdicts. */
+	CHECK(submit("mck:kargs=idle_halt", &post) == 0 && post == 0, "checked spec refused: %s", mock_log);
+	{
+		char *out = slurp(path_in("check.out"));
+		char want[1024];
+
+		snprintf(want, sizeof(want), "check-spec\n--config\n%s\n--\nmck:kargs=idle_halt\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
+			 path_in("lwk.conf"));
+		CHECK(out != NULL && strcmp(out, want) == 0, "check-spec saw:\n%s\nwant:\n%s", out ? out : "(nothing)", want);
+	}
+	CHECK(submit("nosuchprofile", &post) == 0 && post == -1, "unknown profile accepted at submit");
+	CHECK(strstr(mock_log, "not valid on this cluster") != NULL, "message: %s", mock_log);
+	CHECK(mock_ctl_env[0] == '\0', "refused spec exported: %s", mock_ctl_env);
+	CHECK(submit("nocheck", &post) == 0 && post == 0, "exit 2 (cannot judge) must let the job through");
+	unlink(path_in("check.out"));
+	CHECK(submit(NULL, &post) == 0 && post == 0, "bare option refused");
+	{
+		char *out = slurp(path_in("check.out"));
+
+		CHECK(out != NULL && strstr(out, "--\ndefault\n") != NULL, "bare option checked as: %s", out ? out : "(nothing)");
+	}
 
 	/* On the node a bad value is never an error (it would drain the node). */
 	mock_ctx = S_CTX_REMOTE;
@@ -265,16 +290,16 @@ static void test_job_hooks(void)
 	/* Linux job: no option, nothing forked. */
 	mock_getopt_set = 0;
 	unlink(path_in("hook.out"));
-	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog of a Linux job failed");
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog of a Linux job failed");
 	CHECK(access(path_in("hook.out"), F_OK) != 0, "prolog forked for a Linux job");
 	mock_getopt_set = 1;
 	mock_getopt = "off";
-	CHECK(cb_epilog(NULL, 5, args) == 0, "epilog of an off job failed");
+	CHECK(cb_epilog(NULL, 6, args) == 0, "epilog of an off job failed");
 	CHECK(access(path_in("hook.out"), F_OK) != 0, "epilog forked for an off job");
 
 	/* LWK job. */
 	mock_getopt = "mck:mem=8G";
-	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog failed: %s", mock_log);
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog failed: %s", mock_log);
 	out = slurp(path_in("hook.out"));
 	CHECK(out != NULL, "prolog did not run");
 	if (out != NULL) {
@@ -291,7 +316,7 @@ static void test_job_hooks(void)
 
 	/* Bare option in the prolog: getopt gives NULL. */
 	mock_getopt = NULL;
-	CHECK(cb_epilog(NULL, 5, args) == 0, "epilog failed: %s", mock_log);
+	CHECK(cb_epilog(NULL, 6, args) == 0, "epilog failed: %s", mock_log);
 	out = slurp(path_in("hook.out"));
 	CHECK(out != NULL && strncmp(out, "epilog\n", 7) == 0 && strstr(out, "LWK_MODE=default\n"),
 	      "epilog saw: %s", out ? out : "(nothing)");
@@ -299,7 +324,7 @@ static void test_job_hooks(void)
 	/* Plain environment fallback. */
 	mock_getopt_set = 0;
 	setenv("SPANK_LWK_MODE", "big", 1);
-	CHECK(cb_prolog(NULL, 5, args) == 0, "prolog failed: %s", mock_log);
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog failed: %s", mock_log);
 	out = slurp(path_in("hook.out"));
 	CHECK(out != NULL && strstr(out, "LWK_MODE=big\n"), "fallback saw: %s", out ? out : "(nothing)");
 	unsetenv("SPANK_LWK_MODE");
@@ -309,14 +334,14 @@ static void test_job_hooks(void)
 	mock_getopt = "mck";
 	setenv("HOOK_FAIL", "1", 1); /* not passed on: the hook is a separate script */
 	{
-		char *fargs[5];
+		char *fargs[6];
 
 		memcpy(fargs, args, sizeof(fargs));
 		fargs[0] = "prolog=/bin/false";
-		CHECK(cb_prolog(NULL, 5, fargs) == -1, "failing prolog reported success");
+		CHECK(cb_prolog(NULL, 6, fargs) == -1, "failing prolog reported success");
 		CHECK(strstr(mock_log, "exited with status 1") != NULL, "message: %s", mock_log);
 		fargs[0] = "prolog=/nonexistent/lwk-prolog";
-		CHECK(cb_prolog(NULL, 5, fargs) == -1, "missing prolog reported success");
+		CHECK(cb_prolog(NULL, 6, fargs) == -1, "missing prolog reported success");
 		CHECK(strstr(mock_log, "status 127") != NULL, "message: %s", mock_log);
 	}
 }
@@ -334,9 +359,9 @@ static int run_task(void)
 	pid = fork();
 	if (pid == 0) {
 		mock_ctx = S_CTX_REMOTE;
-		if (cb_task_priv(NULL, 5, args) != 0)
+		if (cb_task_priv(NULL, 6, args) != 0)
 			_exit(101);
-		_exit(cb_task(NULL, 5, args) == 0 ? 100 : 101);
+		_exit(cb_task(NULL, 6, args) == 0 ? 100 : 101);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
 		return -2;
@@ -398,12 +423,52 @@ static void test_tasks(void)
 	rmdir(path_in("run/job-42"));
 }
 
+/*
+ * --bench: what a Linux job pays in slurmd's job_script process, i.e. the
+ * plugin's job_prolog plus job_epilog callbacks for a job without
+ * --lwk-mode (they fork nothing). Prints the median over rounds of 1000
+ * calls each.
+ */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void bench_linux_job(void)
+{
+	enum { ROUNDS = 31, CALLS = 1000 };
+	double per[ROUNDS];
+	struct timespec t0, t1;
+	int r, i;
+
+	mock_ctx = S_CTX_JOB_SCRIPT;
+	mock_getopt_set = 0;
+	unsetenv("SPANK_LWK_MODE");
+	for (r = 0; r < ROUNDS; r++) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (i = 0; i < CALLS; i++) {
+			if (cb_prolog(NULL, 6, args) != 0 || cb_epilog(NULL, 6, args) != 0) {
+				fprintf(stderr, "bench: a Linux job's hook failed: %s\n", mock_log);
+				exit(1);
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		per[r] = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / CALLS;
+	}
+	qsort(per, ROUNDS, sizeof(per[0]), cmp_double);
+	printf("SPANK job_prolog+job_epilog for a Linux job: %.0f ns (median of %d rounds x %d calls; no fork)\n",
+	       per[ROUNDS / 2], ROUNDS, CALLS);
+}
+
 int main(int argc, char **argv)
 {
 	void *h;
+	int bench = argc == 3 && strcmp(argv[2], "--bench") == 0;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s ./spank_lwk.so\n", argv[0]);
+	if (argc != 2 && !bench) {
+		fprintf(stderr, "usage: %s ./spank_lwk.so [--bench]\n", argv[0]);
 		return 2;
 	}
 	if ((h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL)) == NULL) {
@@ -453,6 +518,16 @@ int main(int argc, char **argv)
 		write_file(path_in("mcexec"), script, 0755);
 	}
 	write_file(path_in("bin/myprog"), "#!/bin/sh\nexit 0\n", 0755);
+	{
+		char script[1024];
+
+		/* A stand-in for lwkctl check-spec: $5 is the spec. */
+		snprintf(script, sizeof(script),
+			 "#!/bin/sh\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 1;;\n"
+			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n",
+			 path_in("check.out"));
+		write_file(path_in("lwkctl"), script, 0755);
+	}
 	snprintf(arg_prolog, sizeof(arg_prolog), "prolog=%s", path_in("lwk-prolog"));
 	snprintf(arg_epilog, sizeof(arg_epilog), "epilog=%s", path_in("lwk-epilog"));
 	snprintf(arg_conf, sizeof(arg_conf), "conf=%s", path_in("lwk.conf"));
@@ -463,15 +538,20 @@ int main(int argc, char **argv)
 	args[2] = arg_conf;
 	args[3] = arg_mcexec;
 	args[4] = arg_rundir;
+	snprintf(arg_check, sizeof(arg_check), "check=%s", path_in("lwkctl"));
+	args[5] = arg_check;
 
-	test_submit();
-	test_job_hooks();
-	if (geteuid() == 0)
-		test_tasks();
-	else
-		printf("test_shim: not root, skipping the task tests (markers must be root-owned)\n");
-
-	printf("test_shim: %s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+	if (bench) {
+		bench_linux_job();
+	} else {
+		test_submit();
+		test_job_hooks();
+		if (geteuid() == 0)
+			test_tasks();
+		else
+			printf("test_shim: not root, skipping the task tests (markers must be root-owned)\n");
+		printf("test_shim: %s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+	}
 	if (failures == 0) {
 		char *rm[] = { "rm", "-rf", dir, NULL };
 		pid_t pid = fork();
