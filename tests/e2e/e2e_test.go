@@ -1,0 +1,443 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/utils/cpuset"
+)
+
+// The tests run in this order (go test runs a file's tests in source order):
+// the plain-Slurm check first, so a broken cluster is reported as such, then
+// the scenarios of issue 5 from fast to slow. Each ends by asserting that the
+// node is back to pristine, so a later test never inherits a dirty node.
+
+// osCores are the demo node's OS cores (lwk.conf OSCores): never an LWK CPU.
+var osCores = cpuset.New(0, 1)
+
+// TestSlurmRunsJobsAsNobody checks the harness and the local cluster without
+// slurm-lwk: a Linux batch job of user nobody runs, its output comes back and
+// accounting records it.
+func TestSlurmRunsJobsAsNobody(t *testing.T) {
+	h := newHarness(t)
+	h.waitNodeIdle(settleTimeout)
+	dir := h.workdir()
+	script := h.writeScript(dir, "plain.sh", "#!/bin/bash\nid -un\nsrun -n2 /bin/sh -c 'echo task $SLURM_PROCID'\necho rc=$?\n")
+	id := h.sbatch(dir, "plain", "-n2", "--time=2", script)
+	f := h.waitJob(id, jobTimeout)
+	require.Equal(t, "COMPLETED", f["JobState"], "job %d: %v\nerr: %s", id, f, readFile(filepath.Join(dir, "plain.err")))
+	out := readFile(filepath.Join(dir, "plain.out"))
+	require.Contains(t, out, "nobody\n")
+	require.Contains(t, out, "task 0\n")
+	require.Contains(t, out, "task 1\n")
+	require.Contains(t, out, "rc=0\n")
+	rows := h.sacct(id)
+	require.Equal(t, sacctRow{State: "COMPLETED", ExitCode: "0:0"}, rows[strconv.Itoa(id)])
+	require.Equal(t, "COMPLETED", rows[strconv.Itoa(id)+".0"].State)
+	h.waitNodeIdle(settleTimeout)
+}
+
+// lwkJobScript runs three srun steps through mcexec: the probe on two tasks
+// (exit 0), then, once the test has looked at the node and created "go",
+// a task exiting 3 and a task killed by SIGSEGV, both printing their parent's
+// argv. The batch step prints each srun's exit status.
+const lwkJobScript = "#!/bin/bash\n" + probeScript + `TAG=s0: srun -n2 /bin/sh -c "$probe"
+echo "rc0=$?"
+touch step0.done
+while [ ! -e go ]; do sleep 0.2; done
+srun -n1 /bin/sh -c 'printf "s1:parent=%s\n" "$(tr "\000" "|" </proc/$PPID/cmdline)"; exit 3'
+echo "rc1=$?"
+srun -n1 /bin/sh -c 'printf "s2:parent=%s\n" "$(tr "\000" "|" </proc/$PPID/cmdline)"; kill -SEGV $$'
+echo "rc2=$?"
+`
+
+// checkBooted asserts that the job has a booted OS instance on LWK CPUs and
+// a marker file naming it, and returns the instance.
+func checkBooted(h *harness, id int) osInstance {
+	h.t.Helper()
+	s := h.status()
+	j, ok := s.job(id)
+	require.True(h.t, ok, "lwkctl status has no journal for job %d: %+v", id, s)
+	var inst *osInstance
+	for i := range s.OSInstances {
+		if s.OSInstances[i].Index == j.OS {
+			inst = &s.OSInstances[i]
+		}
+	}
+	require.NotNil(h.t, inst, "job %d: os %d not in os_instances %+v", id, j.OS, s.OSInstances)
+	require.Equal(h.t, "RUNNING", inst.Status)
+	cpus, err := cpuset.Parse(inst.CPUs)
+	require.NoError(h.t, err, "os %d cpus %q", inst.Index, inst.CPUs)
+	require.False(h.t, cpus.IsEmpty(), "os %d has no CPUs", inst.Index)
+	require.True(h.t, cpus.Intersection(osCores).IsEmpty(), "os %d CPUs %s include OS cores %s", inst.Index, cpus, osCores)
+	require.NotEmpty(h.t, inst.Memory, "os %d has no memory", inst.Index)
+	marker, err := os.ReadFile(filepath.Join(h.runDir, "job-"+strconv.Itoa(id)))
+	require.NoError(h.t, err, "marker file of job %d", id)
+	require.Equal(h.t, "os="+strconv.Itoa(inst.Index)+"\n", string(marker))
+	return *inst
+}
+
+// Scenario 1: an LWK batch job with srun steps; every task runs through the
+// mcexec stand-in on the LWK's CPUs; output and exit codes (0, 3, a signal)
+// come back to the user.
+func TestLWKBatchJobRunsStepsThroughMcexec(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	script := h.writeScript(dir, "lwk.sh", lwkJobScript)
+	id := h.sbatch(dir, "lwk", "--lwk-mode=mck", "-n2", "--time=5", script)
+
+	h.waitFile(filepath.Join(dir, "step0.done"), "", jobTimeout)
+	inst := checkBooted(h, id)
+	t.Logf("job %d: os %d cpus %s memory %+v", id, inst.Index, inst.CPUs, inst.Memory)
+	h.touch(filepath.Join(dir, "go"))
+
+	f := h.waitJob(id, jobTimeout)
+	out := readFile(filepath.Join(dir, "lwk.out"))
+	require.Equal(t, "COMPLETED", f["JobState"], "job %d\nout: %s\nerr: %s", id, out, readFile(filepath.Join(dir, "lwk.err")))
+	t.Logf("job %d output:\n%s", id, out)
+	h.checkRouted(f, true)
+	probes := parseProbe(t, out, "s0:")
+	require.Len(t, probes, 2, "probe lines in:\n%s", out)
+	for rank, p := range probes {
+		require.True(t, p.wrapped(2), "rank %d did not run through lwk-sim-mcexec -n 2: parent %q", rank, p.Parent)
+	}
+	for _, tag := range []string{"s1:", "s2:"} {
+		parent := lineValue(t, out, tag+"parent=")
+		p := probeLine{Parent: strings.Split(strings.TrimSuffix(parent, "|"), "|")}
+		require.True(t, p.wrapped(1), "step %s did not run through lwk-sim-mcexec -n 1: parent %q", tag, p.Parent)
+	}
+	require.Contains(t, out, "rc0=0\n")
+	require.Contains(t, out, "rc1=3\n")
+	require.Contains(t, out, "rc2=139\n", "a task killed by SIGSEGV must show as 128+11")
+
+	rows := h.sacct(id)
+	require.Equal(t, "0:0", rows[strconv.Itoa(id)+".0"].ExitCode)
+	require.Equal(t, "3:0", rows[strconv.Itoa(id)+".1"].ExitCode)
+	h.assertPristine(settleTimeout)
+}
+
+// lineValue returns the rest of the only output line starting with prefix.
+func lineValue(t *testing.T, out, prefix string) string {
+	t.Helper()
+	var found []string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			found = append(found, v)
+		}
+	}
+	require.Len(t, found, 1, "lines starting with %q in:\n%s", prefix, out)
+	return found[0]
+}
+
+// holdScript is an LWK job that runs the probe, says "ready" and waits for
+// "go" (so another job can run beside it).
+const holdScript = "#!/bin/bash\n" + probeScript + `TAG=hold: srun -n2 /bin/sh -c "$probe"
+touch ready
+while [ ! -e go ]; do sleep 0.2; done
+`
+
+// linuxScript is a plain Linux job with one probe step.
+const linuxScript = "#!/bin/bash\n" + probeScript + `TAG=lx: srun -n2 /bin/sh -c "$probe"
+echo "rc=$?"
+`
+
+// Scenario 2: a Linux job beside an LWK job: not wrapped, no journal, no
+// marker, no state file, and it completes while the LWK job holds its OS.
+func TestLinuxJobBesideLWKJob(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	lwkID := h.sbatch(dir, "hold", "--lwk-mode=mck", "-n2", "--time=5", h.writeScript(dir, "hold.sh", holdScript))
+	h.waitFile(filepath.Join(dir, "ready"), "", jobTimeout)
+	checkBooted(h, lwkID)
+	before := h.status()
+
+	start := time.Now()
+	linID := h.sbatch(dir, "linux", "-n2", "--time=5", h.writeScript(dir, "linux.sh", linuxScript))
+	f := h.waitJob(linID, jobTimeout)
+	t.Logf("linux job %d: submit to end %v", linID, time.Since(start))
+	out := readFile(filepath.Join(dir, "linux.out"))
+	require.Equal(t, "COMPLETED", f["JobState"], "out: %s\nerr: %s", out, readFile(filepath.Join(dir, "linux.err")))
+	require.Contains(t, out, "rc=0\n")
+	h.checkRouted(f, false)
+	probes := parseProbe(t, out, "lx:")
+	require.Len(t, probes, 2, "probe lines in:\n%s", out)
+	for rank, p := range probes {
+		require.False(t, p.wrapped(2), "Linux rank %d ran through mcexec: %q", rank, p.Parent)
+		require.Contains(t, p.Parent[0], "slurmstepd", "Linux rank %d parent %q", rank, p.Parent)
+	}
+
+	// The LWK job still runs, untouched; the Linux job left no trace.
+	require.Equal(t, "RUNNING", h.jobFields(lwkID)["JobState"])
+	after := h.status()
+	require.Equal(t, before, after, "lwkctl status changed while the Linux job ran")
+	_, ok := after.job(linID)
+	require.False(t, ok, "Linux job %d has a journal", linID)
+	require.NoFileExists(t, filepath.Join(h.runDir, "job-"+strconv.Itoa(linID)))
+	require.Empty(t, filesNaming(t, h.stateDir, linID), "state files naming Linux job %d", linID)
+
+	h.touch(filepath.Join(dir, "go"))
+	require.Equal(t, "COMPLETED", h.waitJob(lwkID, jobTimeout)["JobState"])
+	h.assertPristine(settleTimeout)
+}
+
+// filesNaming lists the files under root whose name contains the job ID as
+// a whole number (journal-12.json, job-12, 12.lock, ...).
+func filesNaming(t *testing.T, root string, id int) []string {
+	t.Helper()
+	re := regexp.MustCompile(`(^|[^0-9])` + strconv.Itoa(id) + `([^0-9]|$)`)
+	var found []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable or vanished: not ours to judge
+		}
+		if re.MatchString(d.Name()) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return found
+}
+
+// Scenario 3: bad specs are refused by sbatch (and srun, salloc) with a
+// readable message, and nothing is queued.
+func TestBadSpecsRejectedAtSubmit(t *testing.T) {
+	h := newLWKHarness(t)
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	long := "mck:kargs=" + strings.Repeat("k", 300)
+	tests := []struct {
+		name string
+		argv []string
+		// want are substrings of stderr (besides "lwk").
+		want []string
+	}{
+		{name: "unknown profile", argv: []string{"sbatch", "--lwk-mode=nosuchprofile", "--wrap=true"}, want: []string{"nosuchprofile"}},
+		{name: "bad key", argv: []string{"sbatch", "--lwk-mode=mck:foo=1", "--wrap=true"}, want: []string{"foo", "unknown key"}},
+		{name: "bad size", argv: []string{"sbatch", "--lwk-mode=mck:mem=8X", "--wrap=true"}, want: []string{"mem", "8X"}},
+		{name: "karg outside allow list", argv: []string{"sbatch", "--lwk-mode=mck:kargs=not_allowed_karg", "--wrap=true"}, want: []string{"not_allowed_karg"}},
+		{name: "over-long value", argv: []string{"sbatch", "--lwk-mode=" + long, "--wrap=true"}, want: []string{"too long"}},
+		{name: "shell metacharacter", argv: []string{"sbatch", "--lwk-mode=mck;reboot", "--wrap=true"}, want: []string{"forbidden character"}},
+		{name: "command substitution", argv: []string{"sbatch", "--lwk-mode=mck:kargs=$(id)", "--wrap=true"}, want: []string{"forbidden character"}},
+		{name: "srun bad key", argv: []string{"srun", "--lwk-mode=mck:foo=1", "true"}, want: []string{"foo"}},
+		{name: "salloc bad size", argv: []string{"salloc", "--lwk-mode=mck:mem=0G", "true"}, want: []string{"mem"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := h.runIn(context.Background(), true, dir, nil, tc.argv...)
+			if r.err == nil {
+				// Accepted: cancel it before its prolog fails and
+				// drains the node for the tests after this one.
+				if m := submitted.FindStringSubmatch(r.stdout); m != nil {
+					h.must("scancel", m[1])
+				}
+				t.Fatalf("accepted a bad spec:\n%s", r)
+			}
+			require.NotEqual(t, -1, r.code, "%s", r)
+			require.Contains(t, strings.ToLower(r.stderr), "lwk", "%s", r)
+			for _, w := range tc.want {
+				require.Contains(t, r.stderr, w, "%s", r)
+			}
+			require.Less(t, time.Since(start), 10*time.Second, "rejection must not wait for resources")
+			empty, q := h.squeueEmpty()
+			require.True(t, empty, "queued after a rejected submit: %s", q)
+		})
+	}
+	h.assertPristine(settleTimeout)
+}
+
+var submitted = regexp.MustCompile(`Submitted batch job ([0-9]+)`)
+
+// offScript runs one step through mcexec and one with --lwk-mode=off.
+const offScript = "#!/bin/bash\n" + probeScript + `TAG=lwk: srun -n1 /bin/sh -c "$probe"
+TAG=off: srun --lwk-mode=off -n1 /bin/sh -c "$probe"
+echo "rc=$?"
+`
+
+// Scenario 4: `srun --lwk-mode=off` inside an LWK job runs on Linux.
+func TestStepWithLWKModeOffRunsOnLinux(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "off", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "off.sh", offScript))
+	f := h.waitJob(id, jobTimeout)
+	out := readFile(filepath.Join(dir, "off.out"))
+	require.Equal(t, "COMPLETED", f["JobState"], "out: %s\nerr: %s", out, readFile(filepath.Join(dir, "off.err")))
+	lwk := parseProbe(t, out, "lwk:")
+	off := parseProbe(t, out, "off:")
+	require.Len(t, lwk, 1, "out:\n%s", out)
+	require.Len(t, off, 1, "out:\n%s", out)
+	require.True(t, lwk[0].wrapped(1), "default step not wrapped: %q", lwk[0].Parent)
+	require.False(t, off[0].wrapped(1), "--lwk-mode=off step wrapped: %q", off[0].Parent)
+	require.Contains(t, off[0].Parent[0], "slurmstepd")
+	require.Contains(t, out, "rc=0\n")
+	h.assertPristine(settleTimeout)
+}
+
+// sleepScript starts a long step through mcexec and says so.
+const sleepScript = `#!/bin/bash
+srun -n2 /bin/sh -c 'echo started; exec sleep 600'
+`
+
+// Scenario 5: scancel in the middle of a step, and a job that hits its time
+// limit: the epilog cleans up, the node returns to idle (not drained), and
+// no process, reservation, marker or device is left.
+func TestCancelAndTimeLimitCleanUp(t *testing.T) {
+	tests := []struct {
+		name string
+		// timeLimit is sbatch --time (minutes).
+		timeLimit string
+		cancel    bool
+		wantState string
+		wait      time.Duration
+	}{
+		{name: "scancel mid-step", timeLimit: "5", cancel: true, wantState: "CANCELLED", wait: jobTimeout},
+		// Slurm checks limits about every 30 s: a 1-minute job ends
+		// within 60-100 s.
+		{name: "time limit", timeLimit: "1", wantState: "TIMEOUT", wait: 150 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newLWKHarness(t)
+			h.needBinary("lwk-sim-mcexec")
+			h.assertPristine(settleTimeout)
+			dir := h.workdir()
+			id := h.sbatch(dir, "sleep", "--lwk-mode=mck", "-n2", "--time="+tc.timeLimit, h.writeScript(dir, "sleep.sh", sleepScript))
+			h.waitFile(filepath.Join(dir, "sleep.out"), "started", jobTimeout)
+			checkBooted(h, id)
+			if tc.cancel {
+				r := h.runIn(context.Background(), true, dir, nil, "scancel", strconv.Itoa(id))
+				require.NoError(t, r.err, "%s", r)
+			}
+			f := h.waitJob(id, tc.wait)
+			require.Equal(t, tc.wantState, f["JobState"])
+			h.assertPristine(settleTimeout)
+			st, _ := h.squeueEmpty()
+			require.True(t, st)
+		})
+	}
+}
+
+// usr1Script runs a step whose program waits for SIGUSR1 and exits 0 on it.
+const usr1Script = `#!/bin/bash
+srun -n1 /bin/sh -c 'trap "echo got-USR1; exit 0" USR1; echo ready; while :; do sleep 0.2; done'
+echo "rc=$?"
+`
+
+// Scenario 6: `scancel --signal=USR1` reaches the program inside the mcexec
+// stand-in (and the stand-in survives it).
+func TestSignalReachesProgramInsideMcexec(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "usr1", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "usr1.sh", usr1Script))
+	h.waitFile(filepath.Join(dir, "usr1.out"), "ready", jobTimeout)
+	checkBooted(h, id)
+	r := h.runIn(context.Background(), true, dir, nil, "scancel", "--signal=USR1", strconv.Itoa(id))
+	require.NoError(t, r.err, "%s", r)
+	f := h.waitJob(id, jobTimeout)
+	out := readFile(filepath.Join(dir, "usr1.out"))
+	require.Equal(t, "COMPLETED", f["JobState"], "out: %s\nerr: %s", out, readFile(filepath.Join(dir, "usr1.err")))
+	require.Contains(t, out, "got-USR1\n")
+	require.Contains(t, out, "rc=0\n")
+	h.assertPristine(settleTimeout)
+}
+
+// Scenario 7: an injected boot failure in the prolog: the job is requeued
+// and held, the node drained with a reason starting with "lwk:" that names
+// the step, the node holds nothing; after resume a new job runs normally.
+func TestPrologFailureDrainsNodeAndHoldsJob(t *testing.T) {
+	h := newLWKHarness(t)
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	h.setFaults("fault boot")
+	// Whatever happens below, leave the node usable for the next test.
+	t.Cleanup(func() {
+		if st := h.nodeFields()["State"]; strings.Contains(st, "DRAIN") {
+			h.run(context.Background(), false, "scontrol", "update", "nodename="+h.node, "state=resume")
+		}
+	})
+	id := h.sbatch(dir, "fail", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "fail.sh", "#!/bin/bash\necho ran\n"))
+	f := h.waitJobFor(id, jobTimeout, "requeued and held", func(f map[string]string) bool {
+		return f["JobState"] == "PENDING" && strings.Contains(f["Reason"], "held")
+	})
+	require.Equal(t, "launch_failed_requeued_held", f["Reason"])
+	require.NotEqual(t, "0", f["Restarts"])
+	require.NotContains(t, readFile(filepath.Join(dir, "fail.out")), "ran", "the batch script ran despite the failed prolog")
+
+	n := h.nodeFields()
+	require.Contains(t, n["State"], "DRAIN", "node %v", n)
+	require.Regexp(t, `^lwk: `, n["Reason"])
+	require.Contains(t, n["Reason"], "boot", "the reason must name the failed step")
+
+	// The failed prolog rolled back: nothing reserved, booted or journaled.
+	h.clearFaults()
+	s := h.status()
+	require.True(t, s.pristine(), "after a failed prolog: %+v", s)
+	require.Empty(t, h.leftovers())
+
+	h.must("scancel", strconv.Itoa(id))
+	h.waitJob(id, jobTimeout)
+	h.resumeNode()
+	h.waitNodeIdle(settleTimeout)
+
+	h.needBinary("lwk-sim-mcexec")
+	id2 := h.sbatch(dir, "after", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "after.sh", offScript))
+	f = h.waitJob(id2, jobTimeout)
+	out := readFile(filepath.Join(dir, "after.out"))
+	require.Equal(t, "COMPLETED", f["JobState"], "out: %s\nerr: %s", out, readFile(filepath.Join(dir, "after.err")))
+	p := parseProbe(t, out, "lwk:")
+	require.Len(t, p, 1, "out:\n%s", out)
+	require.True(t, p[0].wrapped(1), "parent %q", p[0].Parent)
+	h.assertPristine(settleTimeout)
+}
+
+// quickScript is a short LWK job: one probe step.
+const quickScript = "#!/bin/bash\n" + probeScript + `TAG=q: srun -n1 /bin/sh -c "$probe"
+echo "rc=$?"
+`
+
+// Scenario 8: ten LWK jobs back to back (each takes the whole node, so they
+// run one after the other): all complete through mcexec and lwkctl status
+// does not drift.
+func TestTenLWKJobsBackToBackNoDrift(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	before := h.status()
+	dir := h.workdir()
+	script := h.writeScript(dir, "quick.sh", quickScript)
+	const n = 10
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = h.sbatch(dir, "quick"+strconv.Itoa(i), "--lwk-mode=mck", "--exclusive", "--time=5", script)
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for i, id := range ids {
+		f := h.waitJob(id, time.Until(deadline))
+		out := readFile(filepath.Join(dir, "quick"+strconv.Itoa(i)+".out"))
+		require.Equal(t, "COMPLETED", f["JobState"], "job %d\nout: %s\nerr: %s", id, out, readFile(filepath.Join(dir, "quick"+strconv.Itoa(i)+".err")))
+		p := parseProbe(t, out, "q:")
+		require.Len(t, p, 1, "job %d out:\n%s", id, out)
+		require.True(t, p[0].wrapped(1), "job %d parent %q", id, p[0].Parent)
+		require.Contains(t, out, "rc=0\n")
+	}
+	h.assertPristine(settleTimeout)
+	require.Equal(t, before, h.status(), "lwkctl status drifted over %d jobs", n)
+}
