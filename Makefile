@@ -41,7 +41,8 @@ spank:
 test: lint unit e2e
 
 unit:
-	$(GO) test ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -race ./pkg/ihk/ioctl/ ./pkg/journal/
 	$(MAKE) -C spank test
 
 e2e: build spank
@@ -53,9 +54,11 @@ lint:
 	$(GO) vet -tags e2e ./tests/...
 	$(GO) run $(STATICCHECK) ./...
 
-bench: build
+bench: build spank
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/plan/
-	scripts/bench-lifecycle
+	$(MAKE) -C spank test_shim
+	spank/test_shim spank/spank_lwk.so --bench
+	$(GO) run ./tools/benchlifecycle --bin bin
 
 demo: build spank
 	scripts/demo

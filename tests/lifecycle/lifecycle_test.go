@@ -40,7 +40,8 @@ func TestMain(m *testing.M) {
 		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-prolog",
 		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-epilog",
 		"github.com/slurm-lwk/slurm-lwk/cmd/lwkctl",
-		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-sim-mcexec")
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-sim-mcexec",
+		"github.com/slurm-lwk/slurm-lwk/cmd/lwk-monitor")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
@@ -344,4 +345,39 @@ func TestEpilogStopsTheJobsMcexec(t *testing.T) {
 		t.Fatal("the epilog left the job's mcexec running")
 	}
 	n.requirePristine("after the epilog stopped mcexec")
+}
+
+func TestPrologDryRunTouchesNothing(t *testing.T) {
+	n := newNode(t)
+	out, stderr, err := n.run("lwk-prolog", 0, nil, "--dry-run", "--json", "--config", n.conf,
+		"--job-id", "9", "--lwk-mode", "mck:cores=2", "--cpus", "2-15", "--mem", "4G")
+	require.NoError(t, err, stderr)
+	var p struct {
+		LWKCPUs string `json:"lwk_cpus"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &p), out)
+	require.Equal(t, "2,4,10,12", p.LWKCPUs)
+	_, err = os.Stat(filepath.Join(n.dir, "sim"))
+	require.True(t, errors.Is(err, os.ErrNotExist), "a dry run opened the simulated driver")
+	_, err = os.Stat(filepath.Join(n.dir, "state"))
+	require.True(t, errors.Is(err, os.ErrNotExist), "a dry run created state")
+}
+
+func TestMonitorSamplesRunningInstance(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 61, nil)
+	require.NoError(t, err, stderr)
+	out, stderr, err := n.run("lwk-monitor", 0, nil, "--once")
+	require.NoError(t, err, stderr)
+	var sample struct {
+		OS     int             `json:"os"`
+		Status string          `json:"status"`
+		Rusage json.RawMessage `json:"rusage"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &sample), out)
+	require.Equal(t, "RUNNING", sample.Status)
+	require.Contains(t, string(sample.Rusage), "user_ns")
+	_, stderr, err = n.run("lwk-epilog", 61, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the monitored job")
 }
