@@ -171,7 +171,7 @@ func (s *Status) WriteText(w io.Writer) error {
 		b.WriteString("os instances:    none\n")
 	}
 	for _, in := range s.OSInstances {
-		fmt.Fprintf(&b, "os %d:            %s, cpus %s, memory %s", in.Index, in.Status, orNone(in.CPUs), chunks(in.Memory))
+		fmt.Fprintf(&b, "%-17s%s, cpus %s, memory %s", fmt.Sprintf("os %d:", in.Index), in.Status, orNone(in.CPUs), chunks(in.Memory))
 		if in.Error != "" {
 			fmt.Fprintf(&b, " (error: %s)", in.Error)
 		}
@@ -181,7 +181,7 @@ func (s *Status) WriteText(w io.Writer) error {
 		b.WriteString("jobs:            none\n")
 	}
 	for _, j := range s.Jobs {
-		fmt.Fprintf(&b, "job %d:          step %s (%s), os %d", j.JobID, orNone(j.Step), orNone(j.State), j.OS)
+		fmt.Fprintf(&b, "%-17sstep %s (%s), os %d", fmt.Sprintf("job %d:", j.JobID), orNone(j.Step), orNone(j.State), j.OS)
 		if j.Error != "" {
 			fmt.Fprintf(&b, " (error: %s)", j.Error)
 		}

@@ -286,6 +286,18 @@ func (b *Backend) initial(op string, o *osState, now time.Time) error {
 
 // booted returns EINVAL unless the instance is booted: mcctrl's aux handlers
 // and the kmsg ring exist only between BOOT and SHUTDOWN.
+// bootedInstance returns instance i if it exists and is booted.
+func (b *Backend) bootedInstance(s *state, op string, i int) (*osState, error) {
+	o, err := b.instance(s, op, i)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.booted(op, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
 func (b *Backend) booted(op string, o *osState) error {
 	if o.Boot == nil {
 		return b.err(op, o.Index, syscall.EINVAL, "os is not booted")
@@ -919,11 +931,8 @@ func (b *Backend) ReadKmsg(ctx context.Context, i int) ([]byte, error) {
 	const op = "read_kmsg"
 	var out []byte
 	err := b.run(ctx, op, i, func(s *state, now time.Time) error {
-		o, err := b.instance(s, op, i)
+		o, err := b.bootedInstance(s, op, i)
 		if err != nil {
-			return err
-		}
-		if err := b.booted(op, o); err != nil {
 			return err
 		}
 		out = o.Boot.kmsg(now)
@@ -1012,11 +1021,8 @@ func (b *Backend) Thaw(ctx context.Context, i int) error {
 func (b *Backend) InjectPanic(ctx context.Context, i int) error {
 	const op = "inject_panic"
 	return b.do(ctx, op, i, func(s *state, now time.Time) error {
-		o, err := b.instance(s, op, i)
+		o, err := b.bootedInstance(s, op, i)
 		if err != nil {
-			return err
-		}
-		if err := b.booted(op, o); err != nil {
 			return err
 		}
 		o.Boot.Timeline.FailedNS = now.UnixNano()
@@ -1032,11 +1038,8 @@ func (b *Backend) InjectPanic(ctx context.Context, i int) error {
 func (b *Backend) InjectHang(ctx context.Context, i int) error {
 	const op = "inject_hang"
 	return b.do(ctx, op, i, func(s *state, _ time.Time) error {
-		o, err := b.instance(s, op, i)
+		o, err := b.bootedInstance(s, op, i)
 		if err != nil {
-			return err
-		}
-		if err := b.booted(op, o); err != nil {
 			return err
 		}
 		o.Boot.HangPending = true
@@ -1049,11 +1052,8 @@ func (b *Backend) InjectHang(ctx context.Context, i int) error {
 func (b *Backend) InjectOOM(ctx context.Context, i int) error {
 	const op = "inject_oom"
 	return b.do(ctx, op, i, func(s *state, now time.Time) error {
-		o, err := b.instance(s, op, i)
+		o, err := b.bootedInstance(s, op, i)
 		if err != nil {
-			return err
-		}
-		if err := b.booted(op, o); err != nil {
 			return err
 		}
 		o.Boot.addKmsg(now, "memory usage reached the OOM margin (simulated)")
