@@ -23,6 +23,10 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
+// firstDestroyAttempt bounds the first DESTROY_OS, made before looking for
+// processes that hold the device.
+const firstDestroyAttempt = 250 * time.Millisecond
+
 // ErrNodeUnusable marks failures that leave IHK holding resources: the node
 // should be drained.
 var ErrNodeUnusable = errors.New("node left unusable")
@@ -181,14 +185,19 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 	if err := devperm.Restore(dev, previousOwner(rec, idx)); err != nil {
 		return fmt.Errorf("revoke %s: %w", dev, err)
 	}
-	if err := d.killHolders(ctx, log, dev, res); err != nil {
-		return err
-	}
 	d.saveKmsg(ctx, log, idx, res)
 
+	// Slurm has normally killed the job's processes before the epilog, so
+	// try DESTROY_OS first and look for holders (a /proc scan) only when it
+	// is busy. The first attempt gets a short deadline because a backend
+	// may retry EBUSY itself until its context ends.
 	deadline := time.Now().Add(d.DestroyTimeout)
+	attempt := firstDestroyAttempt
 	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, 500*time.Millisecond) {
-		err := d.IHK.DestroyOS(ctx, idx)
+		actx, cancel := context.WithTimeout(ctx, min(attempt, time.Until(deadline)))
+		err := d.IHK.DestroyOS(actx, idx)
+		cancel()
+		attempt = time.Until(deadline)
 		switch {
 		case err == nil, errors.Is(err, ihk.ErrNotFound):
 			res.OS = append(res.OS, idx)
@@ -199,7 +208,8 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 		case time.Now().After(deadline):
 			return fmt.Errorf("destroy os %d: still busy after %s: %w: %w", idx, d.DestroyTimeout, err, ErrNodeUnusable)
 		}
-		// Something opened the device again (or a holder is slow to die).
+		// The job's mcexec processes still hold the device, or something
+		// opened it again: stop them and retry.
 		if err := d.killHolders(ctx, log, dev, res); err != nil {
 			return err
 		}
