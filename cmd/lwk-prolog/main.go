@@ -101,12 +101,38 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	defer closer.Close()
 	log = log.With("job", env.JobID)
 	if err := boot(ctx, cfg, env, req, log); err != nil {
-		if env.Node != "" {
-			drain(cfg, env, err)
+		if env.Node == "" {
+			return err
 		}
+		// Nothing was reserved when planning refused the request: cancel
+		// the job rather than fail the prolog, which would drain the node
+		// for a user's mistake.
+		if errors.Is(err, plan.ErrRequest) {
+			cerr := refuse(cfg, env, err)
+			if cerr == nil {
+				log.Warn("request cannot be satisfied on this node; job cancelled", "err", err)
+				fmt.Fprintf(os.Stderr, "lwk: job %d cancelled: %s\n", env.JobID, lwknode.OneLine(err))
+				return nil
+			}
+			log.Error("cannot cancel the job; failing the prolog", "err", cerr)
+		}
+		drain(cfg, env, err)
 		return err
 	}
 	return nil
+}
+
+// refuse records why on the job (AdminComment, shown by scontrol show job
+// and sacct) and cancels it.
+func refuse(cfg *config.Config, env slurm.JobEnv, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r := lwknode.ScontrolRunner(env)
+	comment := slurm.SanitizeReason("lwk: " + lwknode.OneLine(cause))
+	if err := slurm.SetAdminComment(ctx, r, cfg.ScontrolPath, env.JobID, comment); err != nil {
+		fmt.Fprintf(os.Stderr, "lwk: cannot record the reason on job %d: %s\n", env.JobID, lwknode.OneLine(err))
+	}
+	return slurm.CancelJob(ctx, r, cfg.ScancelPath, env.JobID)
 }
 
 // boot plans and boots the job's LWK.

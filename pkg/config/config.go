@@ -85,6 +85,9 @@ type Config struct {
 	McexecPath string
 	// ScontrolPath is the scontrol binary (ScontrolPath=/usr/bin/scontrol).
 	ScontrolPath string
+	// ScancelPath is the scancel binary (ScancelPath=/usr/bin/scancel), used
+	// to cancel a job whose request the node cannot satisfy.
+	ScancelPath string
 
 	// BootTimeout bounds BOOT plus the wait for RUNNING (BootTimeout=120s).
 	BootTimeout time.Duration

@@ -31,6 +31,7 @@ const (
 	DefaultSimBootDelay     = 2 * time.Second
 	DefaultMcexecPath       = "/usr/bin/mcexec"
 	DefaultScontrolPath     = "/usr/bin/scontrol"
+	DefaultScancelPath      = "/usr/bin/scancel"
 	DefaultBootTimeout      = 120 * time.Second
 	DefaultDestroyTimeout   = 30 * time.Second
 	DefaultLockTimeout      = 60 * time.Second
@@ -111,7 +112,7 @@ func init() {
 		"IHKBackend", "OSCores", "SystemNUMANodes", "JobNUMANodes",
 		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare",
 		"DefaultProfile", "StateDir", "RunDir", "DevDir", "SysfsRoot", "LogDir",
-		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath",
+		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath", "ScancelPath",
 		"BootTimeout", "DestroyTimeout", "LockTimeout",
 	} {
 		globalKeys[strings.ToLower(k)] = k
@@ -299,6 +300,8 @@ func (c *Config) setGlobal(key, value string) error {
 		c.McexecPath, err = parsePath(value)
 	case "ScontrolPath":
 		c.ScontrolPath, err = parsePath(value)
+	case "ScancelPath":
+		c.ScancelPath, err = parsePath(value)
 	case "BootTimeout":
 		c.BootTimeout, err = parsePositiveDuration(value)
 	case "DestroyTimeout":
@@ -330,6 +333,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 	def("SimBootDelay", func() { c.SimBootDelay = DefaultSimBootDelay })
 	def("McexecPath", func() { c.McexecPath = DefaultMcexecPath })
 	def("ScontrolPath", func() { c.ScontrolPath = DefaultScontrolPath })
+	def("ScancelPath", func() { c.ScancelPath = DefaultScancelPath })
 	def("BootTimeout", func() { c.BootTimeout = DefaultBootTimeout })
 	def("DestroyTimeout", func() { c.DestroyTimeout = DefaultDestroyTimeout })
 	def("LockTimeout", func() { c.LockTimeout = DefaultLockTimeout })

@@ -78,7 +78,7 @@ func TestParseDefaults(t *testing.T) {
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
 				LWKMemoryPercent: 90, StateDir: "/var/lib/slurm-lwk", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
-				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol",
+				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,
 			},
 		},
@@ -90,7 +90,7 @@ func TestParseDefaults(t *testing.T) {
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
 				LWKMemoryPercent: 90, StateDir: "/var/lib/slurm-lwk", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
-				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol",
+				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,
 			},
 		},
@@ -121,7 +121,7 @@ Profile=p Image=/k.img Kargs=hidos
 				ProxyMemoryBytes: 1 << 30, ProxyCPUPercent: 25, ProxyCPUPeriod: 50 * time.Millisecond,
 				LWKMemoryPercent: 100, StateDir: "/srv/state", RunDir: "/srv/run",
 				SysfsRoot: "/srv/fixture", LogDir: "/srv/log", SimBootDelay: 0,
-				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol",
+				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 5 * time.Minute, DestroyTimeout: time.Second, LockTimeout: 2 * time.Second,
 				DefaultProfile: "p",
 			},
@@ -290,7 +290,7 @@ func TestExampleDefaults(t *testing.T) {
 		}
 		b.WriteString(line + "\n")
 	}
-	require.Equal(t, 16, uncommented, "every defaulted key is documented")
+	require.Equal(t, 17, uncommented, "every defaulted key is documented")
 	withDefaults, err := Parse(strings.NewReader(string(raw)), "lwk.conf.example")
 	require.NoError(t, err)
 	explicit, err := Parse(strings.NewReader(b.String()), "lwk.conf.example")

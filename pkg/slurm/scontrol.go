@@ -95,6 +95,21 @@ func SetAdminComment(ctx context.Context, r Runner, scontrol string, jobID uint3
 	return nil
 }
 
+// CancelJob runs `scancel <jobID>`. scancel is the absolute path of the
+// scancel binary (lwk.conf ScancelPath).
+func CancelJob(ctx context.Context, r Runner, scancel string, jobID uint32) error {
+	if err := checkProgram(scancel); err != nil {
+		return err
+	}
+	if jobID == 0 {
+		return fmt.Errorf("cancel job: job ID 0")
+	}
+	if _, err := r.Run(ctx, []string{scancel, strconv.FormatUint(uint64(jobID), 10)}); err != nil {
+		return fmt.Errorf("cancel job %d: %w", jobID, err)
+	}
+	return nil
+}
+
 // SanitizeReason makes text safe as a Slurm drain reason: tabs and line
 // breaks become spaces, other characters outside printable ASCII (and
 // invalid UTF-8) become '?',
@@ -129,7 +144,7 @@ func SanitizeReason(s string) string {
 
 func checkProgram(p string) error {
 	if p == "" || !filepath.IsAbs(p) || filepath.Clean(p) != p {
-		return fmt.Errorf("scontrol path %q: must be a clean absolute path", p)
+		return fmt.Errorf("slurm command path %q: must be a clean absolute path", p)
 	}
 	return nil
 }

@@ -214,3 +214,15 @@ func TestSetAdminComment(t *testing.T) {
 		})
 	}
 }
+
+func TestCancelJob(t *testing.T) {
+	const scancel = "/usr/bin/scancel"
+	r := &fakeRunner{}
+	require.NoError(t, CancelJob(context.Background(), r, scancel, 42))
+	require.Equal(t, [][]string{{scancel, "42"}}, r.calls)
+
+	r = &fakeRunner{err: errors.New("exit status 1")}
+	require.ErrorContains(t, CancelJob(context.Background(), r, scancel, 42), "cancel job 42: exit status 1")
+	require.ErrorContains(t, CancelJob(context.Background(), &fakeRunner{}, scancel, 0), "job ID 0")
+	require.ErrorContains(t, CancelJob(context.Background(), &fakeRunner{}, "scancel", 1), "clean absolute path")
+}

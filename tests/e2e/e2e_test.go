@@ -441,3 +441,24 @@ func TestTenLWKJobsBackToBackNoDrift(t *testing.T) {
 	h.assertPristine(settleTimeout)
 	require.Equal(t, before, h.status(), "lwkctl status drifted over %d jobs", n)
 }
+
+// A request the node cannot satisfy (more LWK memory than the job has on the
+// node) is found only by the prolog; the job is cancelled with the reason in
+// its AdminComment, and the node stays in service instead of draining.
+func TestUnsatisfiableRequestCancelsJobNotNode(t *testing.T) {
+	h := newLWKHarness(t)
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "toobig", "--lwk-mode=mck:mem=64G", "-n1", "--mem=1G", "--time=5",
+		h.writeScript(dir, "toobig.sh", "#!/bin/bash\necho ran\n"))
+	f := h.waitJob(id, jobTimeout)
+	require.Equal(t, "CANCELLED", f["JobState"], "job %v", f)
+	// The comment holds "mem=..." words, which a Key=Value split would cut.
+	show := h.must("scontrol", "show", "job", strconv.Itoa(id))
+	require.Regexp(t, `AdminComment=lwk: plan job \d+: mem=64 GiB: more than the job's memory on this node`, show)
+	require.NotContains(t, readFile(filepath.Join(dir, "toobig.out")), "ran", "the batch script ran")
+
+	n := h.nodeFields()
+	require.NotContains(t, n["State"], "DRAIN", "a user's request drained the node: %v", n)
+	h.assertPristine(settleTimeout)
+}

@@ -59,9 +59,11 @@ type node struct {
 	conf string
 }
 
-// fakeScontrol prints `scontrol show job -d <id>` output in Slurm 22.05's
-// format for a job holding abstract CPUs 0-15 and 10 GiB on node1.
+// fakeScontrol logs its arguments and, for `show job -d <id>`, prints Slurm
+// 22.05's output for a job holding abstract CPUs 0-15 and 10 GiB on node1.
 const fakeScontrol = `#!/bin/sh
+echo "$*" >> "${0%/*}/scontrol.log"
+[ "$1" = show ] || exit 0
 cat <<EOF
 JobId=$4 JobName=lifecycle
    UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
@@ -77,6 +79,21 @@ JobId=$4 JobName=lifecycle
 EOF
 `
 
+// fakeScancel logs its arguments.
+const fakeScancel = `#!/bin/sh
+echo "$*" >> "${0%/*}/scancel.log"
+`
+
+// slurmCalls returns what the fake scontrol or scancel was asked to do.
+func (n *node) slurmCalls(cmd string) []string {
+	b, err := os.ReadFile(filepath.Join(n.dir, cmd+".log"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	require.NoError(n.t, err)
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
 func newNode(t *testing.T) *node {
 	t.Helper()
 	if os.Geteuid() != 0 && os.Getenv("LWK_FORCE_ROOT_TESTS") == "" {
@@ -85,6 +102,7 @@ func newNode(t *testing.T) *node {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "mckernel.img"), []byte("simulated image\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "scontrol"), []byte(fakeScontrol), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "scancel"), []byte(fakeScancel), 0o755))
 	conf := filepath.Join(dir, "lwk.conf")
 	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`IHKBackend=sim
 OSCores=0-1
@@ -97,6 +115,7 @@ SimStateDir=%[1]s/sim
 SimBootDelay=50ms
 SysfsRoot=%[2]s
 ScontrolPath=%[1]s/scontrol
+ScancelPath=%[1]s/scancel
 DestroyTimeout=5s
 Profile=mck Image=%[1]s/mckernel.img Kargs="hidos dump_level=24" AllowKargs=time_sharing
 `, dir, fixture.Root(t, "paper-e5520-fake12"))), 0o644))
@@ -240,6 +259,11 @@ func TestFaultAtEveryStepRollsBack(t *testing.T) {
 			require.Contains(t, lines[0], s, "the reason names the step")
 			require.Contains(t, lines[0], "input/output error", "the reason gives the cause")
 			n.requirePristine("after failed " + s)
+			// The drain reason slurmd would otherwise hide behind "Prolog error".
+			calls := n.slurmCalls("scontrol")
+			require.Len(t, calls, 2, "show job, then drain: %q", calls)
+			require.Regexp(t, fmt.Sprintf(`^update NodeName=node1 State=DRAIN Reason=lwk: job %d: %s: `, job, s), calls[1])
+			require.Empty(t, n.slurmCalls("scancel"))
 		})
 	}
 }
@@ -380,4 +404,21 @@ func TestMonitorSamplesRunningInstance(t *testing.T) {
 	_, stderr, err = n.run("lwk-epilog", 61, nil)
 	require.NoError(t, err, stderr)
 	n.requirePristine("after the monitored job")
+}
+
+// A request the node cannot satisfy is the user's mistake: the job is
+// cancelled with the reason recorded, and the node is not drained.
+func TestUnsatisfiableRequestCancelsTheJob(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 301, []string{"LWK_MODE=mck:mem=100G"})
+	require.NoError(t, err, "the prolog succeeds so that slurmd does not drain the node: %s", stderr)
+	require.Contains(t, stderr, "lwk: job 301 cancelled: ")
+	require.Equal(t, []string{"301"}, n.slurmCalls("scancel"))
+	calls := n.slurmCalls("scontrol")
+	require.Len(t, calls, 2, "%q", calls)
+	require.Regexp(t, `^update JobId=301 AdminComment=lwk: plan job 301: mem=100 GiB: more than the job's memory on this node \(10 GiB\)`, calls[1])
+	for _, c := range calls {
+		require.NotContains(t, c, "DRAIN")
+	}
+	n.requirePristine("after a refused request")
 }
