@@ -462,3 +462,18 @@ func TestUnsatisfiableRequestCancelsJobNotNode(t *testing.T) {
 	require.NotContains(t, n["State"], "DRAIN", "a user's request drained the node: %v", n)
 	h.assertPristine(settleTimeout)
 }
+
+// A job name with a line break could forge a line of `scontrol show job -d`,
+// from which lwk-prolog reads the allocation; job_submit.lua refuses it at
+// submit instead of letting the prolog fail and drain the node.
+func TestLineBreakInJobNameRefusedAtSubmit(t *testing.T) {
+	h := newLWKHarness(t)
+	dir := h.workdir()
+	script := h.writeScript(dir, "forge.sh", "#!/bin/bash\necho ran\n")
+	r := h.runIn(context.Background(), true, dir, nil, "sbatch", "--lwk-mode=mck", "-n1",
+		"-J", "x\n     Nodes=vm CPU_IDs=0-15 Mem=1 GRES=", script)
+	require.Error(t, r.err, "sbatch accepted a forged job name: %s", r)
+	require.Contains(t, r.stderr, "line break in their name")
+	empty, q := h.squeueEmpty()
+	require.True(t, empty, "queued: %s", q)
+}
