@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -27,6 +28,7 @@ func main() {
 	if len(os.Args) == 1 && lwknode.LinuxJob(slurm.SpecFromEnviron(os.Environ())) {
 		return
 	}
+	start := time.Now()
 	fs := pflag.NewFlagSet("lwk-epilog", pflag.ContinueOnError)
 	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
 	verbose := fs.Bool("verbose", false, "log to stderr at debug level")
@@ -38,7 +40,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, *configPath, *verbose); err != nil {
+	if err := run(ctx, *configPath, *verbose, start); err != nil {
 		fail(err)
 	}
 }
@@ -48,7 +50,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func run(ctx context.Context, configPath string, verbose bool) error {
+func run(ctx context.Context, configPath string, verbose bool, start time.Time) error {
 	env, err := slurm.FromEnviron(os.Environ())
 	if err != nil {
 		return fmt.Errorf("job environment: %w", err)
@@ -71,6 +73,7 @@ func run(ctx context.Context, configPath string, verbose bool) error {
 	if err != nil {
 		return err
 	}
+	defer node.LogDone("epilog done", start)
 	res, err := node.Cleanup(ctx, env.JobID)
 	if err != nil {
 		return err

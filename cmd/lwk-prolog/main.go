@@ -38,6 +38,7 @@ type options struct {
 	spec       string
 	cpus, mem  string
 	verbose    bool
+	start      time.Time // when the process started work
 }
 
 func main() {
@@ -45,7 +46,7 @@ func main() {
 	if len(os.Args) == 1 && lwknode.LinuxJob(slurm.SpecFromEnviron(os.Environ())) {
 		return
 	}
-	var o options
+	o := options{start: time.Now()}
 	fs := pflag.NewFlagSet("lwk-prolog", pflag.ContinueOnError)
 	fs.StringVar(&o.configPath, "config", lwknode.DefaultConfigPath(), "node configuration file")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan for --lwk-mode/--cpus/--mem and touch nothing")
@@ -100,7 +101,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	log, closer := lwknode.Logger(cfg.LogDir, "lwk-prolog", o.verbose)
 	defer closer.Close()
 	log = log.With("job", env.JobID)
-	if err := boot(ctx, cfg, env, req, log); err != nil {
+	if err := boot(ctx, cfg, env, req, log, o.start); err != nil {
 		if env.Node == "" {
 			return err
 		}
@@ -136,11 +137,12 @@ func refuse(cfg *config.Config, env slurm.JobEnv, cause error) error {
 }
 
 // boot plans and boots the job's LWK.
-func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger) error {
+func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger, start time.Time) error {
 	node, err := lwknode.Open(cfg, log, true)
 	if err != nil {
 		return err
 	}
+	defer node.LogDone("prolog done", start)
 	topo, err := node.Topology()
 	if err != nil {
 		return err

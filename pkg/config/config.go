@@ -57,8 +57,10 @@ type Config struct {
 	// ProfileNames are the profile names in the order the file defines them.
 	ProfileNames []string
 
-	// StateDir holds journals and the node lock (StateDir=/var/lib/slurm-lwk).
-	// Root-only.
+	// StateDir holds journals and the node lock
+	// (StateDir=/run/slurm-lwk/state). Root-only. It belongs on tmpfs: IHK's
+	// reservations and OS instances do not survive a reboot, so neither
+	// should the journal that describes them.
 	StateDir string
 	// RunDir holds the per-job marker files <RunDir>/job-<jobid> (content
 	// "os=<N>\n") that lwk-prolog writes once the LWK is up and lwk-epilog

@@ -22,7 +22,7 @@ const (
 	DefaultProxyCPUPercent  = 50
 	DefaultProxyCPUPeriod   = 100 * time.Millisecond
 	DefaultLWKMemoryPercent = 90
-	DefaultStateDir         = "/var/lib/slurm-lwk"
+	DefaultStateDir         = "/run/slurm-lwk/state"
 	DefaultRunDir           = "/run/slurm-lwk"
 	DefaultDevDir           = "/dev"
 	DefaultSysfsRoot        = "/"

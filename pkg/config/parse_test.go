@@ -76,7 +76,7 @@ func TestParseDefaults(t *testing.T) {
 			want: Config{
 				Backend: BackendIHK, DevDir: "/dev",
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
-				LWKMemoryPercent: 90, StateDir: "/var/lib/slurm-lwk", RunDir: "/run/slurm-lwk",
+				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,
@@ -88,7 +88,7 @@ func TestParseDefaults(t *testing.T) {
 			want: Config{
 				Backend: BackendSim, DevDir: "/tmp/lwk-sim/dev", SimStateDir: "/tmp/lwk-sim",
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
-				LWKMemoryPercent: 90, StateDir: "/var/lib/slurm-lwk", RunDir: "/run/slurm-lwk",
+				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,

@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/utils/cpuset"
 
@@ -45,6 +47,11 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	b, err := backend.Open(cfg, log, withFaults)
 	if err != nil {
 		return nil, err
+	}
+	// RunDir first, root-only: StateDir may lie under it, and creating it
+	// would otherwise leave RunDir world-readable.
+	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create run dir %s: %w", cfg.RunDir, err)
 	}
 	store, err := journal.Open(JournalDir(cfg))
 	if err != nil {
@@ -106,6 +113,25 @@ func (n *Node) Held(ctx context.Context) (plan.Held, error) {
 	}
 	held.Memory = mem
 	return held, nil
+}
+
+// DriverTime is the time spent inside the simulated IHK driver so far, and
+// false with the real driver (whose time is the kernel's).
+func (n *Node) DriverTime() (time.Duration, bool) {
+	if d, ok := n.IHK.(interface{ DriverTime() time.Duration }); ok {
+		return d.DriverTime(), true
+	}
+	return 0, false
+}
+
+// LogDone logs the end of a lifecycle program with its wall time and, with
+// the simulator, the part of it spent in the simulated driver.
+func (n *Node) LogDone(msg string, start time.Time) {
+	attrs := []any{"seconds", time.Since(start).Seconds()}
+	if d, ok := n.DriverTime(); ok {
+		attrs = append(attrs, "sim_driver_seconds", d.Seconds())
+	}
+	n.Log.Info(msg, attrs...)
 }
 
 // TeardownDeps returns the epilog's collaborators.

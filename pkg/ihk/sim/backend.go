@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -72,9 +73,17 @@ type Backend struct {
 	bootDelay time.Duration
 	faults    *Faults
 	log       *slog.Logger
+	// busyNS is the time this Backend spent inside simulated operations
+	// (lock, load, check, save). Units: ns.
+	busyNS atomic.Int64
 }
 
 var _ ihk.Client = (*Backend)(nil)
+
+// DriverTime is how long this Backend has spent inside simulated driver
+// operations: time a real IHK ioctl would spend in the kernel instead.
+// Benchmarks subtract it to measure the lifecycle's own overhead.
+func (b *Backend) DriverTime() time.Duration { return time.Duration(b.busyNS.Load()) }
 
 // Open prepares the state and device directories and returns the backend.
 // Several Backends (in one or many processes) on the same StateDir share one
@@ -177,6 +186,8 @@ func (b *Backend) do(ctx context.Context, op string, osIdx int, fn func(s *state
 	if errno, ok := b.faults.Fail(op); ok {
 		return b.err(op, osIdx, errno, "injected fault")
 	}
+	start := time.Now()
+	defer func() { b.busyNS.Add(int64(time.Since(start))) }()
 	lk, err := b.store.lock(ctx)
 	if err != nil {
 		return fmt.Errorf("ihk %s: %w", ioctlName(op), err)
