@@ -74,7 +74,11 @@ func run(ctx context.Context, configPath string, verbose bool, start time.Time) 
 		return err
 	}
 	defer node.LogDone("epilog done", start)
-	res, err := node.Cleanup(ctx, env.JobID)
+	// A SIGTERM (slurmd's timeout) must not cut the teardown short between
+	// DESTROY_OS and the releases: finish, bounded.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.LockTimeout+cfg.DestroyTimeout+30*time.Second)
+	defer cancel()
+	res, err := node.Cleanup(tctx, env.JobID)
 	if err != nil {
 		return err
 	}

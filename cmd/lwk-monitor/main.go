@@ -80,11 +80,12 @@ func run(ctx context.Context, configPath string, once bool, interval time.Durati
 	}
 	enc := json.NewEncoder(out)
 	for {
-		if err := sample(ctx, node.IHK, enc); err != nil {
+		err := sample(ctx, node.IHK, enc)
+		if once {
 			return err
 		}
-		if once {
-			return nil
+		if err != nil {
+			log.Warn("sample failed; trying again next interval", "err", err)
 		}
 		select {
 		case <-ctx.Done():

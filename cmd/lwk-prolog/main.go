@@ -23,10 +23,12 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 )
 
 type options struct {
@@ -91,17 +93,21 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if lwknode.LinuxJob(env.Spec) {
 		return nil
 	}
-	req, err := lwkmode.Parse(env.Spec)
-	if err != nil {
-		return err
-	}
-	if req.Off {
-		return nil
-	}
 	log, closer := lwknode.Logger(cfg.LogDir, "lwk-prolog", o.verbose)
 	defer closer.Close()
 	log = log.With("job", env.JobID)
-	if err := boot(ctx, cfg, env, req, log, o.start); err != nil {
+	req, err := lwkmode.Parse(env.Spec)
+	if err == nil && req.Off {
+		return nil
+	}
+	if err != nil {
+		// The submit-side check let it through (a plugin or version skew):
+		// still the user's request, not the node's fault.
+		err = fmt.Errorf("%w: %w", err, plan.ErrRequest)
+	} else {
+		err = boot(ctx, cfg, env, req, log, o.start)
+	}
+	if err != nil {
 		if env.Node == "" {
 			return err
 		}
@@ -117,7 +123,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 			}
 			log.Error("cannot cancel the job; failing the prolog", "err", cerr)
 		}
-		drain(cfg, env, err)
+		if derr := drain(cfg, env, err); derr != nil {
+			return fmt.Errorf("%w (and setting the drain reason failed: %w)", err, derr)
+		}
 		return err
 	}
 	return nil
@@ -130,10 +138,12 @@ func refuse(cfg *config.Config, env slurm.JobEnv, cause error) error {
 	defer cancel()
 	r := lwknode.ScontrolRunner(env)
 	comment := slurm.SanitizeReason("lwk: " + lwknode.OneLine(cause))
-	if err := slurm.SetAdminComment(ctx, r, cfg.ScontrolPath, env.JobID, comment); err != nil {
-		fmt.Fprintf(os.Stderr, "lwk: cannot record the reason on job %d: %s\n", env.JobID, lwknode.OneLine(err))
+	// Without the comment the user sees only CANCELLED; still cancel.
+	cerr := slurm.SetAdminComment(ctx, r, cfg.ScontrolPath, env.JobID, comment)
+	if err := slurm.CancelJob(ctx, r, cfg.ScancelPath, env.JobID); err != nil {
+		return errors.Join(err, cerr)
 	}
-	return slurm.CancelJob(ctx, r, cfg.ScancelPath, env.JobID)
+	return nil
 }
 
 // boot plans and boots the job's LWK.
@@ -156,6 +166,14 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 		return err
 	}
 	defer lock.Release()
+	// A journal for this job already: an earlier prolog of it (requeued to
+	// this node) died without an epilog. Tear that down first.
+	if _, err := node.Journal.Read(env.JobID); !errors.Is(err, journal.ErrNotFound) {
+		log.Warn("job already has a journal on this node; cleaning up its earlier attempt", "err", err)
+		if _, err := teardown.Run(ctx, node.TeardownDeps(), env.JobID); err != nil {
+			return fmt.Errorf("clean up the job's earlier attempt: %w", err)
+		}
+	}
 	// Re-read under the lock: another job may have taken CPUs offline.
 	if topo, err = node.Topology(); err != nil {
 		return err
@@ -184,13 +202,11 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 // node whose prolog fails with the fixed reason "Prolog error"; a node that
 // is already drained keeps the reason it has, so setting ours first is what
 // lets the admin see which step failed and why.
-func drain(cfg *config.Config, env slurm.JobEnv, cause error) {
+func drain(cfg *config.Config, env slurm.JobEnv, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	reason := fmt.Sprintf("lwk: job %d: %s", env.JobID, lwknode.OneLine(cause))
-	if err := slurm.DrainNode(ctx, lwknode.ScontrolRunner(env), cfg.ScontrolPath, env.Node, reason); err != nil {
-		fmt.Fprintf(os.Stderr, "lwk: cannot set the drain reason: %s\n", lwknode.OneLine(err))
-	}
+	return slurm.DrainNode(ctx, lwknode.ScontrolRunner(env), cfg.ScontrolPath, env.Node, reason)
 }
 
 func dryRun(cfg *config.Config, o options, stdout io.Writer) error {

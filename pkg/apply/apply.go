@@ -152,7 +152,7 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 			return nil, r.waitRunning(bootCtx)
 		}},
 		{steps.GrantDevice, nil, func() (any, error) {
-			return nil, devperm.Grant(r.device(), int(job.UID), int(job.GID))
+			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
 		{steps.WriteMarker, steps.Marker{Path: jobmarker.Path(r.d.RunDir, job.ID)}, func() (any, error) {
 			path, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)

@@ -96,7 +96,8 @@ type Config struct {
 	// DestroyTimeout bounds the retries of DESTROY_OS on EBUSY
 	// (DestroyTimeout=30s).
 	DestroyTimeout time.Duration
-	// LockTimeout bounds the wait for the node lock (LockTimeout=60s).
+	// LockTimeout bounds the wait for the node lock (LockTimeout=240s); a
+	// prolog holds the lock for a whole boot and its rollback.
 	LockTimeout time.Duration
 }
 

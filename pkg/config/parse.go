@@ -34,7 +34,7 @@ const (
 	DefaultScancelPath      = "/usr/bin/scancel"
 	DefaultBootTimeout      = 120 * time.Second
 	DefaultDestroyTimeout   = 30 * time.Second
-	DefaultLockTimeout      = 60 * time.Second
+	DefaultLockTimeout      = 240 * time.Second
 )
 
 // Limits checked by Parse.

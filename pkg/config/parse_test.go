@@ -79,7 +79,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
-				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,
+				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 			},
 		},
 		{
@@ -91,7 +91,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
-				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 60 * time.Second,
+				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 			},
 		},
 		{

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/utils/cpuset"
 
@@ -37,10 +38,15 @@ func pickCPUs(in Input) ([]int, error) {
 		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
 	}
 	offline := job.Difference(t.OnlineCPUs())
-	usable := job.Difference(in.Config.OSCores).Difference(offline).Difference(in.Held.CPUs)
+	nonOS := job.Difference(in.Config.OSCores)
+	usable := nonOS.Difference(offline).Difference(in.Held.CPUs)
+	// Offline CPUs, CPUs IHK still holds, or a job made only of OS cores
+	// (slurm.conf's CpuSpecList and lwk.conf's OSCores disagree) are the
+	// node's problem, not the request's: these errors do not wrap ErrRequest,
+	// so the node is drained rather than the job cancelled.
 	if usable.IsEmpty() {
-		return nil, fmt.Errorf("job cpus %s: none usable for the lwk (os cores %s, offline %s, held by ihk %s): %w",
-			job, in.Config.OSCores, offline, in.Held.CPUs.Intersection(job), ErrRequest)
+		return nil, fmt.Errorf("job cpus %s: none usable for the lwk (os cores %s, offline %s, held by ihk %s)",
+			job, in.Config.OSCores, offline, in.Held.CPUs.Intersection(job))
 	}
 
 	groups := coreGroups(t, usable)
@@ -49,7 +55,12 @@ func pickCPUs(in Input) ([]int, error) {
 		return assignmentOrder(t, usable), nil
 	}
 	if want > len(groups) {
-		return nil, fmt.Errorf("cores=%d: job has %d usable cores (cpus %s): %w", want, len(groups), usable, ErrRequest)
+		err := fmt.Errorf("cores=%d: job has %d usable cores (cpus %s; per numa node: %s)",
+			want, len(groups), usable, coresPerNode(groups))
+		if len(coreGroups(t, nonOS.Intersection(t.OnlineCPUs()))) >= want {
+			return nil, fmt.Errorf("%w; the rest are held by ihk %s", err, in.Held.CPUs.Intersection(job))
+		}
+		return nil, fmt.Errorf("%w: %w", err, ErrRequest)
 	}
 
 	var acc accumulator
@@ -112,6 +123,35 @@ func coreGroups(t *topology.Topology, usable cpuset.CPUSet) []coreGroup {
 		out = append(out, *g)
 	}
 	return out
+}
+
+// coresPerNode formats the whole and partial core counts per NUMA node,
+// e.g. "0: 3 whole, 1 partial; 1: 4 whole".
+func coresPerNode(groups []coreGroup) string {
+	whole, partial := map[int]int{}, map[int]int{}
+	for _, g := range groups {
+		if g.whole {
+			whole[g.node]++
+		} else {
+			partial[g.node]++
+		}
+	}
+	seen := map[int]bool{}
+	for n := range whole {
+		seen[n] = true
+	}
+	for n := range partial {
+		seen[n] = true
+	}
+	var parts []string
+	for _, n := range sortedNodes(seen) {
+		p := fmt.Sprintf("%d: %d whole", n, whole[n])
+		if partial[n] > 0 {
+			p += fmt.Sprintf(", %d partial", partial[n])
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // accumulator collects the chosen cores.

@@ -24,9 +24,9 @@ func lwkMemoryBytes(in Input) (uint64, error) {
 	case req.Bytes > 0:
 		want = req.Bytes
 	case req.Percent > 0:
-		want = job * uint64(req.Percent) / 100
+		want = percentOf(job, req.Percent)
 	default:
-		want = job * uint64(in.Config.LWKMemoryPercent) / 100
+		want = percentOf(job, in.Config.LWKMemoryPercent)
 	}
 	if want > job {
 		return 0, fmt.Errorf("mem=%s: more than the job's memory on this node (%s): %w",
@@ -37,6 +37,12 @@ func lwkMemoryBytes(in Input) (uint64, error) {
 		return 0, fmt.Errorf("lwk memory: less than %s (job memory %s): %w", FormatBytes(granule), FormatBytes(job), ErrRequest)
 	}
 	return want, nil
+}
+
+// percentOf is pct% of b without overflowing for any b.
+func percentOf(b uint64, pct int) uint64 {
+	p := uint64(pct)
+	return b/100*p + b%100*p/100
 }
 
 // placeMemory spreads the LWK memory over NUMA nodes.

@@ -264,17 +264,24 @@ func TestMake(t *testing.T) {
 		{
 			name: "cores beyond the job's",
 			m:    twoNode, cpus: "1-3", mem: 2 * gib, spec: "mck:cores=4",
-			wantErr: "cores=4: job has 3 usable cores (cpus 1-3)",
+			wantErr: "cores=4: job has 3 usable cores (cpus 1-3; per numa node: 0: 3 whole)",
 		},
 		{
 			name: "only os cores",
 			m:    twoNode, cpus: "0", mem: 2 * gib, spec: "mck",
 			wantErr: "job cpus 0: none usable for the lwk (os cores 0, offline , held by ihk )",
+			nodeErr: true,
 		},
 		{
 			name: "cpu not on this node",
 			m:    twoNode, cpus: "6-9", mem: 2 * gib, spec: "mck",
 			wantErr: "job cpus 6-9: cpus 8-9 do not exist on this node (cpus 0-7)",
+			nodeErr: true,
+		},
+		{
+			name: "cores short because ihk holds some: the node's problem",
+			m:    twoNode, cpus: "1-7", mem: 2 * gib, spec: "mck:cores=6", held: Held{CPUs: cpuset.New(4, 5)},
+			wantErr: "cores=6: job has 5 usable cores (cpus 1-3,6-7; per numa node: 0: 3 whole; 1: 2 whole); the rest are held by ihk 4-5",
 			nodeErr: true,
 		},
 		{

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -140,41 +140,40 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	return res, nil
 }
 
-// jobInstances returns the OS instances that belong to the job: the one its
-// journal or marker names, or, when the journal does not know (missing, or
-// killed between CREATE_OS and journaling its index), every existing
-// instance that no other job claims.
+// jobInstances returns the OS instances to destroy: every existing instance
+// that no other job claims. Under the node lock that is this job's instance
+// (whatever its journal knows of it) plus orphans of prologs that died
+// without a journal entry; an index this job's journal or marker names but
+// another job now claims was reused by IHK and is left alone.
 func jobInstances(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, others claims) ([]int, error) {
-	var known []int
-	if idx, err := jobmarker.Read(d.RunDir, jobID); err == nil {
-		known = append(known, idx)
-	}
-	createUnknown := rec == nil
-	if rec != nil {
-		if st, ok := rec.Find(steps.CreateOS); ok {
-			var data steps.OS
-			if st.State == journal.StateDone && st.DecodeData(&data) == nil {
-				known = append(known, data.OS)
-			} else {
-				createUnknown = true
-			}
-		}
-	}
 	live, err := d.IHK.ListOS(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list os instances: %w", err)
 	}
 	var out []int
 	for _, idx := range live {
-		mine := slices.Contains(known, idx)
-		if !mine && createUnknown && !others.os[idx] {
-			mine = true
+		if others.os[idx] {
+			if knownIndex(d, jobID, rec, idx) {
+				d.Log.Warn("os index named by this job now belongs to another job; leaving it", "job", jobID, "os", idx)
+			}
+			continue
 		}
-		if mine {
-			out = append(out, idx)
-		}
+		out = append(out, idx)
 	}
 	return out, nil
+}
+
+// knownIndex reports whether the job's journal or marker names the index.
+func knownIndex(d Deps, jobID uint32, rec *journal.Record, idx int) bool {
+	if m, err := jobmarker.Read(d.RunDir, jobID); err == nil && m == idx {
+		return true
+	}
+	if rec == nil {
+		return false
+	}
+	st, ok := rec.Find(steps.CreateOS)
+	var data steps.OS
+	return ok && st.DecodeData(&data) == nil && data.OS == idx
 }
 
 // destroy revokes the device, stops its holders, saves the kernel log and
@@ -182,7 +181,9 @@ func jobInstances(ctx context.Context, d Deps, jobID uint32, rec *journal.Record
 func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record, idx int, res *Result) error {
 	log = log.With("os", idx)
 	dev := filepath.Join(d.DevDir, "mcos"+strconv.Itoa(idx))
-	if err := devperm.Restore(dev, previousOwner(rec, idx)); err != nil {
+	// Back to root-only, not to whatever the device was before the job:
+	// anyone who can open it can read kernel memory (IHK_OS_READ_KADDR).
+	if err := devperm.Restore(dev, devperm.Owner{UID: 0, GID: 0, Mode: 0o600}); err != nil {
 		return fmt.Errorf("revoke %s: %w", dev, err)
 	}
 	d.saveKmsg(ctx, log, idx, res)
@@ -221,20 +222,6 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 	}
 }
 
-// previousOwner is the device's ownership before grant_device, or root-only
-// when the journal does not say.
-func previousOwner(rec *journal.Record, idx int) devperm.Owner {
-	if rec != nil {
-		if st, ok := rec.Find(steps.GrantDevice); ok {
-			var data steps.Device
-			if st.DecodeData(&data) == nil && data.OS == idx {
-				return devperm.Owner{UID: data.UID, GID: data.GID, Mode: fs.FileMode(data.Mode)}
-			}
-		}
-	}
-	return devperm.Owner{UID: 0, GID: 0, Mode: 0o600}
-}
-
 // killHolders stops the processes that hold the device open. Only
 // unprivileged holders are signalled (the job's mcexec proxies); root holders
 // (a monitor reading status) close the device by themselves.
@@ -268,15 +255,32 @@ func (d Deps) userHolders(dev string) ([]int, error) {
 	}
 	var out []int
 	for _, pid := range pids {
-		fi, err := os.Stat(filepath.Join(d.ProcRoot, strconv.Itoa(pid)))
-		if err != nil {
-			continue // gone
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		if uid, ok := realUID(d.ProcRoot, pid); ok && uid != 0 {
 			out = append(out, pid)
 		}
 	}
 	return out, nil
+}
+
+// realUID reads a process's real UID from /proc/<pid>/status. The owner of
+// /proc/<pid> is no substitute: the kernel shows root for any process that
+// made itself non-dumpable (prctl PR_SET_DUMPABLE 0).
+func realUID(procRoot string, pid int) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, false // gone
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			uid, err := strconv.Atoi(f[0])
+			return uid, err == nil
+		}
+	}
+	return 0, false
 }
 
 func (d Deps) waitGone(ctx context.Context, dev string, limit time.Duration) bool {
@@ -312,7 +316,13 @@ func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Resu
 		return
 	}
 	path := filepath.Join(d.LogDir, fmt.Sprintf("job-%d-os%d.kmsg", res.JobID, idx))
-	if err := os.WriteFile(path, msg, 0o600); err != nil {
+	// O_NOFOLLOW: root writes here, and a planted symlink must not redirect it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err == nil {
+		_, err = f.Write(msg)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
 		log.Warn("cannot save lwk kernel log", "path", path, "err", err)
 		return
 	}

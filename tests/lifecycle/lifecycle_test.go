@@ -18,6 +18,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
+	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
@@ -189,11 +190,16 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	}
 	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index}}, st.Jobs)
 
-	// The job's user, and only they, may open the device.
-	fi, err := os.Stat(filepath.Join(n.dir, "sim", "dev", fmt.Sprintf("mcos%d", in.Index)))
+	// The device stays root's; the job's user, and only they, get rw
+	// through its ACL.
+	dev := filepath.Join(n.dir, "sim", "dev", fmt.Sprintf("mcos%d", in.Index))
+	fi, err := os.Stat(dev)
 	require.NoError(t, err)
-	require.Equal(t, uint32(65534), fi.Sys().(*syscall.Stat_t).Uid)
-	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.Equal(t, uint32(0), fi.Sys().(*syscall.Stat_t).Uid)
+	require.Zero(t, fi.Mode().Perm()&0o007, "no access for others: %v", fi.Mode())
+	users, err := devperm.Granted(dev)
+	require.NoError(t, err)
+	require.Equal(t, []int{65534}, users)
 	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("os=%d\n", in.Index), string(marker))
