@@ -2,9 +2,11 @@
 #
 #   make build      Go binaries into bin/
 #   make spank      the SPANK plugin spank/spank_lwk.so (needs libslurm-dev)
-#   make test       everything CI runs: lint, unit tests (root tests run for real
-#                   as root), the C grammar check, and the end-to-end tests
-#                   against a real local Slurm (installed and started on demand)
+#   make deps       install what the build and tests need (root; apt: Slurm,
+#                   munge, MariaDB, libslurm-dev, gcc)
+#   make test       everything CI runs: deps, lint, unit tests (root tests run
+#                   for real as root), the C tests, and the end-to-end tests
+#                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
 #   make lint       gofmt, go vet, staticcheck
@@ -13,7 +15,9 @@
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
 
 GO        ?= go
-PREFIX    ?= /usr/local
+# /usr: the plugin's built-in defaults (/usr/libexec/slurm-lwk/lwk-prolog,
+# /usr/bin/lwkctl) then need no plugstack.conf arguments.
+PREFIX    ?= /usr
 DESTDIR   ?=
 BINDIR    ?= $(PREFIX)/bin
 SBINDIR   ?= $(PREFIX)/sbin
@@ -26,7 +30,7 @@ COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec
 BINARIES  = $(addprefix bin/,$(COMMANDS))
 GOFILES   = $(shell find cmd pkg internal tests -name '*.go' 2>/dev/null)
 
-.PHONY: all build spank test unit e2e lint bench demo install clean
+.PHONY: all build spank deps test unit e2e lint bench demo install clean
 
 all: build spank
 
@@ -38,14 +42,17 @@ bin/%: $(GOFILES) go.mod go.sum
 spank:
 	$(MAKE) -C spank spank_lwk.so
 
-test: lint unit e2e
+deps:
+	scripts/slurm-local deps
+
+test: deps lint unit e2e
 
 unit:
 	$(GO) test -count=1 ./...
 	$(GO) test -race ./pkg/ihk/ioctl/ ./pkg/journal/
 	$(MAKE) -C spank test
 
-e2e: build spank
+e2e: deps build spank
 	scripts/e2e
 
 lint:
@@ -60,7 +67,7 @@ bench: build spank
 	spank/test_shim spank/spank_lwk.so --bench
 	$(GO) run ./tools/benchlifecycle --bin bin
 
-demo: build spank
+demo: deps build spank
 	scripts/demo
 
 install: build spank

@@ -226,7 +226,10 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	}
 	if (parse_args(ac, av, &a) < 0)
 		return -1;
+	/* An srun inside a running job inherits the job's spec, which was
+	 * checked when the job was submitted: do not check it on every step. */
 	if (strcmp(opt_spec, LWK_SPEC_OFF) != 0 &&
+	    !(ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL) &&
 	    check_spec(&a, opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT) < 0)
 		return -1;
 	rc = spank_job_control_setenv(sp, "LWK_MODE",
@@ -271,9 +274,9 @@ static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *n
  * for it. Returns its exit status (0-255), or -1 when it could not be
  * started or did not exit normally (logged).
  */
-static int spawn_wait(const char *what, char *const argv[], char *const envp[])
+static int spawn_wait(const char *what, char *const argv[], char *const envp[], int timeout_ms)
 {
-	int status;
+	int status, waited = 0;
 	pid_t pid, w;
 
 	pid = fork();
@@ -297,9 +300,23 @@ static int spawn_wait(const char *what, char *const argv[], char *const envp[])
 		}
 		_exit(127);
 	}
-	do {
-		w = waitpid(pid, &status, 0);
-	} while (w < 0 && errno == EINTR);
+	for (;;) {
+		w = waitpid(pid, &status, timeout_ms > 0 ? WNOHANG : 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w != 0)
+			break;
+		if (waited >= timeout_ms) {
+			slurm_error("lwk: %s: %s still running after %d ms; killed", what, argv[0], timeout_ms);
+			kill(pid, SIGKILL);
+			do {
+				w = waitpid(pid, &status, 0);
+			} while (w < 0 && errno == EINTR);
+			return -1;
+		}
+		usleep(10000);
+		waited += 10;
+	}
 	if (w < 0) {
 		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
 		return -1;
@@ -348,7 +365,8 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	argv[3] = NULL;
 
 	slurm_debug("lwk: %s: running %s (LWK_MODE=%s)", what, path, spec);
-	rc = spawn_wait(what, argv, envp);
+	/* No timeout: slurmd's PrologEpilogTimeout bounds the hooks. */
+	rc = spawn_wait(what, argv, envp, 0);
 	if (rc == 0)
 		return 0;
 	if (rc > 0)
@@ -359,11 +377,15 @@ static int run_hook(const char *what, const char *path, const char *spec,
 /*
  * Submit side: has lwkctl check the spec against lwk.conf (is the profile
  * defined, are the extra kernel arguments allowed). It runs as the
- * submitting user and prints its own reason on stderr. Exit 1 refuses the
- * job; anything else that is not success (no lwkctl, or no readable
- * lwk.conf on this host: exit 2) lets the job through, and the prolog
+ * submitting user, for at most CHECK_TIMEOUT_MS, and prints its own reason
+ * on stderr. Exit 3 (LWKCTL_INVALID) refuses the job; anything else that is
+ * not success (no lwkctl, no readable lwk.conf on this host, an lwkctl too
+ * old to know check-spec, a hang) lets the job through, and the prolog
  * checks on the node.
  */
+#define LWKCTL_INVALID 3
+#define CHECK_TIMEOUT_MS 10000
+
 static int check_spec(const struct lwk_args *a, const char *spec)
 {
 	char *argv[] = { (char *)a->check, "check-spec", "--config", (char *)a->conf,
@@ -375,8 +397,8 @@ static int check_spec(const struct lwk_args *a, const char *spec)
 		slurm_debug("lwk: %s not available (%m); the prolog checks the spec", a->check);
 		return 0;
 	}
-	rc = spawn_wait("check spec", argv, envp);
-	if (rc == 1) {
+	rc = spawn_wait("check spec", argv, envp, CHECK_TIMEOUT_MS);
+	if (rc == LWKCTL_INVALID) {
 		slurm_error("lwk: --lwk-mode=%s is not valid on this cluster", spec);
 		return -1;
 	}

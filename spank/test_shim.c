@@ -198,11 +198,13 @@ static char *args[6];
 
 /* Submit side: sbatch --lwk-mode[=value]; returns the callback's rc and
  * post_opt's rc through *post. */
+static spank_context_t submit_ctx = S_CTX_ALLOCATOR; /* sbatch; S_CTX_LOCAL: srun */
+
 static int submit(const char *value, int *post)
 {
 	int rc;
 
-	mock_ctx = S_CTX_ALLOCATOR;
+	mock_ctx = submit_ctx;
 	mock_ctl_env[0] = '\0';
 	CHECK(cb_init(NULL, 6, args) == 0, "init failed: %s", mock_log);
 	CHECK(mock_opt != NULL && mock_opt->has_arg == 2, "option not registered with has_arg 2");
@@ -251,6 +253,14 @@ static void test_submit(void)
 	CHECK(strstr(mock_log, "not valid on this cluster") != NULL, "message: %s", mock_log);
 	CHECK(mock_ctl_env[0] == '\0', "refused spec exported: %s", mock_ctl_env);
 	CHECK(submit("nocheck", &post) == 0 && post == 0, "exit 2 (cannot judge) must let the job through");
+	CHECK(submit("usageerror", &post) == 0 && post == 0, "exit 1 (an lwkctl error, not a verdict) must let the job through");
+	/* srun inside a running job: the spec was checked at submit. */
+	submit_ctx = S_CTX_LOCAL;
+	setenv("SLURM_JOB_ID", "7", 1);
+	CHECK(submit("nosuchprofile", &post) == 0 && post == 0, "srun in a job re-checked the job's spec");
+	unsetenv("SLURM_JOB_ID");
+	CHECK(submit("nosuchprofile", &post) == 0 && post == -1, "srun outside a job must check");
+	submit_ctx = S_CTX_ALLOCATOR;
 	unlink(path_in("check.out"));
 	CHECK(submit(NULL, &post) == 0 && post == 0, "bare option refused");
 	{
@@ -523,7 +533,8 @@ int main(int argc, char **argv)
 
 		/* A stand-in for lwkctl check-spec: $5 is the spec. */
 		snprintf(script, sizeof(script),
-			 "#!/bin/sh\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 1;;\n"
+			 "#!/bin/sh\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 3;;\n"
+			 "usage*) exit 1;;\n"
 			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n",
 			 path_in("check.out"));
 		write_file(path_in("lwkctl"), script, 0755);

@@ -42,7 +42,8 @@ commands:
            translate Slurm's abstract CPU IDs to Linux CPU IDs or back
   check-spec [--] SPEC
            check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
-           arguments; exit 0 valid, 1 invalid, 2 cannot check here (no readable lwk.conf)
+           arguments; exit 0 valid, 3 invalid, 2 cannot check here (no readable
+           lwk.conf), 1 any other error
 
 common flags:
   --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
@@ -57,6 +58,13 @@ func main() {
 		}
 		if errors.Is(err, errCannotCheck) {
 			os.Exit(2) // silent: the submit host need not have lwk.conf
+		}
+		var inv *invalidSpecError
+		if errors.As(err, &inv) {
+			// A distinct status: the SPANK plugin refuses the job only on
+			// this one, not on any error of an lwkctl it cannot vouch for.
+			fmt.Fprintf(os.Stderr, "lwkctl: %s\n", lwknode.OneLine(err))
+			os.Exit(3)
 		}
 		fmt.Fprintf(os.Stderr, "lwkctl: %s\n", lwknode.OneLine(err))
 		os.Exit(1)
@@ -203,6 +211,12 @@ func cpusCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout io.Wri
 // errCannotCheck makes check-spec exit 2: the spec was not judged.
 var errCannotCheck = errors.New("cannot check")
 
+// invalidSpecError makes check-spec exit 3: the spec is not valid here.
+type invalidSpecError struct{ err error }
+
+func (e *invalidSpecError) Error() string { return e.err.Error() }
+func (e *invalidSpecError) Unwrap() error { return e.err }
+
 // checkSpecCmd validates a spec the way the prolog will, minus what depends
 // on the job's allocation. It runs unprivileged, on the submit host.
 func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
@@ -215,7 +229,7 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
 	spec := fs.Arg(0)
 	req, err := lwkmode.Parse(spec)
 	if err != nil {
-		return err
+		return &invalidSpecError{err}
 	}
 	if req.Off {
 		return nil
@@ -227,10 +241,10 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
 	}
 	prof, err := cfg.Profile(req.Profile)
 	if err != nil {
-		return fmt.Errorf("invalid --lwk-mode %q: %w", spec, err)
+		return &invalidSpecError{fmt.Errorf("invalid --lwk-mode %q: %w", spec, err)}
 	}
 	if err := lwkmode.Validate(req, prof); err != nil {
-		return fmt.Errorf("invalid %w", err)
+		return &invalidSpecError{fmt.Errorf("invalid %w", err)}
 	}
 	return nil
 }

@@ -140,7 +140,8 @@ func TestCheckSpec(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, err, tc.wantErr)
-			require.False(t, errors.Is(err, errCannotCheck))
+			var inv *invalidSpecError
+			require.True(t, errors.As(err, &inv), "an invalid spec exits 3: %v", err)
 		})
 	}
 	// Without a readable lwk.conf the submit host cannot judge: exit 2, silent.
@@ -148,6 +149,10 @@ func TestCheckSpec(t *testing.T) {
 	require.True(t, errors.Is(err, errCannotCheck), "%v", err)
 	// A grammar error is still an error without lwk.conf.
 	err = run(context.Background(), []string{"check-spec", "--config", "/nonexistent/lwk.conf", "--", "mck;id"}, &bytes.Buffer{})
+	var inv *invalidSpecError
+	require.True(t, errors.As(err, &inv), "%v", err)
+	// Usage errors are not verdicts.
+	err = run(context.Background(), []string{"check-spec", "--config", conf}, &bytes.Buffer{})
 	require.Error(t, err)
-	require.False(t, errors.Is(err, errCannotCheck))
+	require.False(t, errors.As(err, &inv))
 }

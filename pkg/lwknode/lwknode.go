@@ -159,12 +159,27 @@ func (n *Node) ApplyDeps() apply.Deps {
 }
 
 // Allocation asks Slurm what the job holds on this node and maps Slurm's
-// abstract CPU IDs to Linux CPU IDs.
+// abstract CPU IDs to Linux CPU IDs. It refuses when slurm.conf describes the
+// node's CPUs differently from the hardware: Slurm's IDs follow slurm.conf
+// (with ThreadsPerCore=1 on a two-thread node, ID 3 is the fourth core), so
+// a mapping built from the hardware would give the LWK CPUs the job does
+// not hold.
 func Allocation(ctx context.Context, cfg *config.Config, topo *topology.Topology, env slurm.JobEnv) (plan.Allocation, error) {
 	if env.Node == "" {
 		return plan.Allocation{}, fmt.Errorf("job %d: SLURMD_NODENAME is not set", env.JobID)
 	}
-	ja, err := slurm.ShowJob(ctx, ScontrolRunner(env), cfg.ScontrolPath, env.JobID, env.Node)
+	r := ScontrolRunner(env)
+	layout, err := slurm.ShowNode(ctx, r, cfg.ScontrolPath, env.Node)
+	if err != nil {
+		return plan.Allocation{}, err
+	}
+	num := topo.SlurmNumbering()
+	hw := slurm.NodeLayout{Sockets: num.Sockets, CoresPerSocket: num.CoresPerSocket, ThreadsPerCore: num.ThreadsPerCore}
+	if layout != hw {
+		return plan.Allocation{}, fmt.Errorf("node %s: slurm.conf says %s, the hardware has %s: Slurm's CPU IDs cannot be mapped to Linux CPUs; make the NodeName line match slurmd -C",
+			env.Node, layout, hw)
+	}
+	ja, err := slurm.ShowJob(ctx, r, cfg.ScontrolPath, env.JobID, env.Node)
 	if err != nil {
 		return plan.Allocation{}, err
 	}

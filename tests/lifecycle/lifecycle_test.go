@@ -60,11 +60,17 @@ type node struct {
 	conf string
 }
 
-// fakeScontrol logs its arguments and, for `show job -d <id>`, prints Slurm
-// 22.05's output for a job holding abstract CPUs 0-15 and 10 GiB on node1.
+// fakeScontrol logs its arguments; for `show node -o node1` it prints the
+// paper node's layout, for `show job -d <id>` Slurm 22.05's output for a job
+// holding abstract CPUs 0-15 and 10 GiB on node1.
 const fakeScontrol = `#!/bin/sh
 echo "$*" >> "${0%/*}/scontrol.log"
 [ "$1" = show ] || exit 0
+if [ "$2" = node ]; then
+	if [ -f "${0%/*}/node.txt" ]; then cat "${0%/*}/node.txt"; exit 0; fi
+	echo "NodeName=node1 Arch=x86_64 CoresPerSocket=4 CPUAlloc=0 CPUTot=16 Sockets=2 Boards=1 State=IDLE ThreadsPerCore=2"
+	exit 0
+fi
 cat <<EOF
 JobId=$4 JobName=lifecycle
    UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
@@ -267,8 +273,8 @@ func TestFaultAtEveryStepRollsBack(t *testing.T) {
 			n.requirePristine("after failed " + s)
 			// The drain reason slurmd would otherwise hide behind "Prolog error".
 			calls := n.slurmCalls("scontrol")
-			require.Len(t, calls, 2, "show job, then drain: %q", calls)
-			require.Regexp(t, fmt.Sprintf(`^update NodeName=node1 State=DRAIN Reason=lwk: job %d: %s: `, job, s), calls[1])
+			require.Len(t, calls, 3, "show node, show job, then drain: %q", calls)
+			require.Regexp(t, fmt.Sprintf(`^update NodeName=node1 State=DRAIN Reason=lwk: job %d: %s: `, job, s), calls[2])
 			require.Empty(t, n.slurmCalls("scancel"))
 		})
 	}
@@ -421,10 +427,26 @@ func TestUnsatisfiableRequestCancelsTheJob(t *testing.T) {
 	require.Contains(t, stderr, "lwk: job 301 cancelled: ")
 	require.Equal(t, []string{"301"}, n.slurmCalls("scancel"))
 	calls := n.slurmCalls("scontrol")
-	require.Len(t, calls, 2, "%q", calls)
-	require.Regexp(t, `^update JobId=301 AdminComment=lwk: plan job 301: mem=100 GiB: more than the job's memory on this node \(10 GiB\)`, calls[1])
+	require.Len(t, calls, 3, "%q", calls)
+	require.Regexp(t, `^update JobId=301 AdminComment=lwk: plan job 301: mem=100 GiB: more than the job's memory on this node \(10 GiB\)`, calls[2])
 	for _, c := range calls {
 		require.NotContains(t, c, "DRAIN")
 	}
 	n.requirePristine("after a refused request")
+}
+
+// slurm.conf describing the node with one thread per core on two-thread
+// hardware makes Slurm's CPU IDs unmappable: the prolog refuses and drains
+// the node (a configuration error) instead of booting on the wrong CPUs.
+func TestLayoutMismatchRefused(t *testing.T) {
+	n := newNode(t)
+	require.NoError(t, os.WriteFile(filepath.Join(n.dir, "node.txt"),
+		[]byte("NodeName=node1 CoresPerSocket=8 CPUTot=16 Sockets=2 ThreadsPerCore=1\n"), 0o644))
+	_, stderr, err := n.run("lwk-prolog", 401, nil)
+	require.Error(t, err)
+	require.Contains(t, stderr, "slurm.conf says 2 sockets x 8 cores x 1 threads, the hardware has 2 sockets x 4 cores x 2 threads")
+	calls := n.slurmCalls("scontrol")
+	require.Regexp(t, `^update NodeName=node1 State=DRAIN Reason=lwk: job 401: node node1: slurm.conf says`, calls[len(calls)-1])
+	require.Empty(t, n.slurmCalls("scancel"))
+	n.requirePristine("after a refused layout")
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
@@ -535,8 +536,9 @@ func (b *Backend) DestroyOS(ctx context.Context, i int) error {
 	})
 }
 
-// held reports whether some process holds the stand-in with flock(LOCK_SH):
-// a fresh descriptor cannot take LOCK_EX.
+// held reports whether some process holds the stand-in: with flock(LOCK_SH)
+// (a fresh descriptor cannot take LOCK_EX), or simply open, like the real
+// device, found through /proc/<pid>/fd.
 func (b *Backend) held(i int) (bool, error) {
 	f, err := os.OpenFile(b.DevicePath(i), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -554,6 +556,17 @@ func (b *Backend) held(i int) (bool, error) {
 		return false, fmt.Errorf("flock %s: %w", f.Name(), err)
 	}
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	// The driver refuses DESTROY while any descriptor is open, flock or not:
+	// look for other processes that have the stand-in open.
+	pids, err := devholders.Find(b.procRoot, b.DevicePath(i))
+	if err != nil {
+		return false, err
+	}
+	for _, pid := range pids {
+		if pid != os.Getpid() {
+			return true, nil
+		}
+	}
 	return false, nil
 }
 

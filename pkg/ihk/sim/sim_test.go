@@ -759,3 +759,24 @@ func TestCorruptState(t *testing.T) {
 	_, err = b.ListOS(context.Background())
 	require.ErrorContains(t, err, "version 99")
 }
+
+// The driver refuses DESTROY_OS while any descriptor on /dev/mcosN is open,
+// flock or not: a process that merely has the stand-in open counts.
+func TestDestroyBusyWhileOpenWithoutFlock(t *testing.T) {
+	b := newBackend(t, nil)
+	idx := booted(t, b, []int{2, 3})
+	f, err := os.OpenFile(b.DevicePath(idx), os.O_RDONLY, 0)
+	require.NoError(t, err)
+	cmd := exec.Command("/bin/sleep", "30")
+	cmd.ExtraFiles = []*os.File{f}
+	require.NoError(t, cmd.Start())
+	f.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	err = b.DestroyOS(context.Background(), idx)
+	require.True(t, errors.Is(err, ihk.ErrBusy), "destroy with an open descriptor: %v", err)
+
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	require.NoError(t, b.DestroyOS(context.Background(), idx))
+}
