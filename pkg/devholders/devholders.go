@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Find returns the PIDs, ascending, of the processes under procRoot (normally
-// "/proc") that have devicePath open. devicePath must be absolute; it is
+// "/proc") that have devicePath open or mapped (a mapping keeps the device
+// busy after its descriptor is closed). devicePath must be absolute; it is
 // compared with each fd link target both as given and with symlinks
 // resolved, because the kernel reports the resolved path. Processes that
 // exit during the scan or whose fd directory is not readable are skipped.
@@ -31,7 +33,8 @@ func Find(procRoot, devicePath string) ([]int, error) {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if holdsFile(filepath.Join(procRoot, e.Name(), "fd"), want) {
+		dir := filepath.Join(procRoot, e.Name())
+		if holdsFile(filepath.Join(dir, "fd"), want) || mapsFile(filepath.Join(dir, "maps"), want) {
 			pids = append(pids, pid)
 		}
 	}
@@ -55,6 +58,23 @@ func holdsFile(fdDir string, want map[string]bool) bool {
 			continue
 		}
 		if want[target] {
+			return true
+		}
+	}
+	return false
+}
+
+// mapsFile reports whether /proc/<pid>/maps names one of want as the
+// pathname of a mapping (the last field of a line).
+func mapsFile(maps string, want map[string]bool) bool {
+	b, err := os.ReadFile(maps)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// address perms offset dev inode pathname
+		f := strings.Fields(line)
+		if len(f) == 6 && want[f[5]] {
 			return true
 		}
 	}

@@ -38,6 +38,11 @@ func TestFindFixture(t *testing.T) {
 	}
 	// A process without an fd directory (exited mid-scan).
 	require.NoError(t, os.MkdirAll(filepath.Join(proc, "300"), 0o755))
+	// A process that mapped mcos1 and closed the descriptor.
+	require.NoError(t, os.MkdirAll(filepath.Join(proc, "500", "fd"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(proc, "500", "maps"), []byte(
+		"7f0000000000-7f0000001000 rw-s 00000000 00:05 1234                       "+mcos1+"\n"+
+			"7f0000002000-7f0000003000 r--p 00000000 08:01 99                         /usr/lib/libc.so.6\n"), 0o644))
 
 	tests := []struct {
 		name string
@@ -45,7 +50,7 @@ func TestFindFixture(t *testing.T) {
 		want []int
 	}{
 		{name: "two holders", path: mcos0, want: []int{42, 77}},
-		{name: "one holder", path: mcos1, want: []int{1}},
+		{name: "one holder, one mapper", path: mcos1, want: []int{1, 500}},
 		{name: "through a symlinked directory", path: filepath.Join(alias, "mcos0"), want: []int{42, 77}},
 		{name: "nobody", path: filepath.Join(dev, "mcos2"), want: nil},
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"k8s.io/utils/cpuset"
@@ -48,10 +49,12 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	// RunDir first, root-only: StateDir may lie under it, and creating it
-	// would otherwise leave RunDir world-readable.
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create run dir %s: %w", cfg.RunDir, err)
+	// RunDir first (StateDir may lie under it, and creating that would
+	// leave RunDir world-readable), and LogDir: root writes files in both.
+	for _, dir := range []string{cfg.RunDir, cfg.LogDir} {
+		if err := privateDir(dir); err != nil {
+			return nil, err
+		}
 	}
 	store, err := journal.Open(JournalDir(cfg))
 	if err != nil {
@@ -208,4 +211,27 @@ func ScontrolRunner(env slurm.JobEnv) slurm.ExecRunner {
 		r.Env = append(append([]string(nil), slurm.DefaultEnv...), "SLURM_CONF="+env.SlurmConf)
 	}
 	return r
+}
+
+// privateDir makes sure dir exists, is a real directory owned by us, and
+// gives nobody else any access: files written there as root (markers,
+// kernel logs) must not be reachable or replaceable by users.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", dir, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s: not a directory owned by uid %d", dir, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make %s private: %w", dir, err)
+		}
+	}
+	return nil
 }
