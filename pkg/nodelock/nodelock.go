@@ -19,8 +19,13 @@ type Lock struct {
 	f *os.File
 }
 
-// pollInterval is how often a waiter retries a contended lock.
-const pollInterval = 5 * time.Millisecond
+// A waiter retries a contended lock after firstPoll, doubling up to
+// maxPoll: short critical sections (the simulator's) are caught quickly,
+// long ones (a prolog's boot) are not polled hard.
+const (
+	firstPoll = 100 * time.Microsecond
+	maxPoll   = 10 * time.Millisecond
+)
 
 // Acquire takes the exclusive lock on dir/lock, creating it (0600) if needed,
 // and waits until ctx is done.
@@ -30,7 +35,7 @@ func Acquire(ctx context.Context, dir string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open node lock %s: %w", path, err)
 	}
-	for {
+	for delay := firstPoll; ; delay = min(2*delay, maxPoll) {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return &Lock{f: f}, nil
@@ -43,7 +48,7 @@ func Acquire(ctx context.Context, dir string) (*Lock, error) {
 		case <-ctx.Done():
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w (%w)", path, ErrTimeout, ctx.Err())
-		case <-time.After(pollInterval):
+		case <-time.After(delay):
 		}
 	}
 }

@@ -193,7 +193,7 @@ func (b *Backend) do(ctx context.Context, op string, osIdx int, fn func(s *state
 	if err != nil {
 		return fmt.Errorf("ihk %s: %w", ioctlName(op), err)
 	}
-	defer lk.Close()
+	defer lk.Release()
 	s, _, err := b.store.load()
 	if err != nil {
 		return fmt.Errorf("ihk %s: %w", ioctlName(op), err)

@@ -9,19 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 )
 
-// Files in the state directory.
-const (
-	stateFile = "state.json"
-	lockFile  = "lock"
-)
+// stateFile is the simulated driver's state in the state directory; "lock"
+// beside it is package nodelock's lock file.
+const stateFile = "state.json"
 
 // stateVersion is the version of the state file format.
 const stateVersion = 1
@@ -158,33 +153,14 @@ type store struct {
 	dir string
 }
 
-// lock takes the state lock, polling so that ctx can cancel the wait.
-func (st *store) lock(ctx context.Context) (*os.File, error) {
-	path := filepath.Join(st.dir, lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+// lock takes the state lock (the flock protocol of package nodelock on
+// <dir>/lock), polling so that ctx can cancel the wait.
+func (st *store) lock(ctx context.Context) (*nodelock.Lock, error) {
+	l, err := nodelock.Acquire(ctx, st.dir)
 	if err != nil {
-		return nil, fmt.Errorf("lock simulator state %s: %w", path, err)
+		return nil, fmt.Errorf("lock simulator state: %w", err)
 	}
-	delay := 100 * time.Microsecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock simulator state %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock simulator state %s: %w", path, ctx.Err())
-		case <-time.After(delay):
-		}
-		if delay < 10*time.Millisecond {
-			delay *= 2
-		}
-	}
+	return l, nil
 }
 
 func (st *store) load() (*state, []byte, error) {
