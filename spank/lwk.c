@@ -25,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -70,7 +71,7 @@ struct lwk_args {
 };
 
 static int lwk_opt_cb(int val, const char *optarg, int remote);
-static int check_spec(const struct lwk_args *a, const char *spec);
+static int check_spec(const struct lwk_args *a, const char *spec, char *norm, size_t cap);
 
 /* The option. Registered with spank_option_register in slurm_spank_init
  * (never exported as a spank_options table: 22.05 does not load that table
@@ -206,8 +207,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 /*
  * At submit: refuse a bad spec (in case the callback's failure did not stop
- * the command), have lwkctl check it against lwk.conf, and hand the spec to
- * the prolog and epilog as SPANK_LWK_MODE
+ * the command), have lwkctl check it against lwk.conf, and hand the spec,
+ * normalised by lwkctl when it could judge it, to the prolog and epilog as SPANK_LWK_MODE
  * (spank_job_control_setenv prefixes SPANK_). The bare option is exported
  * as "default" so that it is never an empty string. The spec goes as given:
  * the Go parser normalises it (one normaliser, not two).
@@ -215,7 +216,9 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	spank_context_t ctx = spank_context();
+	static char norm[LWK_SPEC_MAX + 2];
 	struct lwk_args a;
+	const char *spec;
 	spank_err_t rc;
 
 	if ((ctx != S_CTX_LOCAL && ctx != S_CTX_ALLOCATOR) || !opt_seen)
@@ -228,12 +231,18 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		return -1;
 	/* An srun inside a running job inherits the job's spec, which was
 	 * checked when the job was submitted: do not check it on every step. */
+	spec = opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT;
 	if (strcmp(opt_spec, LWK_SPEC_OFF) != 0 &&
-	    !(ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL) &&
-	    check_spec(&a, opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT) < 0)
-		return -1;
-	rc = spank_job_control_setenv(sp, "LWK_MODE",
-				      opt_spec[0] ? opt_spec : LWK_SPEC_DEFAULT, 1);
+	    !(ctx == S_CTX_LOCAL && getenv("SLURM_JOB_ID") != NULL)) {
+		switch (check_spec(&a, spec, norm, sizeof(norm))) {
+		case -1:
+			return -1;
+		case 1:
+			spec = norm; /* lwkctl's normalised form */
+			break;
+		}
+	}
+	rc = spank_job_control_setenv(sp, "LWK_MODE", spec, 1);
 	if (rc != ESPANK_SUCCESS) {
 		slurm_error("lwk: export LWK_MODE: %s", spank_strerror(rc));
 		return -1;
@@ -271,17 +280,32 @@ static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *n
 
 /*
  * Runs argv[0] with argv and envp (fork + execve, never a shell) and waits
- * for it. Returns its exit status (0-255), or -1 when it could not be
- * started or did not exit normally (logged).
+ * for it, at most timeout_ms when that is positive. With out != NULL, the
+ * child's stdout is captured into out (NUL-terminated, at most cap - 1
+ * bytes; the rest is dropped). Returns the exit status (0-255), or -1 when
+ * it could not be started, timed out or did not exit normally (logged).
  */
-static int spawn_wait(const char *what, char *const argv[], char *const envp[], int timeout_ms)
+static int spawn_wait(const char *what, char *const argv[], char *const envp[], int timeout_ms,
+		      char *out, size_t cap)
 {
-	int status, waited = 0;
+	int status, waited = 0, pipefd[2] = { -1, -1 };
+	size_t got = 0;
 	pid_t pid, w;
 
+	if (out != NULL) {
+		out[0] = '\0';
+		if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
+			slurm_error("lwk: %s: pipe: %m", what);
+			return -1;
+		}
+	}
 	pid = fork();
 	if (pid < 0) {
 		slurm_error("lwk: %s: fork: %m", what);
+		if (out != NULL) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
 		return -1;
 	}
 	if (pid == 0) {
@@ -291,6 +315,10 @@ static int spawn_wait(const char *what, char *const argv[], char *const envp[], 
 		/* Async-signal-safe calls only: the parent may be threaded. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* dup2 clears close-on-exec on the copy; the pipe's own
+		 * descriptors go with close_range or at exec. */
+		if (out != NULL && dup2(pipefd[1], STDOUT_FILENO) < 0)
+			_exit(127);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
 		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
 #endif
@@ -300,6 +328,8 @@ static int spawn_wait(const char *what, char *const argv[], char *const envp[], 
 		}
 		_exit(127);
 	}
+	if (out != NULL)
+		close(pipefd[1]);
 	for (;;) {
 		w = waitpid(pid, &status, timeout_ms > 0 ? WNOHANG : 0);
 		if (w < 0 && errno == EINTR)
@@ -312,10 +342,22 @@ static int spawn_wait(const char *what, char *const argv[], char *const envp[], 
 			do {
 				w = waitpid(pid, &status, 0);
 			} while (w < 0 && errno == EINTR);
+			if (out != NULL)
+				close(pipefd[0]);
 			return -1;
 		}
 		usleep(10000);
 		waited += 10;
+	}
+	if (out != NULL) {
+		/* The output is one short line: it fits the pipe's buffer, so
+		 * reading it after the child exited cannot deadlock. */
+		ssize_t n;
+
+		while (got + 1 < cap && (n = read(pipefd[0], out + got, cap - 1 - got)) > 0)
+			got += (size_t)n;
+		out[got] = '\0';
+		close(pipefd[0]);
 	}
 	if (w < 0) {
 		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
@@ -366,7 +408,7 @@ static int run_hook(const char *what, const char *path, const char *spec,
 
 	slurm_debug("lwk: %s: running %s (LWK_MODE=%s)", what, path, spec);
 	/* No timeout: slurmd's PrologEpilogTimeout bounds the hooks. */
-	rc = spawn_wait(what, argv, envp, 0);
+	rc = spawn_wait(what, argv, envp, 0, NULL, 0);
 	if (rc == 0)
 		return 0;
 	if (rc > 0)
@@ -386,26 +428,37 @@ static int run_hook(const char *what, const char *path, const char *spec,
 #define LWKCTL_INVALID 3
 #define CHECK_TIMEOUT_MS 10000
 
-static int check_spec(const struct lwk_args *a, const char *spec)
+static int check_spec(const struct lwk_args *a, const char *spec, char *norm, size_t cap)
 {
 	char *argv[] = { (char *)a->check, "check-spec", "--config", (char *)a->conf,
 			 "--", (char *)spec, NULL };
 	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	struct lwk_grammar_error gerr;
+	size_t n;
 	int rc;
 
 	if (access(a->check, X_OK) != 0) {
 		slurm_debug("lwk: %s not available (%m); the prolog checks the spec", a->check);
 		return 0;
 	}
-	rc = spawn_wait("check spec", argv, envp, CHECK_TIMEOUT_MS);
+	rc = spawn_wait("check spec", argv, envp, CHECK_TIMEOUT_MS, norm, cap);
 	if (rc == LWKCTL_INVALID) {
 		slurm_error("lwk: --lwk-mode=%s is not valid on this cluster", spec);
 		return -1;
 	}
-	if (rc != 0)
+	if (rc != 0) {
 		slurm_debug("lwk: %s check-spec could not judge (status %d); the prolog checks",
 			    a->check, rc);
-	return 0;
+		return 0;
+	}
+	/* The normalised spec: one line, and it must pass our own grammar. */
+	n = strcspn(norm, "\n");
+	norm[n] = '\0';
+	if (n == 0 || lwk_grammar_check(norm, n, &gerr) < 0) {
+		slurm_debug("lwk: %s check-spec printed no usable normalised spec", a->check);
+		return 0;
+	}
+	return 1;
 }
 
 /* job_prolog / job_epilog: a Linux job (no option, or "off") forks nothing. */

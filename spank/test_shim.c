@@ -254,6 +254,13 @@ static void test_submit(void)
 	CHECK(mock_ctl_env[0] == '\0', "refused spec exported: %s", mock_ctl_env);
 	CHECK(submit("nocheck", &post) == 0 && post == 0, "exit 2 (cannot judge) must let the job through");
 	CHECK(submit("usageerror", &post) == 0 && post == 0, "exit 1 (an lwkctl error, not a verdict) must let the job through");
+	/* The normalised form lwkctl prints is what the job gets; output that
+	 * fails our grammar is ignored and the spec goes as given. */
+	CHECK(submit("mck:numa=near,mem=8192M", &post) == 0 && post == 0, "normalisable spec refused: %s", mock_log);
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=mck:mem=8G,numa=near") == 0, "exported %s", mock_ctl_env);
+	CHECK(submit("garbage", &post) == 0 && post == 0, "spec with unusable lwkctl output refused: %s", mock_log);
+	CHECK(strcmp(mock_ctl_env, "SPANK_LWK_MODE=garbage") == 0, "exported %s", mock_ctl_env);
+
 	/* srun inside a running job: the spec was checked at submit. */
 	submit_ctx = S_CTX_LOCAL;
 	setenv("SLURM_JOB_ID", "7", 1);
@@ -535,7 +542,10 @@ int main(int argc, char **argv)
 		snprintf(script, sizeof(script),
 			 "#!/bin/sh\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 3;;\n"
 			 "usage*) exit 1;;\n"
-			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n",
+			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n"
+			 /* stdout: the normalised spec (a reordered one, a bad one, or as given) */
+			 "case \"$5\" in\n\"mck:numa=near,mem=8192M\") echo mck:mem=8G,numa=near;;\n"
+			 "garbage) echo 'not;a spec';;\n*) echo \"$5\";;\nesac\n",
 			 path_in("check.out"));
 		write_file(path_in("lwkctl"), script, 0755);
 	}

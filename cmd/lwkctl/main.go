@@ -42,8 +42,8 @@ commands:
            translate Slurm's abstract CPU IDs to Linux CPU IDs or back
   check-spec [--] SPEC
            check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
-           arguments; exit 0 valid, 3 invalid, 2 cannot check here (no readable
-           lwk.conf), 1 any other error
+           arguments and print its normalised form; exit 0 valid, 3 invalid,
+           2 cannot check here (no readable lwk.conf), 1 any other error
 
 common flags:
   --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "cpus":
 		return cpusCmd(fs, configPath, args, stdout)
 	case "check-spec":
-		return checkSpecCmd(fs, configPath, args)
+		return checkSpecCmd(fs, configPath, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q (try lwkctl --help)", cmd)
 }
@@ -218,8 +218,9 @@ func (e *invalidSpecError) Error() string { return e.err.Error() }
 func (e *invalidSpecError) Unwrap() error { return e.err }
 
 // checkSpecCmd validates a spec the way the prolog will, minus what depends
-// on the job's allocation. It runs unprivileged, on the submit host.
-func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
+// on the job's allocation, and prints its normalised form (which the SPANK
+// plugin exports to the job). It runs unprivileged, on the submit host.
+func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -232,7 +233,8 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
 		return &invalidSpecError{err}
 	}
 	if req.Off {
-		return nil
+		_, err := fmt.Fprintln(stdout, req.String())
+		return err
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {
@@ -246,7 +248,8 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
 	if err := lwkmode.Validate(req, prof); err != nil {
 		return &invalidSpecError{fmt.Errorf("invalid %w", err)}
 	}
-	return nil
+	_, err = fmt.Fprintln(stdout, req.String())
+	return err
 }
 
 func openNode(configPath string) (*lwknode.Node, error) {

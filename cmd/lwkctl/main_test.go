@@ -123,20 +123,23 @@ func TestCheckSpec(t *testing.T) {
 	conf := writeConf(t, paperConf)
 	tests := []struct {
 		name, spec string
+		norm       string
 		wantErr    string
 	}{
-		{name: "valid", spec: "mck:mem=8G,kargs=time_sharing"},
-		{name: "default profile", spec: "default"},
-		{name: "off", spec: "off"},
+		{name: "valid", spec: "mck:kargs=time_sharing,mem=8192M", norm: "mck:mem=8G,kargs=time_sharing"},
+		{name: "default profile", spec: "default", norm: "default"},
+		{name: "off", spec: "off", norm: "off"},
 		{name: "unknown profile", spec: "nope", wantErr: `profile "nope"`},
 		{name: "karg not allowed", spec: "mck:kargs=memdebug", wantErr: `kernel argument "memdebug": not allowed by profile "mck"`},
 		{name: "bad grammar", spec: "mck:mem=8X", wantErr: `mem: bad size "8X"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := run(context.Background(), []string{"check-spec", "--config", conf, "--", tc.spec}, &bytes.Buffer{})
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"check-spec", "--config", conf, "--", tc.spec}, &out)
 			if tc.wantErr == "" {
 				require.NoError(t, err)
+				require.Equal(t, tc.norm+"\n", out.String(), "the normalised spec")
 				return
 			}
 			require.ErrorContains(t, err, tc.wantErr)
