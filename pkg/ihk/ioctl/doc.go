@@ -8,9 +8,9 @@
 // ihk_host_user.h, ihk_rusage.h, linux/core/host_driver.c, linux/driver/smp/
 // smp-driver.c) and McKernel 1.7.9/1.8.0 (RIKEN-SysSoft/mckernel commit
 // e597be09, 2023-10-24, whose ihk submodule pins the same IHK commit:
-// executer/kernel/mcctrl/control.c for the aux requests). The project's
-// summary is ../shared/ref/ihk-abi.md. The layouts are those of LP64 Linux on
-// x86_64 and aarch64, which are identical; the package builds only there.
+// executer/kernel/mcctrl/control.c for the aux requests). The layouts are
+// those of LP64 Linux on x86_64 and aarch64, which are identical; the
+// package builds only there.
 //
 // # Device files and requests
 //
