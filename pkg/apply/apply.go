@@ -15,6 +15,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 )
@@ -32,15 +33,41 @@ type Faults interface {
 // ownSteps are the steps whose faults apply injects itself.
 var ownSteps = []string{steps.WaitRunning, steps.GrantDevice, steps.WriteMarker}
 
+// IHK is what the prolog asks of the IHK driver: the operations of its
+// steps, and teardown's for the rollback.
+type IHK interface {
+	teardown.IHK
+	ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) error
+	ReserveCPUs(ctx context.Context, cpus []int) error
+	CreateOS(ctx context.Context) (int, error)
+	AssignCPUs(ctx context.Context, os int, cpus []int) error
+	AssignMemory(ctx context.Context, os int, chunks []ihk.MemChunk) error
+	LoadImage(ctx context.Context, os int, path string) error
+	SetKernelArgs(ctx context.Context, os int, kargs string) error
+	Boot(ctx context.Context, os int) error
+	Status(ctx context.Context, os int) (ihk.Status, error)
+}
+
 // Deps are the prolog's collaborators; teardown's are embedded for rollback.
 type Deps struct {
 	teardown.Deps
+	// IHK is the driver the steps act on. The rollback uses it too (see
+	// Teardown); the embedded teardown.Deps.IHK is not used.
+	IHK IHK
 	// BootTimeout bounds BOOT plus the wait for RUNNING.
 	BootTimeout time.Duration
 	// StatusInterval is the RUNNING poll period (IHK_OS_STATUS logs to dmesg
 	// on x86, so keep it sparse). Default 200ms.
 	StatusInterval time.Duration
 	Faults         Faults
+}
+
+// Teardown returns the embedded teardown.Deps with IHK as its driver: what
+// the rollback runs with.
+func (d Deps) Teardown() teardown.Deps {
+	td := d.Deps
+	td.IHK = d.IHK
+	return td
 }
 
 // Job identifies the job the LWK is for.
@@ -81,7 +108,7 @@ func Run(ctx context.Context, d Deps, job Job, p *plan.Plan) (int, error) {
 	// Roll back even when ctx was cancelled (slurmd timing us out).
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.DestroyTimeout+30*time.Second)
 	defer cancel()
-	if _, uerr := teardown.Undo(rctx, d.Deps, r.rec); uerr != nil {
+	if _, uerr := teardown.Undo(rctx, d.Teardown(), r.rec); uerr != nil {
 		return -1, errors.Join(err, fmt.Errorf("rollback: %w", uerr))
 	}
 	return -1, err
@@ -109,44 +136,44 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		do     func() (any, error)
 	}{
 		{steps.ReserveMemory, steps.Memory{Requested: p.Memory}, func() (any, error) {
-			before, err := c.ReservedMemory(ctx)
+			before, err := retry.Value(func() ([]ihk.MemChunk, error) { return c.ReservedMemory(ctx) })
 			if err != nil {
 				return nil, fmt.Errorf("query reserved memory: %w", err)
 			}
 			// On failure the driver keeps the chunks it reserved before the
 			// failing one; nobody claims them, so the rollback releases them.
-			if err := c.ReserveMemory(ctx, p.Memory); err != nil {
+			if err := retry.Call(func() error { return c.ReserveMemory(ctx, p.Memory) }); err != nil {
 				return nil, err
 			}
-			after, err := c.ReservedMemory(ctx)
+			after, err := retry.Value(func() ([]ihk.MemChunk, error) { return c.ReservedMemory(ctx) })
 			if err != nil {
 				return nil, fmt.Errorf("query reserved memory: %w", err)
 			}
 			return steps.Memory{Requested: p.Memory, Reserved: ihk.SubtractChunks(after, before)}, nil
 		}},
 		{steps.ReserveCPUs, steps.CPUs{CPUs: p.CPUs}, func() (any, error) {
-			return nil, c.ReserveCPUs(ctx, p.CPUs)
+			return nil, retry.Call(func() error { return c.ReserveCPUs(ctx, p.CPUs) })
 		}},
 		{steps.CreateOS, nil, func() (any, error) {
-			idx, err := c.CreateOS(ctx)
+			idx, err := retry.Value(func() (int, error) { return c.CreateOS(ctx) })
 			r.os = idx
 			return steps.OS{OS: idx}, err
 		}},
 		{steps.AssignCPUs, nil, func() (any, error) {
-			return nil, c.AssignCPUs(ctx, r.os, p.CPUs)
+			return nil, retry.Call(func() error { return c.AssignCPUs(ctx, r.os, p.CPUs) })
 		}},
 		{steps.AssignMemory, nil, func() (any, error) {
-			return nil, c.AssignMemory(ctx, r.os, p.Memory)
+			return nil, retry.Call(func() error { return c.AssignMemory(ctx, r.os, p.Memory) })
 		}},
 		{steps.LoadImage, nil, func() (any, error) {
-			return nil, c.LoadImage(ctx, r.os, p.Image)
+			return nil, retry.Call(func() error { return c.LoadImage(ctx, r.os, p.Image) })
 		}},
 		{steps.SetKernelArgs, nil, func() (any, error) {
-			return nil, c.SetKernelArgs(ctx, r.os, p.Kargs)
+			return nil, retry.Call(func() error { return c.SetKernelArgs(ctx, r.os, p.Kargs) })
 		}},
 		{steps.Boot, nil, func() (any, error) {
 			bootCtx, bootCancel = context.WithTimeout(ctx, r.d.BootTimeout)
-			return nil, c.Boot(bootCtx, r.os)
+			return nil, retry.Call(func() error { return c.Boot(bootCtx, r.os) })
 		}},
 		{steps.WaitRunning, nil, func() (any, error) {
 			return nil, r.waitRunning(bootCtx)
@@ -225,6 +252,13 @@ func (r *runner) device() string {
 	return filepath.Join(r.d.DevDir, "mcos"+strconv.Itoa(r.os))
 }
 
+// starting are the statuses of an instance on its way to RUNNING after BOOT
+// returned. Every other status is final for the prolog: FAILED and HUNGUP
+// (the LWK died), NOT_BOOTED and SHUTDOWN (shut down meanwhile), FREEZING
+// and FROZEN (frozen meanwhile: it does not run again by itself), LOADING
+// (cannot follow BOOT).
+var starting = map[ihk.Status]bool{ihk.StatusBooting: true, ihk.StatusBooted: true, ihk.StatusReady: true}
+
 // waitRunning polls the status until RUNNING. BOOT returns at READY; RUNNING
 // follows when McKernel finishes init.
 func (r *runner) waitRunning(ctx context.Context) error {
@@ -232,19 +266,26 @@ func (r *runner) waitRunning(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 200 * time.Millisecond
 	}
+	st := ihk.StatusReady // what BOOT's return means
 	for {
-		st, err := r.d.IHK.Status(ctx, r.os)
-		if err != nil {
+		got, err := retry.Value(func() (ihk.Status, error) { return r.d.IHK.Status(ctx, r.os) })
+		switch {
+		case err != nil && ctx.Err() == nil:
 			return fmt.Errorf("status: %w", err)
-		}
-		switch st {
-		case ihk.StatusRunning:
+		case err != nil:
+			// ctx ended during the call: report it below.
+		case got == ihk.StatusRunning:
 			return nil
-		case ihk.StatusFailed, ihk.StatusHungup, ihk.StatusShutdown, ihk.StatusNotBooted:
-			return fmt.Errorf("os %d is %s, not RUNNING", r.os, st)
+		case !starting[got]:
+			return fmt.Errorf("os %d is %s, not RUNNING", r.os, got)
+		default:
+			st = got
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return fmt.Errorf("os %d still %s: %w", r.os, st, ctx.Err())
+			}
 			return fmt.Errorf("os %d still %s: %w", r.os, st, ihk.ErrTimeout)
 		case <-time.After(interval):
 		}

@@ -120,9 +120,10 @@ func newEnv(t *testing.T, faults string) *env {
 		rec: r,
 		dir: dir,
 		deps: Deps{
+			IHK: r,
 			Deps: teardown.Deps{
-				IHK: r, Journal: store,
-				DevDir: filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
+				Journal: store,
+				DevDir:  filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
 				LogDir: filepath.Join(dir, "log"), ProcRoot: "/proc",
 				DestroyTimeout: 2 * time.Second, KillGrace: 100 * time.Millisecond,
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -210,7 +211,7 @@ func TestRunJournalsEveryStep(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, e.plan.CPUs, cpus)
 
-	res, err := teardown.Run(context.Background(), e.deps.Deps, 9)
+	res, err := teardown.Run(context.Background(), e.deps.Teardown(), 9)
 	require.NoError(t, err)
 	require.Equal(t, []int{idx}, res.OS)
 	require.True(t, cpuset.New(2, 3, 4, 5).Equals(res.ReleasedCPUs), res.ReleasedCPUs.String())

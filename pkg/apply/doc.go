@@ -5,11 +5,17 @@
 //
 // The steps, in order (package steps names them): RESERVE_MEM, RESERVE_CPU,
 // CREATE_OS, ASSIGN_CPU (in plan order: it defines LWK CPU numbering),
-// ASSIGN_MEM, LOAD, SET_KARGS, BOOT, STATUS polled until RUNNING, chown of
-// /dev/mcosN to the job's user (mode 0600), and the run marker that tells
+// ASSIGN_MEM, LOAD, SET_KARGS, BOOT, STATUS polled until RUNNING, read-write
+// access to /dev/mcosN for the job's user (a POSIX ACL entry; the node stays
+// root's, mode 0600), and the run marker that tells
 // the SPANK plugin to wrap tasks in mcexec. Memory is reserved before CPUs,
 // as mcreboot.sh does: offlining CPUs first would leave Linux fewer CPUs to
 // compact memory with.
+//
+// apply owns the prolog's waits and retries (the backends do neither, see
+// package retry): every IHK call is retried at once on EINTR, and the wait
+// for RUNNING polls STATUS every StatusInterval within BootTimeout, failing
+// at once on any status that is not on the way to RUNNING (see starting).
 //
 // IHK does not say who reserved what. reserve_memory therefore records the
 // chunks the reservation added to the pool (the pool before and after,

@@ -34,7 +34,7 @@ type Opened struct {
 func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error) {
 	switch cfg.Backend {
 	case config.BackendIHK:
-		c, err := ioctl.New(cfg.DevDir, ioctl.WithDestroyTimeout(cfg.DestroyTimeout))
+		c, err := ioctl.New(cfg.DevDir)
 		if err != nil {
 			return nil, err
 		}

@@ -93,7 +93,7 @@ type Config struct {
 
 	// BootTimeout bounds BOOT plus the wait for RUNNING (BootTimeout=120s).
 	BootTimeout time.Duration
-	// DestroyTimeout bounds the retries of DESTROY_OS on EBUSY
+	// DestroyTimeout bounds teardown's retries of DESTROY_OS on EBUSY
 	// (DestroyTimeout=30s).
 	DestroyTimeout time.Duration
 	// LockTimeout bounds the wait for the node lock (LockTimeout=240s); a

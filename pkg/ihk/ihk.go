@@ -7,10 +7,14 @@ import (
 	"syscall"
 )
 
-// Client is every IHK operation slurm-lwk needs. Device-level operations act
-// on the node's IHK device (/dev/mcd0); operations that take an os argument
-// act on the OS instance /dev/mcos<os>. Implementations open and close the OS
-// device around each call, so holding a Client never keeps an instance busy.
+// Client is every IHK operation the backends implement. Consumers declare
+// the few they use (apply.IHK, teardown.IHK, nodestatus.IHK) and take those.
+// Each call is one driver request: no backend waits or retries (the driver's
+// own blocking aside); package retry holds the rules callers apply.
+// Device-level operations act on the node's IHK device (/dev/mcd0);
+// operations that take an os argument act on the OS instance /dev/mcos<os>.
+// Implementations open and close the OS device around each call, so holding
+// a Client never keeps an instance busy.
 //
 // IHK does not serialise its callers: resource queries and reservations race
 // with each other. Callers that change reservations hold the node lock (see
@@ -59,9 +63,8 @@ type Client interface {
 	// SetKernelArgs sets the kernel command line (at most MaxKargsLen bytes,
 	// must contain "hidos").
 	SetKernelArgs(ctx context.Context, os int, kargs string) error
-	// Boot boots the instance. The driver's BOOT returns at READY; the real
-	// backend then polls STATUS until RUNNING, the simulator may return at
-	// READY. Callers poll Status for RUNNING either way.
+	// Boot boots the instance and returns once it is READY (the driver's
+	// BOOT blocks until then); callers poll Status for RUNNING.
 	Boot(ctx context.Context, os int) error
 	// Shutdown shuts the instance down; it returns to NOT_BOOTED with its
 	// resources handed back to the reserved pool.

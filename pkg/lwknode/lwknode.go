@@ -154,7 +154,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), BootTimeout: n.Config.BootTimeout}
+	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout}
 	if n.faults != nil {
 		d.Faults = n.faults
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
@@ -58,22 +59,32 @@ func (s *Status) Pristine() bool {
 	return s.ReservedCPUs == "" && len(s.ReservedMemory) == 0 && len(s.OSInstances) == 0 && len(s.Jobs) == 0
 }
 
+// IHK is what lwkctl status asks of the IHK driver: queries only.
+type IHK interface {
+	ReservedCPUs(ctx context.Context) ([]int, error)
+	ReservedMemory(ctx context.Context) ([]ihk.MemChunk, error)
+	ListOS(ctx context.Context) ([]int, error)
+	Status(ctx context.Context, os int) (ihk.Status, error)
+	AssignedCPUs(ctx context.Context, os int) ([]int, error)
+	AssignedMemory(ctx context.Context, os int) ([]ihk.MemChunk, error)
+}
+
 // Collect reads the node's state.
-func Collect(ctx context.Context, backend string, c ihk.Client, store *journal.Store, runDir string) (*Status, error) {
+func Collect(ctx context.Context, backend string, c IHK, store *journal.Store, runDir string) (*Status, error) {
 	s := &Status{Backend: backend, ReservedMemory: []ihk.MemChunk{}, OSInstances: []Instance{}, Jobs: []Job{}}
-	cpus, err := c.ReservedCPUs(ctx)
+	cpus, err := retry.Value(func() ([]int, error) { return c.ReservedCPUs(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("query reserved cpus: %w", err)
 	}
 	s.ReservedCPUs = cpuset.New(cpus...).String()
-	mem, err := c.ReservedMemory(ctx)
+	mem, err := retry.Value(func() ([]ihk.MemChunk, error) { return c.ReservedMemory(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("query reserved memory: %w", err)
 	}
 	if mem != nil {
 		s.ReservedMemory = mem
 	}
-	ids, err := c.ListOS(ctx)
+	ids, err := retry.Value(func() ([]int, error) { return c.ListOS(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("list os instances: %w", err)
 	}
@@ -88,20 +99,20 @@ func Collect(ctx context.Context, backend string, c ihk.Client, store *journal.S
 	return s, nil
 }
 
-func instance(ctx context.Context, c ihk.Client, idx int) Instance {
+func instance(ctx context.Context, c IHK, idx int) Instance {
 	in := Instance{Index: idx, Memory: []ihk.MemChunk{}}
 	var errs []string
-	if st, err := c.Status(ctx, idx); err == nil {
+	if st, err := retry.Value(func() (ihk.Status, error) { return c.Status(ctx, idx) }); err == nil {
 		in.Status = st.String()
 	} else {
 		errs = append(errs, err.Error())
 	}
-	if cpus, err := c.AssignedCPUs(ctx, idx); err == nil {
+	if cpus, err := retry.Value(func() ([]int, error) { return c.AssignedCPUs(ctx, idx) }); err == nil {
 		in.CPUs = cpuset.New(cpus...).String()
 	} else {
 		errs = append(errs, err.Error())
 	}
-	if mem, err := c.AssignedMemory(ctx, idx); err == nil && mem != nil {
+	if mem, err := retry.Value(func() ([]ihk.MemChunk, error) { return c.AssignedMemory(ctx, idx) }); err == nil && mem != nil {
 		in.Memory = mem
 	} else if err != nil {
 		errs = append(errs, err.Error())

@@ -16,7 +16,8 @@
 // Order, the reverse of the prolog: run marker → device access (revoked
 // before holders are killed, so a user cannot reopen it) → the job's
 // remaining mcexec processes → the LWK kernel log (READ_KMSG works only
-// before shutdown) → DESTROY_OS (retried while busy) → RELEASE_CPU →
+// before shutdown) → DESTROY_OS (retried while busy, with package retry's
+// bounded backoff; holders are looked for after a short grace) → RELEASE_CPU →
 // RELEASE_MEM → journal. "Already gone" is success at every step, so running
 // teardown twice is harmless.
 //

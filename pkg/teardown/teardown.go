@@ -20,20 +20,33 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
-// firstDestroyAttempt bounds the first DESTROY_OS, made before looking for
-// processes that hold the device.
-const firstDestroyAttempt = 250 * time.Millisecond
+// holderGrace is how long DESTROY_OS is retried while busy before teardown
+// looks for processes that hold the device: Slurm has normally killed the
+// job's processes already, and the last of them may still be closing it.
+const holderGrace = 250 * time.Millisecond
 
 // ErrNodeUnusable marks failures that leave IHK holding resources: the node
 // should be drained.
 var ErrNodeUnusable = errors.New("node left unusable")
 
+// IHK is what teardown asks of the IHK driver.
+type IHK interface {
+	ListOS(ctx context.Context) ([]int, error)
+	ReadKmsg(ctx context.Context, os int) ([]byte, error)
+	DestroyOS(ctx context.Context, os int) error
+	ReservedCPUs(ctx context.Context) ([]int, error)
+	ReleaseCPUs(ctx context.Context, cpus []int) error
+	ReservedMemory(ctx context.Context) ([]ihk.MemChunk, error)
+	ReleaseMemory(ctx context.Context, chunks []ihk.MemChunk) error
+}
+
 // Deps are teardown's collaborators and settings.
 type Deps struct {
-	IHK     ihk.Client
+	IHK     IHK
 	Journal *journal.Store
 	// DevDir holds the IHK device nodes (mcosN); RunDir the job markers;
 	// LogDir receives the LWK kernel logs; ProcRoot is /proc.
@@ -146,7 +159,7 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 // without a journal entry; an index this job's journal or marker names but
 // another job now claims was reused by IHK and is left alone.
 func jobInstances(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, others claims) ([]int, error) {
-	live, err := d.IHK.ListOS(ctx)
+	live, err := retry.Value(func() ([]int, error) { return d.IHK.ListOS(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("list os instances: %w", err)
 	}
@@ -189,37 +202,30 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 	d.saveKmsg(ctx, log, idx, res)
 
 	// Slurm has normally killed the job's processes before the epilog, so
-	// try DESTROY_OS first and look for holders (a /proc scan) only when it
-	// is busy. The first attempt gets a short deadline because a backend
-	// may retry EBUSY itself until its context ends.
-	deadline := time.Now().Add(d.DestroyTimeout)
-	attempt := firstDestroyAttempt
-	for backoff := 10 * time.Millisecond; ; backoff = min(backoff*2, 500*time.Millisecond) {
-		actx, cancel := context.WithTimeout(ctx, min(attempt, time.Until(deadline)))
-		err := d.IHK.DestroyOS(actx, idx)
-		cancel()
-		attempt = time.Until(deadline)
-		switch {
-		case err == nil, errors.Is(err, ihk.ErrNotFound):
-			res.OS = append(res.OS, idx)
-			log.Debug("os destroyed")
-			return nil
-		case !errors.Is(err, ihk.ErrBusy):
-			return fmt.Errorf("destroy os %d: %w: %w", idx, err, ErrNodeUnusable)
-		case time.Now().After(deadline):
-			return fmt.Errorf("destroy os %d: still busy after %s: %w: %w", idx, d.DestroyTimeout, err, ErrNodeUnusable)
-		}
-		// The job's mcexec processes still hold the device, or something
-		// opened it again: stop them and retry.
-		if err := d.killHolders(ctx, log, dev, res); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("destroy os %d: %w", idx, ctx.Err())
-		case <-time.After(backoff):
-		}
+	// retry DESTROY_OS while it is busy and look for holders (a /proc scan)
+	// only once holderGrace has passed.
+	var stopErr error
+	err := retry.WhileBusy(ctx, d.DestroyTimeout, func() error { return d.IHK.DestroyOS(ctx, idx) },
+		func(waited time.Duration) error {
+			if waited < holderGrace {
+				return nil
+			}
+			// The job's mcexec processes still hold the device, or
+			// something opened it again: stop them.
+			stopErr = d.killHolders(ctx, log, dev, res)
+			return stopErr
+		})
+	switch {
+	case err == nil, retry.Gone(err):
+		res.OS = append(res.OS, idx)
+		log.Debug("os destroyed")
+		return nil
+	case stopErr != nil:
+		return stopErr
+	case ctx.Err() != nil:
+		return fmt.Errorf("destroy os %d: %w", idx, err)
 	}
+	return fmt.Errorf("destroy os %d: %w: %w", idx, err, ErrNodeUnusable)
 }
 
 // killHolders stops the processes that hold the device open. Only
@@ -306,7 +312,7 @@ func signalAll(pids []int, sig syscall.Signal) {
 // saveKmsg keeps the LWK kernel log; READ_KMSG fails before boot and after
 // shutdown, which is not an error here.
 func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Result) {
-	msg, err := d.IHK.ReadKmsg(ctx, idx)
+	msg, err := retry.Value(func() ([]byte, error) { return d.IHK.ReadKmsg(ctx, idx) })
 	if err != nil || len(msg) == 0 {
 		log.Debug("no lwk kernel log", "err", err)
 		return
@@ -331,7 +337,7 @@ func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Resu
 
 // releaseCPUs gives back every reserved CPU that no other job claims.
 func (d Deps) releaseCPUs(ctx context.Context, log *slog.Logger, others claims, res *Result) error {
-	reserved, err := d.IHK.ReservedCPUs(ctx)
+	reserved, err := retry.Value(func() ([]int, error) { return d.IHK.ReservedCPUs(ctx) })
 	if err != nil {
 		return fmt.Errorf("query reserved cpus: %w: %w", err, ErrNodeUnusable)
 	}
@@ -339,7 +345,7 @@ func (d Deps) releaseCPUs(ctx context.Context, log *slog.Logger, others claims, 
 	if mine.IsEmpty() {
 		return nil
 	}
-	if err := d.IHK.ReleaseCPUs(ctx, mine.List()); err != nil {
+	if err := retry.Call(func() error { return d.IHK.ReleaseCPUs(ctx, mine.List()) }); err != nil {
 		return fmt.Errorf("release cpus %s: %w: %w", mine, err, ErrNodeUnusable)
 	}
 	res.ReleasedCPUs = mine
@@ -349,7 +355,7 @@ func (d Deps) releaseCPUs(ctx context.Context, log *slog.Logger, others claims, 
 
 // releaseMemory gives back every reserved chunk that no other job claims.
 func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims, res *Result) error {
-	reserved, err := d.IHK.ReservedMemory(ctx)
+	reserved, err := retry.Value(func() ([]ihk.MemChunk, error) { return d.IHK.ReservedMemory(ctx) })
 	if err != nil {
 		return fmt.Errorf("query reserved memory: %w: %w", err, ErrNodeUnusable)
 	}
@@ -357,7 +363,7 @@ func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims
 	if len(mine) == 0 {
 		return nil
 	}
-	if err := d.IHK.ReleaseMemory(ctx, mine); err != nil {
+	if err := retry.Call(func() error { return d.IHK.ReleaseMemory(ctx, mine) }); err != nil {
 		return fmt.Errorf("release memory %v: %w: %w", mine, err, ErrNodeUnusable)
 	}
 	res.ReleasedMemory = mine

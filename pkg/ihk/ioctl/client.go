@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,27 +20,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
 
-// Defaults for the waits the backend does itself.
 const (
-	// DefaultStatusInterval is the STATUS polling period while Boot waits for
-	// RUNNING (libihk's ihk_os_boot sleeps 200 ms between polls). Every STATUS
-	// call prints two lines to the kernel log on x86, so keep it sparse.
-	DefaultStatusInterval = 200 * time.Millisecond
-	// DefaultRunningTimeout bounds the wait from READY to RUNNING when the
-	// caller's context has no earlier deadline (libihk allows about 10 s).
-	DefaultRunningTimeout = 30 * time.Second
-	// DefaultDestroyTimeout bounds DestroyOS's EBUSY retries when the caller's
-	// context has no earlier deadline.
-	DefaultDestroyTimeout = 10 * time.Second
-)
-
-const (
-	// maxEINTR bounds immediate retries of an interrupted ioctl.
-	maxEINTR = 16
-	// destroyFirstDelay and destroyMaxDelay bound the EBUSY backoff of
-	// DestroyOS (doubling from the first to the max).
-	destroyFirstDelay = 10 * time.Millisecond
-	destroyMaxDelay   = 250 * time.Millisecond
 	// queryMemSlack is extra room in device QUERY_MEM arrays: with a non-zero
 	// num_chunks the driver copies every current chunk without checking the
 	// count, so a reservation racing between our count and list calls would
@@ -57,18 +36,6 @@ const (
 // Option configures a Client.
 type Option func(*Client)
 
-// WithStatusInterval sets the STATUS polling period used while Boot waits for
-// RUNNING (default DefaultStatusInterval).
-func WithStatusInterval(d time.Duration) Option { return func(c *Client) { c.statusInterval = d } }
-
-// WithRunningTimeout sets how long Boot waits from READY to RUNNING when the
-// context has no earlier deadline (default DefaultRunningTimeout).
-func WithRunningTimeout(d time.Duration) Option { return func(c *Client) { c.runningTimeout = d } }
-
-// WithDestroyTimeout sets how long DestroyOS retries EBUSY when the context
-// has no earlier deadline (default DefaultDestroyTimeout).
-func WithDestroyTimeout(d time.Duration) Option { return func(c *Client) { c.destroyTimeout = d } }
-
 // withSys replaces the system-call layer (tests only).
 func withSys(s sysLayer) Option { return func(c *Client) { c.sys = s } }
 
@@ -76,13 +43,14 @@ func withSys(s sysLayer) Option { return func(c *Client) { c.sys = s } }
 // <devDir>/mcos<N>. It keeps no file descriptors open between calls and is
 // safe for concurrent use (the driver itself does not serialise callers; see
 // ihk.Client).
+//
+// Every call issues one driver request (a query: the count, then the list)
+// and returns its errno as an *ihk.Error, EINTR and EBUSY included: waiting
+// and retrying belong to the caller (package retry holds the rules).
 type Client struct {
-	devDir         string
-	sys            sysLayer
-	pageSize       int
-	statusInterval time.Duration
-	runningTimeout time.Duration
-	destroyTimeout time.Duration
+	devDir   string
+	sys      sysLayer
+	pageSize int
 }
 
 var _ ihk.Client = (*Client)(nil)
@@ -93,19 +61,9 @@ func New(devDir string, opts ...Option) (*Client, error) {
 	if devDir == "" || !filepath.IsAbs(devDir) || filepath.Clean(devDir) != devDir {
 		return nil, fmt.Errorf("ihk device dir %q: must be an absolute, clean path", devDir)
 	}
-	c := &Client{
-		devDir:         devDir,
-		sys:            unixSys{},
-		pageSize:       os.Getpagesize(),
-		statusInterval: DefaultStatusInterval,
-		runningTimeout: DefaultRunningTimeout,
-		destroyTimeout: DefaultDestroyTimeout,
-	}
+	c := &Client{devDir: devDir, sys: unixSys{}, pageSize: os.Getpagesize()}
 	for _, o := range opts {
 		o(c)
-	}
-	if c.statusInterval <= 0 || c.runningTimeout <= 0 || c.destroyTimeout <= 0 {
-		return nil, errors.New("ihk ioctl backend: intervals and timeouts must be positive")
 	}
 	return c, nil
 }
@@ -168,25 +126,16 @@ func checkOS(op string, os int) error {
 	return nil
 }
 
-// value issues a request that takes its argument by value (or none),
-// retrying EINTR a bounded number of times.
+// value issues a request that takes its argument by value (or none).
 func (c *Client) value(fd int, req uint32, arg uintptr) (int, syscall.Errno) {
-	for i := 0; ; i++ {
-		r, errno := c.sys.IoctlValue(fd, req, arg)
-		if errno != syscall.EINTR || i == maxEINTR {
-			return int(r), errno
-		}
-	}
+	r, errno := c.sys.IoctlValue(fd, req, arg)
+	return int(r), errno
 }
 
 // pointer issues a request whose argument points to user memory.
 func (c *Client) pointer(fd int, req uint32, arg unsafe.Pointer) (int, syscall.Errno) {
-	for i := 0; ; i++ {
-		r, errno := c.sys.IoctlPointer(fd, req, arg)
-		if errno != syscall.EINTR || i == maxEINTR {
-			return int(r), errno
-		}
-	}
+	r, errno := c.sys.IoctlPointer(fd, req, arg)
+	return int(r), errno
 }
 
 func fail(req uint32, os int, errno syscall.Errno, detail string) *ihk.Error {
@@ -474,45 +423,20 @@ func (c *Client) CreateOS(ctx context.Context) (int, error) {
 }
 
 // DestroyOS implements ihk.Client (IHK_DEVICE_DESTROY_OS, index by value). It
-// retries EBUSY with a bounded backoff until ctx is done or the destroy
-// timeout passes, and reports EINVAL (the driver's answer for a missing
-// index) as not found.
+// reports EINVAL (the driver's answer for a missing index) as not found, and
+// EBUSY (/dev/mcos<os> is open) as it comes.
 func (c *Client) DestroyOS(ctx context.Context, os int) error {
 	const req = reqDeviceDestroyOS
 	if err := checkOS(requestNames[req], os); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.destroyTimeout)
-	defer cancel()
 	return c.withDevice(ctx, func(fd int) error {
-		delay := destroyFirstDelay
-		for attempt := 1; ; attempt++ {
-			r, errno := c.value(fd, req, uintptr(os))
-			switch errno {
-			case syscall.EINVAL:
-				return &ihk.Error{Op: requestNames[req], OS: os, Errno: errno, NotFound: true}
-			case syscall.EBUSY:
-				if !sleep(ctx, delay) {
-					return fail(req, os, errno, fmt.Sprintf("still busy after %d attempts", attempt))
-				}
-				delay = min(2*delay, destroyMaxDelay)
-				continue
-			}
-			return zero(req, os, r, errno, "")
+		r, errno := c.value(fd, req, uintptr(os))
+		if errno == syscall.EINVAL {
+			return &ihk.Error{Op: requestNames[req], OS: os, Errno: errno, NotFound: true}
 		}
+		return zero(req, os, r, errno, "")
 	})
-}
-
-// sleep waits d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // ListOS implements ihk.Client. Like libihk it scans the device directory for
@@ -672,53 +596,11 @@ func (c *Client) SetKernelArgs(ctx context.Context, os int, kargs string) error 
 	})
 }
 
-// Boot implements ihk.Client. IHK_OS_BOOT blocks in the kernel (up to 60 s)
-// until the LWK reports READY; Boot then polls IHK_OS_STATUS every status
-// interval until RUNNING, so it returns only once the instance can run
-// programs. FAILED or HUNGUP fails at once; not reaching RUNNING before ctx's
-// deadline (or the running timeout) is ihk.ErrTimeout.
+// Boot implements ihk.Client (IHK_OS_BOOT). The request blocks in the kernel
+// (up to 60 s) until the LWK reports READY; RUNNING follows when McKernel
+// finishes its init, and waiting for it is the caller's job.
 func (c *Client) Boot(ctx context.Context, os int) error {
-	const req = reqOSBoot
-	err := c.withOS(ctx, requestNames[req], os, func(fd int) error {
-		r, errno := c.value(fd, req, 0)
-		return zero(req, os, r, errno, "")
-	})
-	if err != nil {
-		return err
-	}
-	return c.waitRunning(ctx, os)
-}
-
-func (c *Client) waitRunning(parent context.Context, os int) error {
-	ctx, cancel := context.WithTimeout(parent, c.runningTimeout)
-	defer cancel()
-	start := time.Now()
-	last := ihk.StatusReady // what BOOT's successful return means
-	for {
-		st, err := c.Status(ctx, os)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			return fmt.Errorf("wait for os %d to run: %w", os, err)
-		case err != nil:
-			// The context ended during the call; report the timeout below.
-		case st == ihk.StatusRunning:
-			return nil
-		case st == ihk.StatusReady, st == ihk.StatusBooted, st == ihk.StatusBooting:
-			last = st // still starting
-		default:
-			// FAILED, HUNGUP, or shut down or frozen by someone else meanwhile.
-			return &ihk.Error{Op: requestNames[reqOSBoot], OS: os, Errno: syscall.EIO,
-				Detail: fmt.Sprintf("status %s while waiting for RUNNING", st)}
-		}
-		if err != nil || !sleep(ctx, c.statusInterval) {
-			if errors.Is(parent.Err(), context.Canceled) {
-				return fmt.Errorf("wait for os %d to run: %w", os, parent.Err())
-			}
-			return fmt.Errorf("%w: %w", &ihk.Error{Op: requestNames[reqOSBoot], OS: os, Errno: syscall.ETIMEDOUT,
-				Detail: fmt.Sprintf("not RUNNING after %s (last status %s)", time.Since(start).Round(time.Millisecond), last)},
-				context.DeadlineExceeded)
-		}
-	}
+	return c.osNoArg(ctx, reqOSBoot, os)
 }
 
 // Shutdown implements ihk.Client (IHK_OS_SHUTDOWN, flag 0 by value). The

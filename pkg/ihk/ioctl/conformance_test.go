@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -44,9 +43,7 @@ func TestConformance(t *testing.T) {
 		caps.TooMuchMemory = n
 	}
 	ihktest.Run(t, func(t *testing.T) ihk.Client {
-		// The suite destroys a held instance and expects EBUSY: keep the
-		// EBUSY retries short.
-		c, err := New("/dev", WithDestroyTimeout(2*time.Second))
+		c, err := New("/dev")
 		require.NoError(t, err)
 		return c
 	}, caps)

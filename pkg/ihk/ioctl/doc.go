@@ -37,8 +37,8 @@
 //     registered). A non-zero return from a request that returns 0 is a
 //     failure: some handlers leak a positive copy residual instead of -EFAULT.
 //   - Any open fd on /dev/mcosN makes DESTROY_OS fail with EBUSY, so every OS
-//     call opens and closes the node; DestroyOS retries EBUSY with a bounded
-//     backoff. DESTROY_OS and DETECT_HUNGUP answer EINVAL for a missing index,
+//     call opens and closes the node; DestroyOS returns EBUSY to its caller
+//     (teardown retries it). DESTROY_OS and DETECT_HUNGUP answer EINVAL for a missing index,
 //     and opening a node being torn down gives ENOENT: both are ihk.ErrNotFound.
 //   - QUERY requests are count-then-list: the OS-level ones and device
 //     QUERY_CPU insist on the exact count, while device QUERY_MEM copies every
@@ -48,8 +48,10 @@
 //     4 MiB.
 //   - Image paths and kernel arguments are limited to 255 bytes (the driver
 //     truncates silently), and the arguments must contain the token hidos.
-//   - BOOT returns at READY; Boot then polls STATUS every 200 ms until RUNNING.
+//   - BOOT returns at READY; the caller (apply) polls STATUS until RUNNING.
 //     STATUS logs two kernel lines per call on x86, so polling stays sparse.
+//   - Every call issues one request and returns its errno, EINTR and EBUSY
+//     included: package retry holds the rules its callers apply.
 //   - READ_KMSG needs a 4,190,208-byte buffer and works only between BOOT and
 //     SHUTDOWN. GETRUSAGE fills the 16,568-byte struct ihk_os_rusage, decoded
 //     field by field (little-endian).

@@ -151,11 +151,12 @@ func TestLiveLifecycle(t *testing.T) {
 	require.NoError(t, c.LoadImage(ctx, idx, image))
 	require.NoError(t, c.SetKernelArgs(ctx, idx, env.kargs))
 
-	// Boot blocks until READY (≤60 s in the kernel), then polls to RUNNING.
+	// Boot blocks until READY (≤60 s in the kernel); RUNNING follows.
 	require.NoError(t, c.Boot(ctx, idx))
-	st, err := c.Status(ctx, idx)
-	require.NoError(t, err)
-	require.Equal(t, ihk.StatusRunning, st)
+	require.Eventually(t, func() bool {
+		st, err := c.Status(ctx, idx)
+		return err == nil && st == ihk.StatusRunning
+	}, 30*time.Second, 200*time.Millisecond, "os %d RUNNING", idx)
 
 	ev, err := c.RegisterEvent(ctx, idx, ihk.EventStatus)
 	require.NoError(t, err)

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -507,10 +506,7 @@ func TestConformanceModel(t *testing.T) {
 	image := filepath.Join(t.TempDir(), "mckernel.img")
 	require.NoError(t, os.WriteFile(image, []byte("\x7fELF"), 0o600))
 	ihktest.Run(t, func(t *testing.T) ihk.Client {
-		// The suite destroys a held instance and expects EBUSY; a short
-		// destroy timeout keeps the retries from taking the default 10 s.
-		c, err := New(m.devDir, withSys(m), WithStatusInterval(time.Millisecond),
-			WithDestroyTimeout(50*time.Millisecond))
+		c, err := New(m.devDir, withSys(m))
 		require.NoError(t, err)
 		return c
 	}, ihktest.Capabilities{
