@@ -125,19 +125,14 @@ func sample(ctx context.Context, c ihk.Client, enc *json.Encoder) error {
 
 // pinToOSCores restricts the process to the online OS cores.
 func pinToOSCores(cfg *config.Config) error {
-	topo, err := topology.ReadLayout(cfg.SysfsRoot)
+	// sched_setaffinity speaks of this machine's CPUs: read the host's
+	// layout, whatever machine SysfsRoot describes (a fixture, with the
+	// simulator, may be larger than this one).
+	host, err := topology.ReadLayout("/")
 	if err != nil {
 		return err
 	}
-	cpus := cfg.OSCores.Intersection(topo.OnlineCPUs())
-	if cfg.Backend == config.BackendSim {
-		// The simulator's topology may describe a larger machine than this one.
-		host, err := topology.ReadLayout("/")
-		if err != nil {
-			return err
-		}
-		cpus = cfg.OSCores.Intersection(host.OnlineCPUs())
-	}
+	cpus := cfg.OSCores.Intersection(host.OnlineCPUs())
 	if cpus.IsEmpty() {
 		return fmt.Errorf("os cores %s: none online to run on", cfg.OSCores)
 	}

@@ -153,7 +153,7 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 		return err
 	}
 	defer node.LogDone("prolog done", start)
-	topo, err := node.Topology()
+	topo, err := node.View.Layout()
 	if err != nil {
 		return err
 	}
@@ -175,10 +175,7 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 		}
 	}
 	// Re-read under the lock: another job may have taken CPUs offline.
-	if topo, err = node.Topology(); err != nil {
-		return err
-	}
-	held, err := node.Held(ctx)
+	topo, held, err := node.View.Snapshot(ctx)
 	if err != nil {
 		return err
 	}

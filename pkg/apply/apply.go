@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -20,18 +19,15 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 )
 
-// Faults injects failures into the steps that are not IHK operations
-// (wait_running, grant_device, write_marker); the simulated IHK backend
-// injects into its own operations. Production passes nil.
+// Faults is the simulator's fault-injection hook, called around every step
+// (it acts on the steps that are not IHK operations; a wrapper around the
+// IHK client fails the others). Production passes nil.
 type Faults interface {
 	// Before returns an error to make the step fail before it acts.
 	Before(step string) error
 	// After may kill the process once the step has succeeded.
 	After(step string)
 }
-
-// ownSteps are the steps whose faults apply injects itself.
-var ownSteps = []string{steps.WaitRunning, steps.GrantDevice, steps.WriteMarker}
 
 // IHK is what the prolog asks of the IHK driver: the operations of its
 // steps, and teardown's for the rollback.
@@ -224,8 +220,7 @@ func (r *runner) step(name string, intent any, do func() (any, error)) error {
 	if err := r.d.Journal.Write(r.rec); err != nil {
 		return &StepError{Step: name, Err: err}
 	}
-	own := r.d.Faults != nil && slices.Contains(ownSteps, name)
-	if own {
+	if r.d.Faults != nil {
 		if err := r.d.Faults.Before(name); err != nil {
 			return &StepError{Step: name, Err: err}
 		}
@@ -241,7 +236,7 @@ func (r *runner) step(name string, intent any, do func() (any, error)) error {
 		return &StepError{Step: name, Err: err}
 	}
 	r.d.Log.Debug("step done", "job", r.rec.JobID, "step", name, "os", r.os)
-	if own {
+	if r.d.Faults != nil {
 		r.d.Faults.After(name)
 	}
 	return nil

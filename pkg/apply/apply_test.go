@@ -29,7 +29,7 @@ import (
 // recorder wraps an IHK client and records the operations that change
 // state, in call order.
 type recorder struct {
-	ihk.Client
+	IHK
 	mu    sync.Mutex
 	calls []string
 }
@@ -42,61 +42,62 @@ func (r *recorder) rec(op string) {
 
 func (r *recorder) ReserveCPUs(ctx context.Context, cpus []int) error {
 	r.rec("reserve_cpus")
-	return r.Client.ReserveCPUs(ctx, cpus)
+	return r.IHK.ReserveCPUs(ctx, cpus)
 }
 
 func (r *recorder) ReleaseCPUs(ctx context.Context, cpus []int) error {
 	r.rec("release_cpus")
-	return r.Client.ReleaseCPUs(ctx, cpus)
+	return r.IHK.ReleaseCPUs(ctx, cpus)
 }
 
 func (r *recorder) ReserveMemory(ctx context.Context, c []ihk.MemChunk) error {
 	r.rec("reserve_memory")
-	return r.Client.ReserveMemory(ctx, c)
+	return r.IHK.ReserveMemory(ctx, c)
 }
 
 func (r *recorder) ReleaseMemory(ctx context.Context, c []ihk.MemChunk) error {
 	r.rec("release_memory")
-	return r.Client.ReleaseMemory(ctx, c)
+	return r.IHK.ReleaseMemory(ctx, c)
 }
 
 func (r *recorder) CreateOS(ctx context.Context) (int, error) {
 	r.rec("create_os")
-	return r.Client.CreateOS(ctx)
+	return r.IHK.CreateOS(ctx)
 }
 
 func (r *recorder) DestroyOS(ctx context.Context, os int) error {
 	r.rec("destroy_os")
-	return r.Client.DestroyOS(ctx, os)
+	return r.IHK.DestroyOS(ctx, os)
 }
 
 func (r *recorder) AssignCPUs(ctx context.Context, os int, cpus []int) error {
 	r.rec("assign_cpus")
-	return r.Client.AssignCPUs(ctx, os, cpus)
+	return r.IHK.AssignCPUs(ctx, os, cpus)
 }
 
 func (r *recorder) AssignMemory(ctx context.Context, os int, c []ihk.MemChunk) error {
 	r.rec("assign_memory")
-	return r.Client.AssignMemory(ctx, os, c)
+	return r.IHK.AssignMemory(ctx, os, c)
 }
 
 func (r *recorder) LoadImage(ctx context.Context, os int, path string) error {
 	r.rec("load_image")
-	return r.Client.LoadImage(ctx, os, path)
+	return r.IHK.LoadImage(ctx, os, path)
 }
 
 func (r *recorder) SetKernelArgs(ctx context.Context, os int, kargs string) error {
 	r.rec("set_kernel_args")
-	return r.Client.SetKernelArgs(ctx, os, kargs)
+	return r.IHK.SetKernelArgs(ctx, os, kargs)
 }
 
 func (r *recorder) Boot(ctx context.Context, os int) error {
 	r.rec("boot")
-	return r.Client.Boot(ctx, os)
+	return r.IHK.Boot(ctx, os)
 }
 
 type env struct {
 	deps Deps
+	sim  *sim.Backend
 	rec  *recorder
 	plan *plan.Plan
 	dir  string
@@ -109,14 +110,15 @@ func newEnv(t *testing.T, faults string) *env {
 	require.NoError(t, err)
 	f, err := sim.ParseFaultEnv(faults, "")
 	require.NoError(t, err)
-	b, err := sim.Open(sim.Options{StateDir: filepath.Join(dir, "sim"), Topology: topo, BootDelay: 20 * time.Millisecond, Faults: f})
+	b, err := sim.Open(sim.Options{StateDir: filepath.Join(dir, "sim"), Topology: topo, BootDelay: 20 * time.Millisecond})
 	require.NoError(t, err)
 	store, err := journal.Open(filepath.Join(dir, "journal"))
 	require.NoError(t, err)
 	image := filepath.Join(dir, "mckernel.img")
 	require.NoError(t, os.WriteFile(image, []byte("image"), 0o644))
-	r := &recorder{Client: b}
+	r := &recorder{IHK: sim.Inject(b, f, nil)}
 	return &env{
+		sim: b,
 		rec: r,
 		dir: dir,
 		deps: Deps{
@@ -207,7 +209,7 @@ func TestRunJournalsEveryStep(t *testing.T) {
 	require.ElementsMatch(t, e.plan.Memory, mem.Reserved, "the chunks the reservation added are journaled")
 
 	// The assignment order is the plan's: it numbers the LWK CPUs.
-	cpus, err := e.rec.AssignedCPUs(context.Background(), idx)
+	cpus, err := e.sim.AssignedCPUs(context.Background(), idx)
 	require.NoError(t, err)
 	require.Equal(t, e.plan.CPUs, cpus)
 

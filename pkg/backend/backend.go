@@ -2,30 +2,50 @@
 // (ioctls on DevDir/mcd0 and DevDir/mcosN) or the simulator, which reads the
 // node topology from SysfsRoot and keeps its state in SimStateDir. It never
 // picks one by itself: config parsing refuses a file without IHKBackend=.
+//
+// It is the one place outside pkg/ihk/sim that knows which backend runs:
+// the rest of slurm-lwk sees an IHK client, a NodeView and, with the
+// simulator's fault injection, a step hook.
 package backend
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"syscall"
+	"slices"
+	"time"
+
+	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/ioctl"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
+	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
-// Opened is an IHK client and, for the simulator, the faults injected into
-// the lifecycle steps that are not IHK operations.
+// NodeView is the node as the planner sees it.
+type NodeView interface {
+	// Layout returns the node's CPU and NUMA layout, without asking IHK
+	// (to map Slurm's CPU IDs before the node lock is taken).
+	Layout() (*topology.Topology, error)
+	// Snapshot returns the topology as it is now and what IHK holds that
+	// it does not show. The caller holds the node lock.
+	Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error)
+}
+
+// Opened is an opened backend.
 type Opened struct {
 	Client ihk.Client
-	// Faults is nil for the real driver.
-	Faults *StepFaults
-	// Topology is the simulator's node model (nil for the real driver,
-	// whose topology is read fresh from sysfs when needed).
-	Topology *topology.Topology
+	View   NodeView
+	// StepFaults is apply's fault hook for the prolog steps that are not
+	// IHK operations; nil unless the simulator injects faults.
+	StepFaults *sim.Faults
+	// DriverTime is the time spent in the simulated driver so far; nil
+	// with the real driver (whose time is the kernel's).
+	DriverTime func() time.Duration
 }
 
 // Open opens the backend cfg names. withFaults enables the simulator's fault
@@ -38,13 +58,23 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 		if err != nil {
 			return nil, err
 		}
-		return &Opened{Client: c}, nil
+		return &Opened{Client: c, View: sysfsView{root: cfg.SysfsRoot, c: c}}, nil
 	case config.BackendSim:
 		topo, err := topology.ReadLayout(cfg.SysfsRoot)
 		if err != nil {
 			return nil, fmt.Errorf("simulated ihk: node topology: %w", err)
 		}
-		var faults *sim.Faults
+		b, err := sim.Open(sim.Options{
+			StateDir:  cfg.SimStateDir,
+			DevDir:    cfg.DevDir,
+			Topology:  topo,
+			BootDelay: cfg.SimBootDelay,
+			Logger:    log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		o := &Opened{Client: b, DriverTime: b.DriverTime}
 		if withFaults {
 			f, warning, err := sim.FaultsFromEnv(cfg.SimStateDir)
 			if err != nil {
@@ -53,45 +83,95 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 			if warning != "" {
 				log.Warn("simulated ihk: fault file ignored", "reason", warning)
 			}
-			faults = f
+			o.Client = sim.Inject(b, f, log)
+			if !f.Empty() {
+				o.StepFaults = f
+			}
 		}
-		b, err := sim.Open(sim.Options{
-			StateDir:  cfg.SimStateDir,
-			DevDir:    cfg.DevDir,
-			Topology:  topo,
-			BootDelay: cfg.SimBootDelay,
-			Faults:    faults,
-			Logger:    log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		o := &Opened{Client: b, Topology: topo}
-		if !faults.Empty() {
-			o.Faults = &StepFaults{f: faults}
-		}
+		o.View = simView{topo: topo, c: o.Client}
 		return o, nil
 	}
 	return nil, fmt.Errorf("ihk backend %q: unknown (want ihk or sim)", cfg.Backend)
 }
 
-// StepFaults applies the simulator's fault directives to lifecycle steps
-// that are not IHK operations (wait_running, grant_device, write_marker).
-type StepFaults struct {
-	f *sim.Faults
+// sysfsView reads the topology fresh from sysfs: IHK offlines reserved CPUs
+// and takes reserved memory out of MemFree, so the kernel's view changes
+// under us and already shows what IHK holds, except which online CPUs are
+// reserved or assigned.
+type sysfsView struct {
+	root string
+	c    ihk.Client
 }
 
-// Before fails the step if a fault names it.
-func (s *StepFaults) Before(step string) error {
-	if errno, ok := s.f.Fail(step); ok {
-		return fmt.Errorf("simulated fault: %w", errno)
+func (v sysfsView) Layout() (*topology.Topology, error) { return topology.ReadLayout(v.root) }
+
+func (v sysfsView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error) {
+	t, err := topology.ReadLayout(v.root)
+	if err != nil {
+		return nil, plan.Held{}, err
 	}
-	return nil
+	cpus, _, err := held(ctx, v.c, false)
+	return t, plan.Held{CPUs: cpus}, err
 }
 
-// After kills the process if a crash names the step.
-func (s *StepFaults) After(step string) {
-	if s.f.Crash(step) {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+// simView is the simulator's static topology with the memory the simulator
+// has reserved or assigned taken out of each node's MemFree, as the driver
+// takes it out of the kernel's.
+type simView struct {
+	topo *topology.Topology
+	c    ihk.Client
+}
+
+func (v simView) Layout() (*topology.Topology, error) { return v.topo, nil }
+
+func (v simView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error) {
+	cpus, mem, err := held(ctx, v.c, true)
+	if err != nil {
+		return nil, plan.Held{}, err
 	}
+	t := *v.topo
+	t.Nodes = slices.Clone(v.topo.Nodes)
+	for _, c := range mem {
+		for i := range t.Nodes {
+			if t.Nodes[i].ID == c.NUMANode {
+				t.Nodes[i].MemFreeBytes -= min(c.Bytes, t.Nodes[i].MemFreeBytes)
+			}
+		}
+	}
+	return &t, plan.Held{CPUs: cpus}, nil
+}
+
+// held queries the CPUs IHK holds (reserved, and assigned to any instance)
+// and, if withMemory, the memory too.
+func held(ctx context.Context, c ihk.Client, withMemory bool) (cpuset.CPUSet, []ihk.MemChunk, error) {
+	cpus, err := retry.Value(func() ([]int, error) { return c.ReservedCPUs(ctx) })
+	if err != nil {
+		return cpuset.New(), nil, fmt.Errorf("query reserved cpus: %w", err)
+	}
+	set := cpuset.New(cpus...)
+	var mem []ihk.MemChunk
+	if withMemory {
+		if mem, err = retry.Value(func() ([]ihk.MemChunk, error) { return c.ReservedMemory(ctx) }); err != nil {
+			return set, nil, fmt.Errorf("query reserved memory: %w", err)
+		}
+	}
+	ids, err := retry.Value(func() ([]int, error) { return c.ListOS(ctx) })
+	if err != nil {
+		return set, nil, fmt.Errorf("list os instances: %w", err)
+	}
+	for _, idx := range ids {
+		oc, err := retry.Value(func() ([]int, error) { return c.AssignedCPUs(ctx, idx) })
+		if err != nil {
+			return set, nil, fmt.Errorf("query cpus of os %d: %w", idx, err)
+		}
+		set = set.Union(cpuset.New(oc...))
+		if withMemory {
+			om, err := retry.Value(func() ([]ihk.MemChunk, error) { return c.AssignedMemory(ctx, idx) })
+			if err != nil {
+				return set, nil, fmt.Errorf("query memory of os %d: %w", idx, err)
+			}
+			mem = append(mem, om...)
+		}
+	}
+	return set, mem, nil
 }

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/utils/cpuset"
-
 	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
 	"github.com/slurm-lwk/slurm-lwk/pkg/backend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
@@ -34,9 +32,9 @@ type Node struct {
 	Log     *slog.Logger
 	IHK     ihk.Client
 	Journal *journal.Store
-	// simTopology is the simulator's static topology; nil with the real driver.
-	simTopology *topology.Topology
-	faults      *backend.StepFaults
+	// View is the node as the planner sees it, from the backend.
+	View    backend.NodeView
+	backend *backend.Opened
 }
 
 // JournalDir is where journals live under StateDir.
@@ -60,7 +58,7 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, simTopology: b.Topology, faults: b.Faults}, nil
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b}, nil
 }
 
 // Lock takes the node lock, waiting at most LockTimeout.
@@ -70,61 +68,13 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 	return nodelock.Acquire(ctx, n.Config.StateDir)
 }
 
-// Topology returns the node model: re-read from sysfs with the real driver
-// (IHK offlines reserved CPUs, so it changes under us), the simulator's
-// static one otherwise.
-func (n *Node) Topology() (*topology.Topology, error) {
-	if n.simTopology != nil {
-		return n.simTopology, nil
-	}
-	return topology.ReadLayout(n.Config.SysfsRoot)
-}
-
-// Held returns what IHK holds for other jobs: reserved CPUs and CPUs of
-// every instance, and — for the simulator, whose topology does not change —
-// reserved and assigned memory too. The caller holds the node lock.
-func (n *Node) Held(ctx context.Context) (plan.Held, error) {
-	c := n.IHK
-	cpus, err := c.ReservedCPUs(ctx)
-	if err != nil {
-		return plan.Held{}, fmt.Errorf("query reserved cpus: %w", err)
-	}
-	held := plan.Held{CPUs: cpuset.New(cpus...)}
-	var mem []ihk.MemChunk
-	if n.simTopology != nil {
-		if mem, err = c.ReservedMemory(ctx); err != nil {
-			return plan.Held{}, fmt.Errorf("query reserved memory: %w", err)
-		}
-	}
-	ids, err := c.ListOS(ctx)
-	if err != nil {
-		return plan.Held{}, fmt.Errorf("list os instances: %w", err)
-	}
-	for _, idx := range ids {
-		oc, err := c.AssignedCPUs(ctx, idx)
-		if err != nil {
-			return plan.Held{}, fmt.Errorf("query cpus of os %d: %w", idx, err)
-		}
-		held.CPUs = held.CPUs.Union(cpuset.New(oc...))
-		if n.simTopology != nil {
-			om, err := c.AssignedMemory(ctx, idx)
-			if err != nil {
-				return plan.Held{}, fmt.Errorf("query memory of os %d: %w", idx, err)
-			}
-			mem = append(mem, om...)
-		}
-	}
-	held.Memory = mem
-	return held, nil
-}
-
 // DriverTime is the time spent inside the simulated IHK driver so far, and
 // false with the real driver (whose time is the kernel's).
 func (n *Node) DriverTime() (time.Duration, bool) {
-	if d, ok := n.IHK.(interface{ DriverTime() time.Duration }); ok {
-		return d.DriverTime(), true
+	if n.backend.DriverTime == nil {
+		return 0, false
 	}
-	return 0, false
+	return n.backend.DriverTime(), true
 }
 
 // LogDone logs the end of a lifecycle program with its wall time and, with
@@ -155,8 +105,8 @@ func (n *Node) TeardownDeps() teardown.Deps {
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
 	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout}
-	if n.faults != nil {
-		d.Faults = n.faults
+	if n.backend.StepFaults != nil {
+		d.Faults = n.backend.StepFaults
 	}
 	return d
 }

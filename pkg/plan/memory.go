@@ -66,7 +66,7 @@ func placeMemory(in Input, cpus []int, policy lwkmode.NUMAPolicy) ([]ihk.MemChun
 	if err != nil {
 		return nil, err
 	}
-	avail := availableBytes(t, eligible, in.Held.Memory)
+	avail := availableBytes(t, eligible)
 
 	sources, shares := sourceShares(t, cpus, total)
 	tiers := map[int][]int{} // source → its allowed targets, nearest first
@@ -123,24 +123,15 @@ func eligibleNodes(in Input) (cpuset.CPUSet, error) {
 	return in.Config.JobNUMANodes, nil
 }
 
-// availableBytes is each eligible node's free memory less what IHK holds
-// there, rounded down to the granule.
-func availableBytes(t *topology.Topology, eligible cpuset.CPUSet, held []ihk.MemChunk) map[int]uint64 {
-	heldOn := map[int]uint64{}
-	for _, c := range held {
-		heldOn[c.NUMANode] += c.Bytes
-	}
+// availableBytes is each eligible node's free memory (IHK's holdings already
+// left out), rounded down to the granule.
+func availableBytes(t *topology.Topology, eligible cpuset.CPUSet) map[int]uint64 {
 	avail := map[int]uint64{}
 	for _, n := range t.Nodes {
 		if !eligible.Contains(n.ID) {
 			continue
 		}
 		free := n.MemFreeBytes
-		if heldOn[n.ID] >= free {
-			free = 0
-		} else {
-			free -= heldOn[n.ID]
-		}
 		avail[n.ID] = free - free%granule
 	}
 	return avail
@@ -274,7 +265,7 @@ func shortError(in Input, t *topology.Topology, total, short uint64, sources []i
 			targets[n] = true
 		}
 	}
-	before := availableBytes(t, eligible, in.Held.Memory)
+	before := availableBytes(t, eligible)
 	e := &ShortError{JobID: in.JobID, WantBytes: total, ShortBytes: short, Sources: sources,
 		Targets: sortedNodes(targets), FreeBytes: before, Policy: policy}
 	return e

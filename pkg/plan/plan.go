@@ -22,15 +22,11 @@ type Allocation struct {
 }
 
 // Held is what IHK already holds on the node for other jobs, as far as the
-// topology snapshot does not show it.
+// topology snapshot does not show it. Memory IHK holds has left MemFree
+// (the backend's node view sees to that), so only CPUs are listed.
 type Held struct {
 	// CPUs are reserved or assigned CPUs; they are never planned.
 	CPUs cpuset.CPUSet
-	// Memory is reserved or assigned memory that the topology's MemFree still
-	// counts as free. With the real driver reserved memory has left Linux and
-	// MemFree already excludes it, so this stays empty; the simulated backend
-	// reads a static topology and fills it.
-	Memory []ihk.MemChunk
 }
 
 // Input gathers the planner's arguments.

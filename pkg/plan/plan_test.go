@@ -239,13 +239,6 @@ func TestMake(t *testing.T) {
 			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}, {NUMANode: 1, Bytes: 4 * gib}},
 		},
 		{
-			name: "held memory reduces what a node offers",
-			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G,numa=near",
-			held:    Held{Memory: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}}},
-			want:    []int{1, 2, 3},
-			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}, {NUMANode: 1, Bytes: 5 * gib}},
-		},
-		{
 			name: "strict shortage names nodes and free memory",
 			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G",
 			wantErr: "lwk memory 6 GiB for cpus on numa nodes 0 (numa=strict): available 2 GiB on nodes 0 (0:2 GiB), short by 4 GiB; numa=near may use farther nodes",

@@ -28,6 +28,11 @@ var All = []string{
 	LoadImage, SetKernelArgs, Boot, WaitRunning, GrantDevice, WriteMarker,
 }
 
+// NotIHK are the steps that are not an IHK operation of the same name. The
+// simulator's fault injection accepts them beside the IHK operations: its
+// client wrapper covers the operations, apply's fault hook these.
+var NotIHK = []string{WaitRunning, GrantDevice, WriteMarker}
+
 // Memory is the data of reserve_memory and assign_memory.
 type Memory struct {
 	// Requested is what the plan asked for.

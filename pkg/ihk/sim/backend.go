@@ -57,8 +57,6 @@ type Options struct {
 	// BootDelay is how long a boot takes from BOOT to RUNNING; BOOT returns
 	// at READY, after 80% of it.
 	BootDelay time.Duration
-	// Faults injects failures and crashes; nil injects nothing.
-	Faults *Faults
 	// Logger receives one record per state change; nil discards.
 	Logger *slog.Logger
 }
@@ -72,7 +70,6 @@ type Backend struct {
 	procRoot  string
 	topo      *topology.Topology
 	bootDelay time.Duration
-	faults    *Faults
 	log       *slog.Logger
 	// busyNS is the time this Backend spent inside simulated operations
 	// (lock, load, check, save). Units: ns.
@@ -105,7 +102,6 @@ func Open(opts Options) (*Backend, error) {
 		procRoot:  opts.ProcRoot,
 		topo:      opts.Topology,
 		bootDelay: opts.BootDelay,
-		faults:    opts.Faults,
 		log:       opts.Logger,
 	}
 	if opts.DevDir == "" {
@@ -136,9 +132,6 @@ func Open(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("open ihk simulator: %w", err)
 	}
 	f.Close()
-	if !opts.Faults.Empty() {
-		b.log.Warn("ihk simulator fault injection active", "faults", opts.Faults.String())
-	}
 	return b, nil
 }
 
@@ -179,14 +172,11 @@ func (b *Backend) err(op string, os int, errno syscall.Errno, format string, arg
 	return &ihk.Error{Op: ioctlName(op), OS: os, Errno: errno, Detail: fmt.Sprintf(format, args...)}
 }
 
-// do runs one operation under the state lock: fault check, load, fn, save if
-// fn changed the state (also when fn fails after a partial change, as the
-// driver leaves earlier chunks of a failed request reserved), rewrite the
-// device documents that changed. It does not crash; see run.
+// do runs one operation under the state lock: load, fn, save if fn changed
+// the state (also when fn fails after a partial change, as the driver leaves
+// earlier chunks of a failed request reserved), rewrite the device documents
+// that changed.
 func (b *Backend) do(ctx context.Context, op string, osIdx int, fn func(s *state, now time.Time) error) error {
-	if errno, ok := b.faults.Fail(op); ok {
-		return b.err(op, osIdx, errno, "injected fault")
-	}
 	start := time.Now()
 	defer func() { b.busyNS.Add(int64(time.Since(start))) }()
 	lk, err := b.store.lock(ctx)
@@ -223,25 +213,6 @@ func (b *Backend) do(ctx context.Context, op string, osIdx int, fn func(s *state
 		}
 	}
 	return opErr
-}
-
-// run is do followed by the injected crash, if any.
-func (b *Backend) run(ctx context.Context, op string, osIdx int, fn func(s *state, now time.Time) error) error {
-	if err := b.do(ctx, op, osIdx, fn); err != nil {
-		return err
-	}
-	b.crashAfter(op)
-	return nil
-}
-
-// crashAfter SIGKILLs this process if a crash is injected after op. The
-// operation's effects are already persisted.
-func (b *Backend) crashAfter(op string) {
-	if b.faults.Crash(op) {
-		b.log.Warn("ihk simulator: injected crash", "op", op)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // SIGKILL cannot be caught; wait for it
-	}
 }
 
 func (b *Backend) docs(s *state) map[int]string {
@@ -323,7 +294,7 @@ func (b *Backend) booted(op string, o *osState) error {
 // Nothing is reserved when any CPU is refused.
 func (b *Backend) ReserveCPUs(ctx context.Context, cpus []int) error {
 	const op = "reserve_cpus"
-	return b.run(ctx, op, -1, func(s *state, _ time.Time) error {
+	return b.do(ctx, op, -1, func(s *state, _ time.Time) error {
 		if len(cpus) > maxRequestCPUs {
 			return b.err(op, -1, syscall.EINVAL, "%d cpus, limit %d", len(cpus), maxRequestCPUs)
 		}
@@ -356,7 +327,7 @@ func (b *Backend) ReserveCPUs(ctx context.Context, cpus []int) error {
 // nothing released) if any is not.
 func (b *Backend) ReleaseCPUs(ctx context.Context, cpus []int) error {
 	const op = "release_cpus"
-	return b.run(ctx, op, -1, func(s *state, _ time.Time) error {
+	return b.do(ctx, op, -1, func(s *state, _ time.Time) error {
 		if len(cpus) > maxRequestCPUs {
 			return b.err(op, -1, syscall.EINVAL, "%d cpus, limit %d", len(cpus), maxRequestCPUs)
 		}
@@ -383,7 +354,7 @@ func (b *Backend) ReleaseCPUs(ctx context.Context, cpus []int) error {
 // ReservedCPUs lists the reserved CPUs not assigned to any instance.
 func (b *Backend) ReservedCPUs(ctx context.Context) ([]int, error) {
 	var out []int
-	err := b.run(ctx, "reserved_cpus", -1, func(s *state, _ time.Time) error {
+	err := b.do(ctx, "reserved_cpus", -1, func(s *state, _ time.Time) error {
 		out = s.availableCPUs()
 		return nil
 	})
@@ -398,7 +369,7 @@ func (b *Backend) ReservedCPUs(ctx context.Context) ([]int, error) {
 // request stay reserved.
 func (b *Backend) ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) error {
 	const op = "reserve_memory"
-	return b.run(ctx, op, -1, func(s *state, _ time.Time) error {
+	return b.do(ctx, op, -1, func(s *state, _ time.Time) error {
 		for _, c := range chunks {
 			if c.Bytes == 0 || c.Bytes%ihk.MemoryGranule != 0 {
 				return b.err(op, -1, syscall.EINVAL, "chunk %s: size not a multiple of %d", c, ihk.MemoryGranule)
@@ -429,7 +400,7 @@ func (b *Backend) ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) erro
 // earlier ones released, as the driver does.
 func (b *Backend) ReleaseMemory(ctx context.Context, chunks []ihk.MemChunk) error {
 	const op = "release_memory"
-	return b.run(ctx, op, -1, func(s *state, _ time.Time) error {
+	return b.do(ctx, op, -1, func(s *state, _ time.Time) error {
 		for _, c := range chunks {
 			i := indexChunk(s.FreeChunks, c)
 			if i < 0 {
@@ -454,7 +425,7 @@ func indexChunk(list []ihk.MemChunk, c ihk.MemChunk) int {
 // ReservedMemory lists the reserved, unassigned chunks.
 func (b *Backend) ReservedMemory(ctx context.Context) ([]ihk.MemChunk, error) {
 	var out []ihk.MemChunk
-	err := b.run(ctx, "reserved_memory", -1, func(s *state, _ time.Time) error {
+	err := b.do(ctx, "reserved_memory", -1, func(s *state, _ time.Time) error {
 		out = nonNilChunks(s.FreeChunks)
 		return nil
 	})
@@ -467,7 +438,7 @@ func (b *Backend) ReservedMemory(ctx context.Context) ([]ihk.MemChunk, error) {
 func (b *Backend) CreateOS(ctx context.Context) (int, error) {
 	const op = "create_os"
 	idx := -1
-	err := b.run(ctx, op, -1, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, -1, func(s *state, _ time.Time) error {
 		if len(s.OS) >= ihk.MaxOSInstances {
 			return b.err(op, -1, syscall.ENOMEM, "%d os instances exist", len(s.OS))
 		}
@@ -505,7 +476,7 @@ func (b *Backend) CreateOS(ctx context.Context) (int, error) {
 // does); EBUSY while any process holds DevDir/mcosN with flock(LOCK_SH).
 func (b *Backend) DestroyOS(ctx context.Context, i int) error {
 	const op = "destroy_os"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o := s.os(i)
 		if o == nil {
 			e := b.err(op, i, syscall.EINVAL, "no such os instance")
@@ -573,7 +544,7 @@ func (b *Backend) held(i int) (bool, error) {
 // ListOS lists the instance indices, ascending.
 func (b *Backend) ListOS(ctx context.Context) ([]int, error) {
 	out := []int{}
-	err := b.run(ctx, "list_os", -1, func(s *state, _ time.Time) error {
+	err := b.do(ctx, "list_os", -1, func(s *state, _ time.Time) error {
 		for _, o := range s.OS {
 			out = append(out, o.Index)
 		}
@@ -589,7 +560,7 @@ func (b *Backend) ListOS(ctx context.Context) ([]int, error) {
 func (b *Backend) DetectHangup(ctx context.Context, i int) (ihk.Status, error) {
 	const op = "detect_hangup"
 	var st ihk.Status
-	err := b.run(ctx, op, i, func(s *state, now time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o := s.os(i)
 		if o == nil {
 			e := b.err(op, i, syscall.EINVAL, "no such os instance")
@@ -626,7 +597,7 @@ func (o *osState) status(now time.Time) ihk.Status {
 // otherwise; EBUSY unless the instance is NOT_BOOTED).
 func (b *Backend) AssignCPUs(ctx context.Context, i int, cpus []int) error {
 	const op = "assign_cpus"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -655,7 +626,7 @@ func (b *Backend) AssignCPUs(ctx context.Context, i int, cpus []int) error {
 func (b *Backend) AssignedCPUs(ctx context.Context, i int) ([]int, error) {
 	const op = "assigned_cpus"
 	var out []int
-	err := b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -672,7 +643,7 @@ func (b *Backend) AssignedCPUs(ctx context.Context, i int) ([]int, error) {
 // on any failure nothing of the request stays assigned.
 func (b *Backend) AssignMemory(ctx context.Context, i int, chunks []ihk.MemChunk) error {
 	const op = "assign_memory"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -748,7 +719,7 @@ func takeMemory(free []ihk.MemChunk, want ihk.MemChunk) ([]ihk.MemChunk, []ihk.M
 func (b *Backend) AssignedMemory(ctx context.Context, i int) ([]ihk.MemChunk, error) {
 	const op = "assigned_memory"
 	var out []ihk.MemChunk
-	err := b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -765,7 +736,7 @@ func (b *Backend) AssignedMemory(ctx context.Context, i int) ([]ihk.MemChunk, er
 // regular file. The image is not parsed.
 func (b *Backend) LoadImage(ctx context.Context, i int, path string) error {
 	const op = "load_image"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -803,7 +774,7 @@ func (b *Backend) LoadImage(ctx context.Context, i int, path string) error {
 // EINVAL over ihk.MaxKargsLen bytes or without the token "hidos".
 func (b *Backend) SetKernelArgs(ctx context.Context, i int, kargs string) error {
 	const op = "set_kernel_args"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -889,7 +860,6 @@ func (b *Backend) Boot(ctx context.Context, i int) error {
 			return fmt.Errorf("ihk %s os %d: waiting for READY: %w", ioctlName(op), i, ctx.Err())
 		}
 	}
-	b.crashAfter(op)
 	return nil
 }
 
@@ -907,7 +877,7 @@ func intsString(v []int) string {
 // mcexec stand-ins run are not stopped.
 func (b *Backend) Shutdown(ctx context.Context, i int) error {
 	const op = "shutdown"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -937,7 +907,7 @@ func (b *Backend) shutdown(s *state, o *osState, now time.Time) {
 func (b *Backend) Status(ctx context.Context, i int) (ihk.Status, error) {
 	const op = "status"
 	var st ihk.Status
-	err := b.run(ctx, op, i, func(s *state, now time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -954,7 +924,7 @@ func (b *Backend) Status(ctx context.Context, i int) (ihk.Status, error) {
 func (b *Backend) ReadKmsg(ctx context.Context, i int) ([]byte, error) {
 	const op = "read_kmsg"
 	var out []byte
-	err := b.run(ctx, op, i, func(s *state, now time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.bootedInstance(s, op, i)
 		if err != nil {
 			return err
@@ -1001,7 +971,7 @@ func (bs *bootState) kmsg(now time.Time) []byte {
 // of mcexec stand-ins keep running on Linux.
 func (b *Backend) Freeze(ctx context.Context, i int) error {
 	const op = "freeze"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -1024,7 +994,7 @@ func (b *Backend) Freeze(ctx context.Context, i int) error {
 // Thaw resumes a FREEZING or FROZEN instance (EINVAL otherwise).
 func (b *Backend) Thaw(ctx context.Context, i int) error {
 	const op = "thaw"
-	return b.run(ctx, op, i, func(s *state, now time.Time) error {
+	return b.do(ctx, op, i, func(s *state, now time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err

@@ -55,5 +55,8 @@
 //
 // Fault injection (ParseFaults, ParseFaultEnv, FaultsFromEnv) makes a named
 // operation fail with an errno before it does anything, or SIGKILLs the
-// process right after it succeeded and persisted its effects.
+// process right after it succeeded and persisted its effects. It is one
+// wrapper around any IHK client (Inject) plus apply's hook for the prolog
+// steps that are not IHK operations (Faults.Before/After); the simulated
+// driver itself knows nothing of it.
 package sim

@@ -54,9 +54,6 @@ func (e *eventFD) Close() error { return unix.Close(e.fd) }
 // pidfd_getfd(2), which needs the same user or CAP_SYS_PTRACE.
 func (b *Backend) RegisterEvent(ctx context.Context, i int, t ihk.EventType) (ihk.EventFD, error) {
 	const op = "register_event"
-	if errno, ok := b.faults.Fail(op); ok {
-		return nil, b.err(op, i, errno, "injected fault")
-	}
 	if t != ihk.EventOOM && t != ihk.EventStatus && t != ihk.EventKmsg {
 		return nil, b.err(op, i, syscall.EINVAL, "unknown event type %d", t)
 	}
@@ -71,7 +68,7 @@ func (b *Backend) RegisterEvent(ctx context.Context, i int, t ihk.EventType) (ih
 		return nil, b.err(op, i, syscall.EIO, "%v", err)
 	}
 	reg := eventReg{Type: t, PID: self, FD: fd, StartTicks: start, EventfdID: eventfdID(filepath.Join(b.procRoot, "self", "fdinfo", strconv.Itoa(fd)))}
-	err = b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err = b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err

@@ -8,12 +8,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
 // Environment variables and file read by FaultsFromEnv.
@@ -60,12 +63,6 @@ var operations = []struct{ name, ioctl string }{
 	{"perf_read", "IHK_OS_AUX_PERF_GET"},
 }
 
-// lifecycleSteps are lifecycle steps that are not IHK operations. Fault
-// directives may name them so that one LWK_SIM_FAULT / LWK_SIM_CRASH covers
-// the whole prolog; the simulator never fails them itself, the lifecycle
-// does (Faults.Fail / Faults.Crash under the step's name).
-var lifecycleSteps = []string{"wait_running", "grant_device", "write_marker"}
-
 // Operations returns the IHK operation names: every ihk.Client method in
 // snake_case, in the interface's order. Tests that must cover every
 // operation range over it.
@@ -87,9 +84,10 @@ func ioctlName(op string) string {
 }
 
 // FaultNames returns every name a fault directive accepts: Operations plus
-// the lifecycle steps wait_running, grant_device and write_marker.
+// the prolog steps that are not IHK operations (steps.NotIHK), so that one
+// LWK_SIM_FAULT / LWK_SIM_CRASH covers the whole prolog.
 func FaultNames() []string {
-	return append(Operations(), lifecycleSteps...)
+	return append(Operations(), steps.NotIHK...)
 }
 
 func knownOp(op string) bool {
@@ -120,6 +118,33 @@ func (f *Faults) Fail(op string) (syscall.Errno, bool) {
 // Crash reports whether the process must SIGKILL itself after op succeeds.
 func (f *Faults) Crash(op string) bool {
 	return f != nil && f.crash[op]
+}
+
+// Before is apply's fault hook: it fails a prolog step that is not an IHK
+// operation (steps.NotIHK) if a fault names it. The IHK operations fail in
+// the client wrapper (Inject), so Before leaves them alone.
+func (f *Faults) Before(step string) error {
+	if !slices.Contains(steps.NotIHK, step) {
+		return nil
+	}
+	if errno, ok := f.Fail(step); ok {
+		return fmt.Errorf("simulated fault: %w", errno)
+	}
+	return nil
+}
+
+// After is apply's other hook: it SIGKILLs the process once a step that is
+// not an IHK operation succeeded, if a crash names it.
+func (f *Faults) After(step string) {
+	if slices.Contains(steps.NotIHK, step) && f.Crash(step) {
+		crash()
+	}
+}
+
+// crash SIGKILLs this process.
+func crash() {
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL cannot be caught; wait for it
 }
 
 // Empty reports whether nothing is injected.

@@ -121,12 +121,12 @@ func runHelper(mode, arg string) int {
 			fmt.Fprintln(os.Stderr, err, warn)
 			return 2
 		}
-		b, err := Open(Options{StateDir: arg, Topology: testTopology(), Faults: f})
+		b, err := Open(Options{StateDir: arg, Topology: testTopology()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		idx, err := b.CreateOS(context.Background())
+		idx, err := Inject(b, f, nil).CreateOS(context.Background())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 3

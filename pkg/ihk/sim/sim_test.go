@@ -543,15 +543,22 @@ func TestInjectHang(t *testing.T) {
 
 func TestFaultInjection(t *testing.T) {
 	ctx := context.Background()
-	f, err := ParseFaults("# test\nfault create_os:EBUSY\nfault boot\n")
+	f, err := ParseFaults("# test\nfault create_os:EBUSY\nfault boot\nfault grant_device:EPERM\n")
 	require.NoError(t, err)
-	b := newBackend(t, func(o *Options) { o.Faults = f })
-	_, err = b.CreateOS(ctx)
+	b := newBackend(t, nil)
+	c := Inject(b, f, nil)
+	_, err = c.CreateOS(ctx)
 	require.ErrorIs(t, err, ihk.ErrBusy)
-	require.Contains(t, err.Error(), "injected")
-	list, err := b.ListOS(ctx)
+	require.Contains(t, err.Error(), "IHK_DEVICE_CREATE_OS (injected fault)")
+	list, err := c.ListOS(ctx)
 	require.NoError(t, err)
 	require.Empty(t, list, "a failed operation does nothing")
+	// apply's hook fails the steps that are not IHK operations, and only
+	// those: the wrapper fails the others.
+	require.ErrorIs(t, f.Before("grant_device"), syscall.EPERM)
+	require.NoError(t, f.Before("boot"))
+	require.NoError(t, f.Before("write_marker"))
+	require.Same(t, b, Inject(b, nil, nil), "nothing to inject: no wrapper")
 }
 
 // TestCrashInjection runs CreateOS in a child process with LWK_SIM_CRASH:

@@ -156,7 +156,7 @@ func (b *Backend) measure(o *osState) (usageSample, error) {
 func (b *Backend) Rusage(ctx context.Context, i int) (*ihk.Rusage, error) {
 	const op = "rusage"
 	var out *ihk.Rusage
-	err := b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -210,7 +210,7 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 func (b *Backend) PerfSet(ctx context.Context, i int, attrs []ihk.PerfAttr) (int, error) {
 	const op = "perf_set"
 	n := 0
-	err := b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -234,7 +234,7 @@ func (b *Backend) PerfSet(ctx context.Context, i int, attrs []ihk.PerfAttr) (int
 // ExcludeKernel.
 func (b *Backend) PerfControl(ctx context.Context, i int, pop ihk.PerfOp) error {
 	const op = "perf_control"
-	return b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	return b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
@@ -295,7 +295,7 @@ func (p *perfState) counts(u usageSample) []uint64 {
 func (b *Backend) PerfRead(ctx context.Context, i int, n int) ([]uint64, error) {
 	const op = "perf_read"
 	var out []uint64
-	err := b.run(ctx, op, i, func(s *state, _ time.Time) error {
+	err := b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
 			return err
