@@ -9,7 +9,7 @@
 #                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
-#   make lint       gofmt, go vet, staticcheck
+#   make lint       gofmt, go vet, staticcheck, errorlint
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
@@ -25,6 +25,8 @@ LIBEXECDIR ?= $(PREFIX)/libexec/slurm-lwk
 DOCDIR    ?= $(PREFIX)/share/doc/slurm-lwk
 PLUGINDIR ?= /usr/lib/x86_64-linux-gnu/slurm-wlm
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# errorlint: errors.Is/As only, %w for wrapped errors (STYLE.md point 9).
+ERRORLINT ?= github.com/polyfloyd/go-errorlint@v1.8.0
 
 COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec
 BINARIES  = $(addprefix bin/,$(COMMANDS))
@@ -60,6 +62,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(ERRORLINT) ./...
 
 bench: build spank
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/plan/

@@ -85,7 +85,7 @@ func TestWaitRunning(t *testing.T) {
 			if tc.wantErr != nil {
 				require.ErrorIs(t, err, tc.wantErr)
 			}
-			if tc.wantErr != ihk.ErrTimeout {
+			if !errors.Is(tc.wantErr, ihk.ErrTimeout) {
 				require.False(t, errors.Is(err, ihk.ErrTimeout), "not a timeout: %v", err)
 			}
 			require.Contains(t, err.Error(), tc.wantMsg)
