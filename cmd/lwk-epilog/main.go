@@ -3,7 +3,14 @@
 // log, destroys the OS instance and releases the CPUs and memory IHK held
 // for the job. It works from the job's journal and from live state, so it
 // also cleans up after a prolog that was killed at any step, and running it
-// twice is harmless. It exits non-zero only when the node is left unusable.
+// twice is harmless.
+//
+// It exits 1, with the reason on stderr, on any error: slurmd then drains
+// the node ("Epilog error"). That is deliberate. Whatever failed (the node
+// lock, the journal directory, a DESTROY_OS still busy), the epilog has not
+// confirmed that the node is back to its state before the job, and a node
+// that may still hold a job's LWK, CPUs or memory must not get the next
+// job. A job without an LWK, and a second run, exit 0.
 package main
 
 import (

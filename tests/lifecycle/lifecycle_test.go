@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
@@ -316,6 +318,35 @@ func TestEpilogWithCorruptJournalRecoversFromLiveState(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.Remove(path+".corrupt"))
 	n.requirePristine("after recovery")
+}
+
+// TestEpilogFailsUnlessTheNodeIsClean: lwk-epilog exits non-zero, which
+// makes slurmd drain the node, on any error, not only when IHK is known to
+// hold resources: an epilog that could not finish (here: the node lock stays
+// taken) has not returned the node to its state before the job either.
+func TestEpilogFailsUnlessTheNodeIsClean(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 5, nil)
+	require.NoError(t, err, stderr)
+	f, err := os.OpenFile(n.conf, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("LockTimeout=300ms\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	lock, err := nodelock.Acquire(context.Background(), filepath.Join(n.dir, "state"))
+	require.NoError(t, err)
+
+	_, stderr, err = n.run("lwk-epilog", 5, nil)
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, stderr)
+	require.Equal(t, 1, ee.ExitCode())
+	require.Contains(t, stderr, "lwk: ")
+	require.Len(t, n.status().OSInstances, 1, "the job's LWK is still there")
+
+	lock.Release()
+	_, stderr, err = n.run("lwk-epilog", 5, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the epilog could take the lock")
 }
 
 func TestEpilogLeavesOtherJobsAlone(t *testing.T) {
