@@ -22,7 +22,9 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/backend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
@@ -128,11 +130,21 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	node, err := openNode(*configPath)
+	// Read-only: unlike openNode, nothing is created under StateDir,
+	// RunDir or LogDir.
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
 	}
-	st, err := nodestatus.Collect(ctx, string(node.Config.Backend), node.IHK, node.Journal, node.Config.RunDir)
+	b, err := backend.Open(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), false)
+	if err != nil {
+		return err
+	}
+	journals, err := journal.OpenView(lwknode.JournalDir(cfg))
+	if err != nil {
+		return err
+	}
+	st, err := nodestatus.Collect(ctx, string(cfg.Backend), b.Client, journals, cfg.RunDir)
 	if err != nil {
 		return err
 	}

@@ -177,21 +177,16 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		{steps.GrantDevice, nil, func() (any, error) {
 			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
-		{steps.WriteMarker, steps.Marker{Path: jobmarker.Path(r.d.RunDir, job.ID)}, func() (any, error) {
-			path, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)
-			return steps.Marker{Path: path}, err
+		{steps.WriteMarker, nil, func() (any, error) {
+			_, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)
+			return nil, err
 		}},
 	}
 	for _, s := range seq {
 		intent := s.intent
 		switch {
 		case s.name == steps.GrantDevice:
-			// The intent records the ownership to restore.
-			prev, err := devperm.Current(r.device())
-			if err != nil {
-				return -1, &StepError{Step: s.name, Err: err}
-			}
-			intent = steps.Device{OS: r.os, Path: r.device(), UID: prev.UID, GID: prev.GID, Mode: uint32(prev.Mode)}
+			intent = steps.Device{OS: r.os, Path: r.device()}
 		case intent == nil && s.name != steps.CreateOS:
 			intent = steps.OS{OS: r.os}
 		}

@@ -1,10 +1,15 @@
 // Package journal is the crash-safe per-job write-ahead record of slurm-lwk.
 //
 // lwk-prolog journals every side effect as an intent before it happens and
-// marks it done after; lwk-epilog replays the journal in reverse to undo what
-// was done, and lwk-monitor and lwkctl read it to show how far a job got. The
-// journal is generic: a step's payload (an OS index, the memory chunks
-// actually reserved) and the job's plan are opaque JSON to it.
+// marks it done after. lwk-epilog does not replay it: it reads the journals
+// to tell what is whose (this job's OS index; other jobs' instances and
+// their reservations not yet assigned), undoes what live IHK state shows
+// (package teardown), and removes the job's journal once the node is clean.
+// lwkctl status reads them through a View to show how far each job got.
+// The journal is generic: a step's payload (an OS index, the CPUs, the
+// memory chunks actually reserved) is opaque JSON to it, and so is the
+// job's plan, kept for the administrator who reads the file (no program
+// reads it back).
 //
 // Kernel interface: plain files. One file per job, <Dir>/job-<jobid>.journal,
 // mode 0600 in a root-only 0700 directory (StateDir/journal). The file is a

@@ -132,11 +132,6 @@ func TestRecordHelpers(t *testing.T) {
 			require.NoError(t, r.Done("boot", nil))
 			return r.Done("boot", nil)
 		}, wantErr: "step is done"},
-		{name: "undone after undone", do: func(r *Record) error {
-			require.NoError(t, r.Begin("boot", nil))
-			require.NoError(t, r.Undone("boot", nil))
-			return r.Undone("boot", nil)
-		}, wantErr: "step is undone"},
 		{name: "unencodable data", do: func(r *Record) error { return r.Begin("boot", make(chan int)) }, wantErr: "encode data"},
 		{name: "done marks the last step of that name", do: func(r *Record) error {
 			require.NoError(t, r.Begin("assign_cpus", "2-3"))
@@ -149,16 +144,6 @@ func TestRecordHelpers(t *testing.T) {
 			st, _ := r.Find("assign_cpus")
 			if string(st.Data) != `"4-5"` {
 				return fmt.Errorf("Find returned %s", st.Data)
-			}
-			return nil
-		}},
-		{name: "undone after done keeps data unless given", do: func(r *Record) error {
-			require.NoError(t, r.Begin("create_os", nil))
-			require.NoError(t, r.Done("create_os", 3))
-			require.NoError(t, r.Undone("create_os", nil))
-			st, ok := r.Find("create_os")
-			if !ok || st.State != StateUndone || string(st.Data) != "3" {
-				return fmt.Errorf("got %+v", st)
 			}
 			return nil
 		}},

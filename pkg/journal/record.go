@@ -16,18 +16,17 @@ const Version = 1
 type StepState string
 
 // Step states. A step is written as StateIntent before its side effect is
-// attempted, set to StateDone once the side effect succeeded, and set to
-// StateUndone once teardown has reverted it.
+// attempted and set to StateDone once the side effect succeeded. Teardown
+// marks nothing: it removes the journal once the node is clean.
 const (
 	StateIntent StepState = "intent"
 	StateDone   StepState = "done"
-	StateUndone StepState = "undone"
 )
 
 // Valid reports whether s is one of the defined step states.
 func (s StepState) Valid() bool {
 	switch s {
-	case StateIntent, StateDone, StateUndone:
+	case StateIntent, StateDone:
 		return true
 	}
 	return false
@@ -107,13 +106,6 @@ func (r *Record) Begin(name string, data any) error {
 // keeps the payload given to Begin. The step must be in state intent.
 func (r *Record) Done(name string, data any) error {
 	return r.transition(name, data, StateDone, StateIntent)
-}
-
-// Undone marks the last step called name as undone (its side effect has been
-// reverted). The step must be in state intent or done; a non-nil data
-// replaces its payload.
-func (r *Record) Undone(name string, data any) error {
-	return r.transition(name, data, StateUndone, StateIntent, StateDone)
 }
 
 func (r *Record) transition(name string, data any, to StepState, from ...StepState) error {

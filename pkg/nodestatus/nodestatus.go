@@ -69,8 +69,14 @@ type IHK interface {
 	AssignedMemory(ctx context.Context, os int) ([]ihk.MemChunk, error)
 }
 
+// Journals is the read side of the journal store (journal.View).
+type Journals interface {
+	List() ([]uint32, error)
+	Read(jobID uint32) (*journal.Record, error)
+}
+
 // Collect reads the node's state.
-func Collect(ctx context.Context, backend string, c IHK, store *journal.Store, runDir string) (*Status, error) {
+func Collect(ctx context.Context, backend string, c IHK, store Journals, runDir string) (*Status, error) {
 	s := &Status{Backend: backend, ReservedMemory: []ihk.MemChunk{}, OSInstances: []Instance{}, Jobs: []Job{}}
 	cpus, err := retry.Value(func() ([]int, error) { return c.ReservedCPUs(ctx) })
 	if err != nil {
@@ -121,7 +127,7 @@ func instance(ctx context.Context, c IHK, idx int) Instance {
 	return in
 }
 
-func jobs(store *journal.Store, runDir string) ([]Job, error) {
+func jobs(store Journals, runDir string) ([]Job, error) {
 	ids, err := store.List()
 	if err != nil {
 		return nil, fmt.Errorf("list journals: %w", err)
@@ -144,11 +150,8 @@ func jobs(store *journal.Store, runDir string) ([]Job, error) {
 		if last, ok := rec.Last(); ok {
 			j.Step, j.State = last.Name, string(last.State)
 		}
-		if st, ok := rec.Find(steps.CreateOS); ok && st.State == journal.StateDone {
-			var data steps.OS
-			if st.DecodeData(&data) == nil {
-				j.OS = data.OS
-			}
+		if idx, ok := steps.OSIndex(rec); ok {
+			j.OS = idx
 		}
 		out = append(out, j)
 	}

@@ -4,7 +4,10 @@
 // lwkctl read them; the names are stable because journals outlive binaries.
 package steps
 
-import "github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+import (
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+)
 
 // Step names, in prolog order.
 const (
@@ -32,6 +35,20 @@ var All = []string{
 // simulator's fault injection accepts them beside the IHK operations: its
 // client wrapper covers the operations, apply's fault hook these.
 var NotIHK = []string{WaitRunning, GrantDevice, WriteMarker}
+
+// OSIndex returns the OS instance the job's create_os step created, once
+// that step is done: the one place a journal's OS index is decoded.
+func OSIndex(rec *journal.Record) (int, bool) {
+	st, ok := rec.Find(CreateOS)
+	if !ok || st.State != journal.StateDone {
+		return 0, false
+	}
+	var data OS
+	if st.DecodeData(&data) != nil {
+		return 0, false
+	}
+	return data.OS, true
+}
 
 // Memory is the data of reserve_memory and assign_memory.
 type Memory struct {
@@ -61,17 +78,12 @@ type OS struct {
 	Kargs string `json:"kargs,omitempty"`
 }
 
-// Device is the data of grant_device: the device node and the ownership it
-// had before the job's user was given access.
+// Device is the data of grant_device: the device node the job's user was
+// given access to. Teardown takes that access away by making the node
+// root's, mode 0600, again, whatever it was before: anyone who can open it
+// can read kernel memory. (Journals before this field set also recorded the
+// previous owner, which nothing read; decoding ignores it.)
 type Device struct {
 	OS   int    `json:"os"`
-	Path string `json:"path"`
-	UID  int    `json:"prev_uid"`
-	GID  int    `json:"prev_gid"`
-	Mode uint32 `json:"prev_mode"`
-}
-
-// Marker is the data of write_marker.
-type Marker struct {
 	Path string `json:"path"`
 }

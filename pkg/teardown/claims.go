@@ -59,11 +59,8 @@ func claimsExcept(d Deps, jobID uint32) (claims, error) {
 }
 
 func (c *claims) add(rec *journal.Record) {
-	if st, ok := rec.Find(steps.CreateOS); ok && st.State == journal.StateDone {
-		var data steps.OS
-		if st.DecodeData(&data) == nil {
-			c.os[data.OS] = true
-		}
+	if idx, ok := steps.OSIndex(rec); ok {
+		c.os[idx] = true
 	}
 	if done(rec, steps.ReserveCPUs) && !done(rec, steps.AssignCPUs) {
 		var data steps.CPUs

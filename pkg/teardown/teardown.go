@@ -184,9 +184,8 @@ func knownIndex(d Deps, jobID uint32, rec *journal.Record, idx int) bool {
 	if rec == nil {
 		return false
 	}
-	st, ok := rec.Find(steps.CreateOS)
-	var data steps.OS
-	return ok && st.DecodeData(&data) == nil && data.OS == idx
+	got, ok := steps.OSIndex(rec)
+	return ok && got == idx
 }
 
 // destroy revokes the device, stops its holders, saves the kernel log and
