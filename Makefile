@@ -25,7 +25,7 @@ LIBEXECDIR ?= $(PREFIX)/libexec/slurm-lwk
 DOCDIR    ?= $(PREFIX)/share/doc/slurm-lwk
 PLUGINDIR ?= /usr/lib/x86_64-linux-gnu/slurm-wlm
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
-# errorlint: errors.Is/As only, %w for wrapped errors (STYLE.md point 9).
+# errorlint: errors.Is/As only, %w for wrapped errors.
 ERRORLINT ?= github.com/polyfloyd/go-errorlint@v1.8.0
 
 COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec

@@ -3,7 +3,7 @@
 // nodes whose lwk.conf says IHKBackend=sim. It is not mcexec and never
 // talks to a real IHK device.
 //
-// It accepts mcexec's command line (ihk-abi.md §4.1):
+// It accepts mcexec's command line (McKernel's executer/user/mcexec.c):
 //
 //	lwk-sim-mcexec [--config FILE] [-n N] [-c N] [mcexec options] [OS_INDEX] PROGRAM [ARGS...]
 //

@@ -44,10 +44,10 @@ func mustRequest(t testing.TB, spec string) lwkmode.Request {
 	return r
 }
 
-// machine builds a topology: cpusPerNode maps NUMA node → its CPUs;
-// siblings pairs hyper-threads (cpu → core id = lowest sibling); free is
-// per-node free memory (total is free + 256 MiB); dist is the distance
-// between nodes with the same "group" (10) or different groups (20).
+// machine builds a topology: nodes maps NUMA node → its CPUs (list
+// syntax); siblings pairs hyper-threads (cpu → core id = lowest sibling);
+// offline lists offline CPUs; free is per-node free memory (total is free +
+// 256 MiB); group puts nodes in distance groups: 10 within one, 20 across.
 type machine struct {
 	nodes    map[int]string
 	siblings map[int]int

@@ -28,7 +28,7 @@ import (
 //     node (x86 drops offline CPUs from cpulist). With numa=fake the
 //     kernel lists a CPU in every emulated node carved from its physical
 //     node, so cpulists overlap while cpu_to_node names only the first of
-//     them; see NodeCPUs and NodesNearCPUs.
+//     them; see NodeCPUs and NodesListingCPUs.
 //   - Nodes are the nodeN directories with CPUs or memory, memory-only
 //     nodes included. Distances are keyed by node ID, pairing nodeN/distance
 //     with node/online.

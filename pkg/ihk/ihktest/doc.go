@@ -1,7 +1,8 @@
 // Package ihktest is a conformance suite for ihk.Client implementations.
 // Run drives a backend through the lifecycle slurm-lwk's prolog and epilog
-// use (ihk-abi.md §3.4: reserve memory and CPUs, create, assign, load, set
-// kernel arguments, boot, wait for RUNNING, shut down, destroy, release)
+// use (the order of McKernel's mcreboot.sh: reserve memory and CPUs,
+// create, assign, load, set kernel arguments, boot, wait for RUNNING, shut
+// down, destroy, release)
 // and through the driver's refusals, checking every error with errors.Is
 // against the ihk sentinels. It speaks to the IHK devices only through the
 // ihk.Client under test, so the same suite runs against the simulator

@@ -12,9 +12,8 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
 
-// The want values below are copied from ref/ihk-abi.md (§2.3, §2.4, §2.5),
-// which took them from ihk_host_user.h at IHK 3114d9e7 and mcctrl at
-// McKernel e597be09.
+// The want values below are copied from ihk_host_user.h at IHK 3114d9e7 and
+// mcctrl at McKernel e597be09 (the sources doc.go names).
 func TestRequestNumbers(t *testing.T) {
 	tests := []struct {
 		name string

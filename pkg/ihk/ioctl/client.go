@@ -259,7 +259,7 @@ func (c *Client) memRequest(fd int, req uint32, os int, chunks []ihk.MemChunk, r
 	r := &memReq{Sizes: &sizes[0], NUMAIDs: &nodes[0], NumChunks: int32(len(chunks))}
 	if reserve {
 		// Zero in any of these makes the driver fail or give up early
-		// (ref §8.13): min_chunk_size 0 is EINVAL, max_size_ratio_all 0 stops
+		// (smp-driver.c, the reservation path): min_chunk_size 0 is EINVAL, max_size_ratio_all 0 stops
 		// "all" after 4 MiB, timeout 0 tries only 4 MiB blocks.
 		r.MinChunkSize = int32(c.pageSize)
 		r.MaxSizeRatioAll = maxSizeRatioAll

@@ -14,7 +14,7 @@ import (
 )
 
 // The fake reads argument memory at the offsets the reference documents
-// (ref/ihk-abi.md §2.2), not through the Go mirrors, so a wrong mirror shows
+// (the IHK headers named in doc.go), not through the Go mirrors, so a wrong mirror shows
 // up as wrong bytes. Run the tests with -gcflags=-d=checkptr (or -race) to
 // also have every array access checked against its allocation's size.
 

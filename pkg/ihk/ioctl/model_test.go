@@ -21,8 +21,8 @@ import (
 )
 
 // driverModel is a sysLayer that models the IHK-SMP driver and mcctrl at the
-// ioctl level, from the semantics in ref/ihk-abi.md §2.3-§2.5: it decodes
-// argument memory at the documented offsets, keeps the driver's state
+// ioctl level, from the semantics of IHK's host_driver.c and smp-driver.c:
+// it decodes argument memory at the documented offsets, keeps the driver's state
 // (reserved CPUs and chunks, instances, the one-booted-OS rule, open counts)
 // and answers with the driver's errno values. It lets the shared conformance
 // suite run against the real backend on machines without IHK. It is a model

@@ -3,7 +3,8 @@
 // lwk.conf and is named as a simulation everywhere it shows.
 //
 // It implements ihk.Client with the state machine and errno values of the
-// IHK 1.7 SMP driver (ihk-abi.md §2.3, §2.4, §2.6-2.8): the same
+// IHK 1.7 SMP driver (linux/core/host_driver.c, linux/driver/smp/
+// smp-driver.c; see package ioctl for the exact sources): the same
 // reservation, assignment, LOAD/SET_KARGS/BOOT/SHUTDOWN/DESTROY rules, the
 // same status values derived over a configurable boot time, and the same
 // errno for each refusal, wrapped in *ihk.Error. Its kernel interfaces are
