@@ -21,6 +21,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -126,7 +127,7 @@ func newEnv(t *testing.T, faults string) *env {
 			Deps: teardown.Deps{
 				Journal: store,
 				DevDir:  filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
-				LogDir: filepath.Join(dir, "log"), ProcRoot: "/proc",
+				LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
 				DestroyTimeout: 2 * time.Second, KillGrace: 100 * time.Millisecond,
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			},

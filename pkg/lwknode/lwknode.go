@@ -21,6 +21,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -95,7 +96,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 		DevDir:         n.Config.DevDir,
 		RunDir:         n.Config.RunDir,
 		LogDir:         n.Config.LogDir,
-		ProcRoot:       "/proc",
+		Proc:           procfs.Default(),
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
 		Log:            n.Log,

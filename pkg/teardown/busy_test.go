@@ -13,6 +13,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 )
 
@@ -70,7 +71,7 @@ func TestDestroyRetries(t *testing.T) {
 			drv := &busyDriver{destroy: tc.destroy}
 			d := teardown.Deps{IHK: drv, Journal: store,
 				DevDir: filepath.Join(dir, "dev"), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"),
-				ProcRoot: t.TempDir(), DestroyTimeout: 150 * time.Millisecond, KillGrace: time.Millisecond,
+				Proc: procfs.FS{Root: t.TempDir()}, DestroyTimeout: 150 * time.Millisecond, KillGrace: time.Millisecond,
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			start := time.Now()
 			res, err := teardown.Run(context.Background(), d, 42)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
@@ -49,8 +49,10 @@ type Deps struct {
 	IHK     IHK
 	Journal *journal.Store
 	// DevDir holds the IHK device nodes (mcosN); RunDir the job markers;
-	// LogDir receives the LWK kernel logs; ProcRoot is /proc.
-	DevDir, RunDir, LogDir, ProcRoot string
+	// LogDir receives the LWK kernel logs.
+	DevDir, RunDir, LogDir string
+	// Proc is where the processes holding a device are looked for.
+	Proc procfs.FS
 	// DestroyTimeout bounds the retries of DESTROY_OS while it is busy.
 	DestroyTimeout time.Duration
 	// KillGrace is how long holders get between SIGTERM and SIGKILL.
@@ -254,38 +256,17 @@ func (d Deps) killHolders(ctx context.Context, log *slog.Logger, dev string, res
 }
 
 func (d Deps) userHolders(dev string) ([]int, error) {
-	pids, err := devholders.Find(d.ProcRoot, dev)
+	pids, err := devholders.Find(d.Proc.Root, dev)
 	if err != nil {
 		return nil, fmt.Errorf("find holders of %s: %w", dev, err)
 	}
 	var out []int
 	for _, pid := range pids {
-		if uid, ok := realUID(d.ProcRoot, pid); ok && uid != 0 {
+		if uid, err := d.Proc.RealUID(pid); err == nil && uid != 0 { // an error: gone
 			out = append(out, pid)
 		}
 	}
 	return out, nil
-}
-
-// realUID reads a process's real UID from /proc/<pid>/status. The owner of
-// /proc/<pid> is no substitute: the kernel shows root for any process that
-// made itself non-dumpable (prctl PR_SET_DUMPABLE 0).
-func realUID(procRoot string, pid int) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, false // gone
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0, false
-			}
-			uid, err := strconv.Atoi(f[0])
-			return uid, err == nil
-		}
-	}
-	return 0, false
 }
 
 func (d Deps) waitGone(ctx context.Context, dev string, limit time.Duration) bool {

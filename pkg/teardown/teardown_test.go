@@ -21,6 +21,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -74,7 +75,7 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "img"), []byte("image"), 0o644))
 	return &env{t: t, ihk: b, dir: dir, deps: teardown.Deps{
 		IHK: b, Journal: store,
-		DevDir: b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), ProcRoot: "/proc",
+		DevDir: b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
 		DestroyTimeout: 3 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -67,7 +68,7 @@ type Options struct {
 type Backend struct {
 	store     store
 	devDir    string
-	procRoot  string
+	proc      procfs.FS
 	topo      *topology.Topology
 	bootDelay time.Duration
 	log       *slog.Logger
@@ -99,7 +100,7 @@ func Open(opts Options) (*Backend, error) {
 	b := &Backend{
 		store:     store{dir: filepath.Clean(opts.StateDir)},
 		devDir:    filepath.Clean(opts.DevDir),
-		procRoot:  opts.ProcRoot,
+		proc:      procfs.Default(),
 		topo:      opts.Topology,
 		bootDelay: opts.BootDelay,
 		log:       opts.Logger,
@@ -110,8 +111,12 @@ func Open(opts Options) (*Backend, error) {
 	if !filepath.IsAbs(b.devDir) {
 		return nil, fmt.Errorf("open ihk simulator: dev dir %q is not absolute", opts.DevDir)
 	}
-	if b.procRoot == "" {
-		b.procRoot = "/proc"
+	if opts.ProcRoot != "" {
+		p, err := procfs.NewFS(opts.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("open ihk simulator: %w", err)
+		}
+		b.proc = p
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -529,7 +534,7 @@ func (b *Backend) held(i int) (bool, error) {
 	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	// The driver refuses DESTROY while any descriptor is open, flock or not:
 	// look for other processes that have the stand-in open.
-	pids, err := devholders.Find(b.procRoot, b.DevicePath(i))
+	pids, err := devholders.Find(b.proc.Root, b.DevicePath(i))
 	if err != nil {
 		return false, err
 	}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,12 +61,12 @@ func (b *Backend) RegisterEvent(ctx context.Context, i int, t ihk.EventType) (ih
 		return nil, b.err(op, i, syscall.EIO, "eventfd: %v", err)
 	}
 	self := os.Getpid()
-	start, err := startTicks(b.procRoot, self)
+	start, err := startTicks(b.proc, self)
 	if err != nil {
 		unix.Close(fd)
 		return nil, b.err(op, i, syscall.EIO, "%v", err)
 	}
-	reg := eventReg{Type: t, PID: self, FD: fd, StartTicks: start, EventfdID: eventfdID(filepath.Join(b.procRoot, "self", "fdinfo", strconv.Itoa(fd)))}
+	reg := eventReg{Type: t, PID: self, FD: fd, StartTicks: start, EventfdID: eventfdID(b.proc.Path("self", "fdinfo", strconv.Itoa(fd)))}
 	err = b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {
@@ -97,7 +96,7 @@ func (b *Backend) signal(o *osState, t ihk.EventType) {
 }
 
 func (b *Backend) signalOne(r eventReg) error {
-	start, err := startTicks(b.procRoot, r.PID)
+	start, err := startTicks(b.proc, r.PID)
 	if err != nil {
 		return err
 	}
@@ -114,7 +113,7 @@ func (b *Backend) signalOne(r eventReg) error {
 		return fmt.Errorf("pidfd_getfd %d/%d: %w", r.PID, r.FD, err)
 	}
 	defer unix.Close(fd)
-	info := filepath.Join(b.procRoot, "self", "fdinfo", strconv.Itoa(fd))
+	info := b.proc.Path("self", "fdinfo", strconv.Itoa(fd))
 	if !isEventfd(info) || (r.EventfdID != 0 && eventfdID(info) != r.EventfdID) {
 		return fmt.Errorf("fd %d of pid %d is no longer the registered eventfd", r.FD, r.PID)
 	}

@@ -2,79 +2,17 @@ package sim
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
-// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
-// every Linux architecture slurm-lwk supports).
-const userHZ = 100
-
-// procStat is the part of /proc/<pid>/stat the simulator uses.
-type procStat struct {
-	PPID int
-	// UserTicks and SystemTicks include waited-for children (utime+cutime,
-	// stime+cstime). Units: 1/userHZ s.
-	UserTicks, SystemTicks uint64
-	Threads                int32
-	// StartTicks is the start time after boot. Units: 1/userHZ s.
-	StartTicks uint64
-	// RSSPages is the resident set. Units: pages.
-	RSSPages uint64
-}
-
-// parseStat parses /proc/<pid>/stat; comm (field 2) may contain spaces and
-// parentheses, so fields are counted after the last ')'.
-func parseStat(data string) (procStat, error) {
-	end := strings.LastIndexByte(data, ')')
-	if end < 0 {
-		return procStat{}, fmt.Errorf("no comm field")
-	}
-	f := strings.Fields(data[end+1:])
-	// f[0] is field 3 (state); field k is f[k-3].
-	if len(f) < 22 {
-		return procStat{}, fmt.Errorf("%d fields after comm", len(f))
-	}
-	num := func(k int) uint64 {
-		v, _ := strconv.ParseUint(f[k-3], 10, 64)
-		return v
-	}
-	ppid, err := strconv.Atoi(f[4-3])
-	if err != nil {
-		return procStat{}, fmt.Errorf("ppid: %w", err)
-	}
-	return procStat{
-		PPID:        ppid,
-		UserTicks:   num(14) + num(16),
-		SystemTicks: num(15) + num(17),
-		Threads:     int32(num(20)),
-		StartTicks:  num(22),
-		RSSPages:    num(24),
-	}, nil
-}
-
-func readStat(procRoot string, pid int) (procStat, error) {
-	data, err := readSmall(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	st, err := parseStat(string(data))
-	if err != nil {
-		return procStat{}, fmt.Errorf("parse %s/%d/stat: %w", procRoot, pid, err)
-	}
-	return st, nil
-}
-
-func startTicks(procRoot string, pid int) (uint64, error) {
-	st, err := readStat(procRoot, pid)
+func startTicks(proc procfs.FS, pid int) (uint64, error) {
+	st, err := proc.Stat(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -113,7 +51,7 @@ func (b *Backend) measure(o *osState) (usageSample, error) {
 		u.SystemNS += r.SystemNS
 		u.MaxRSSBytes = max(u.MaxRSSBytes, r.MaxRSSBytes)
 	}
-	holders, err := devholders.Find(b.procRoot, path)
+	holders, err := devholders.Find(b.proc.Root, path)
 	if err != nil {
 		return u, err
 	}
@@ -124,22 +62,18 @@ func (b *Backend) measure(o *osState) (usageSample, error) {
 	for _, p := range holders {
 		isHolder[p] = true
 	}
-	entries, err := os.ReadDir(b.procRoot)
+	pids, err := b.proc.PIDs()
 	if err != nil {
 		return u, err
 	}
 	page := uint64(os.Getpagesize())
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readStat(b.procRoot, pid)
+	for _, pid := range pids {
+		st, err := b.proc.Stat(pid)
 		if err != nil || !isHolder[st.PPID] || isHolder[pid] {
 			continue
 		}
-		u.UserNS += st.UserTicks * uint64(time.Second/userHZ)
-		u.SystemNS += st.SystemTicks * uint64(time.Second/userHZ)
+		u.UserNS += st.UserTicks * uint64(time.Second/procfs.UserHZ)
+		u.SystemNS += st.SystemTicks * uint64(time.Second/procfs.UserHZ)
 		u.RSSBytes += st.RSSPages * page
 		u.Threads += st.Threads
 	}
@@ -172,8 +106,8 @@ func (b *Backend) Rusage(ctx context.Context, i int) (*ihk.Rusage, error) {
 		o.Boot.PeakRSSBytes = max(o.Boot.PeakRSSBytes, u.MaxRSSBytes)
 		r := &ihk.Rusage{
 			MemoryMaxUsageBytes: o.Boot.PeakRSSBytes,
-			SystemTicks:         ceilDiv(u.SystemNS, uint64(time.Second/userHZ)),
-			UserTicks:           ceilDiv(u.UserNS, uint64(time.Second/userHZ)),
+			SystemTicks:         ceilDiv(u.SystemNS, uint64(time.Second/procfs.UserHZ)),
+			UserTicks:           ceilDiv(u.UserNS, uint64(time.Second/procfs.UserHZ)),
 			UserNanoseconds:     u.UserNS,
 			Threads:             u.Threads,
 			MaxThreads:          o.Boot.PeakThreads,
