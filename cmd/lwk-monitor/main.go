@@ -25,8 +25,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
-	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/sample"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -53,15 +53,6 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-// Sample is one instance at one time.
-type Sample struct {
-	Time   time.Time   `json:"time"`
-	OS     int         `json:"os"`
-	Status string      `json:"status"`
-	Rusage *ihk.Rusage `json:"rusage,omitempty"`
-	Error  string      `json:"error,omitempty"`
-}
-
 func run(ctx context.Context, configPath string, once bool, interval time.Duration, out io.Writer) error {
 	if interval <= 0 {
 		return fmt.Errorf("--interval %s: must be positive", interval)
@@ -80,7 +71,7 @@ func run(ctx context.Context, configPath string, once bool, interval time.Durati
 	}
 	enc := json.NewEncoder(out)
 	for {
-		err := sample(ctx, node.IHK, enc)
+		err := emit(ctx, node.IHK, enc)
 		if once {
 			return err
 		}
@@ -95,27 +86,12 @@ func run(ctx context.Context, configPath string, once bool, interval time.Durati
 	}
 }
 
-func sample(ctx context.Context, c ihk.Client, enc *json.Encoder) error {
-	ids, err := c.ListOS(ctx)
+func emit(ctx context.Context, c sample.IHK, enc *json.Encoder) error {
+	samples, err := sample.Take(ctx, c, time.Now)
 	if err != nil {
-		return fmt.Errorf("list os instances: %w", err)
+		return err
 	}
-	for _, idx := range ids {
-		s := Sample{Time: time.Now().UTC(), OS: idx}
-		st, err := c.Status(ctx, idx)
-		if err != nil {
-			s.Error = err.Error()
-		} else {
-			s.Status = st.String()
-		}
-		// rusage exists only while the instance is booted (mcctrl's handler).
-		if err == nil && (st == ihk.StatusRunning || st == ihk.StatusFrozen || st == ihk.StatusFreezing) {
-			if ru, err := c.Rusage(ctx, idx); err == nil {
-				s.Rusage = ru
-			} else {
-				s.Error = err.Error()
-			}
-		}
+	for _, s := range samples {
 		if err := enc.Encode(s); err != nil {
 			return err
 		}
