@@ -9,6 +9,8 @@
 #                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
+#   make test-vm    the real IHK backend against ihk_testdrv (a test double of
+#                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
@@ -32,7 +34,7 @@ COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec
 BINARIES  = $(addprefix bin/,$(COMMANDS))
 GOFILES   = $(shell find cmd pkg internal tests -name '*.go' 2>/dev/null)
 
-.PHONY: all build spank deps test unit e2e lint bench demo install clean
+.PHONY: all build spank deps test unit e2e test-vm lint bench demo install clean
 
 all: build spank
 
@@ -47,7 +49,7 @@ spank:
 deps:
 	scripts/slurm-local deps
 
-test: deps lint unit e2e
+test: deps lint unit e2e test-vm
 
 unit:
 	$(GO) test -count=1 ./...
@@ -56,6 +58,9 @@ unit:
 
 e2e: deps build spank
 	scripts/e2e
+
+test-vm:
+	scripts/vm-testdrv
 
 lint:
 	@out=$$(gofmt -l cmd pkg internal tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -83,5 +88,5 @@ install: build spank
 		cgroup.conf.example job_submit.lua.example $(DESTDIR)$(DOCDIR)/
 
 clean:
-	rm -rf bin
+	rm -rf bin build
 	$(MAKE) -C spank clean

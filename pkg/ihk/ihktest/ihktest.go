@@ -70,6 +70,11 @@ func Run(t *testing.T, newClient func(t *testing.T) ihk.Client, caps Capabilitie
 type suite struct {
 	caps      Capabilities
 	newClient func(t *testing.T) ihk.Client
+	// reserved is the memory each test reserved so far. A test releases it
+	// all at once at its end: a driver that merges physically adjacent free
+	// chunks (IHK's SMP driver does) can hand two reservations back as one
+	// chunk, which neither reservation's total alone would match.
+	reserved map[*testing.T][]ihk.MemChunk
 }
 
 func (s *suite) chunk() ihk.MemChunk {
@@ -82,7 +87,18 @@ func (s *suite) reserve(t *testing.T, c ihk.Client, cpus []int, chunks []ihk.Mem
 	ctx := context.Background()
 	if len(chunks) > 0 {
 		require.NoError(t, c.ReserveMemory(ctx, chunks))
-		t.Cleanup(func() { releaseMemory(t, c, chunks) })
+		if s.reserved == nil {
+			s.reserved = map[*testing.T][]ihk.MemChunk{}
+		}
+		if _, ok := s.reserved[t]; !ok {
+			// Registered before the test's instances, so it runs after
+			// they are destroyed.
+			t.Cleanup(func() {
+				releaseMemory(t, c, s.reserved[t])
+				delete(s.reserved, t)
+			})
+		}
+		s.reserved[t] = append(s.reserved[t], chunks...)
 	}
 	if len(cpus) == 0 {
 		return
