@@ -197,6 +197,24 @@ func TestCorruption(t *testing.T) {
 		b[i] ^= 0x01
 		return b
 	}
+	// otherHexDigit replaces a checksum digit with another lower-case hex
+	// digit, so the header stays well-formed whatever the checksum is (a
+	// bit flip turns 'a' into '`' and 'f' into 'g').
+	otherHexDigit := func(i int) []byte {
+		b := bytes.Clone(good)
+		if b[i] == '0' {
+			b[i] = '1'
+		} else {
+			b[i] = '0'
+		}
+		return b
+	}
+	sumAt := len("slurm-lwk-journal v1 sha256=")
+	setByte := func(i int, c byte) []byte {
+		b := bytes.Clone(good)
+		b[i] = c
+		return b
+	}
 
 	tests := []struct {
 		name       string
@@ -205,7 +223,10 @@ func TestCorruption(t *testing.T) {
 	}{
 		{name: "byte flipped in body", data: flip(headerLen + 40), wantReason: "checksum mismatch"},
 		{name: "last body byte flipped", data: flip(len(good) - 1), wantReason: "checksum mismatch"},
-		{name: "byte flipped in checksum", data: flip(len("slurm-lwk-journal v1 sha256=") + 3), wantReason: "checksum mismatch"},
+		{name: "first checksum digit changed", data: otherHexDigit(sumAt), wantReason: "checksum mismatch"},
+		{name: "checksum digit changed", data: otherHexDigit(sumAt + 3), wantReason: "checksum mismatch"},
+		{name: "last checksum digit changed", data: otherHexDigit(sumAt + 63), wantReason: "checksum mismatch"},
+		{name: "checksum digit made non-hex", data: setByte(sumAt+5, 'g'), wantReason: "not 64 lower-case hex digits"},
 		{name: "byte flipped in magic", data: flip(2), wantReason: "not a slurm-lwk journal"},
 		{name: "byte flipped in length", data: flip(headerLen - 3), wantReason: ""},
 		{name: "newline of header flipped", data: flip(headerLen - 1), wantReason: "bad header"},
