@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/atomicfile"
 )
 
 // Path returns the marker path of a job.
@@ -27,19 +29,11 @@ func Write(runDir string, jobID uint32, osIndex int) (string, error) {
 		return "", fmt.Errorf("create run dir %s: %w", runDir, err)
 	}
 	path := Path(runDir, jobID)
-	tmp, err := os.CreateTemp(runDir, ".job-*")
-	if err != nil {
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := fmt.Fprintf(tmp, "os=%d\n", osIndex); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// The temp name starts with ".job-", which List does not take for a
+	// marker. /run does not survive a reboot, so no fsync.
+	data := []byte(fmt.Sprintf("os=%d\n", osIndex))
+	opt := atomicfile.Options{Perm: 0o600, TempPrefix: ".job-"}
+	if err := atomicfile.Write(runDir, filepath.Base(path), data, opt); err != nil {
 		return "", fmt.Errorf("write marker %s: %w", path, err)
 	}
 	return path, nil

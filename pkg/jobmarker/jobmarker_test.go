@@ -52,3 +52,14 @@ func TestReadMalformed(t *testing.T) {
 		})
 	}
 }
+
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
+	run := t.TempDir()
+	// The marker's path is a non-empty directory: the rename fails.
+	require.NoError(t, os.MkdirAll(filepath.Join(Path(run, 9), "x"), 0o700))
+	_, err := Write(run, 9, 0)
+	require.ErrorContains(t, err, "write marker "+Path(run, 9))
+	ents, err := os.ReadDir(run)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "only the blocking directory is left")
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -628,4 +629,33 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 	require.Positive(t, reads.Load(), "readers must have read something")
 	requireNoTemps(t, s.Dir)
+}
+
+// TestFailedWriteLeavesNoTemp fills a small tmpfs as StateDir: the write
+// fails with ENOSPC, the old journal stays, and no temp file is left to
+// keep the file system full.
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs that fills up")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=32k,mode=0700"); err != nil {
+		t.Skipf("cannot mount tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	s, err := Open(dir)
+	require.NoError(t, err)
+	require.NoError(t, s.Write(sampleRecord(t, 3)))
+	before, err := os.ReadFile(s.Path(3))
+	require.NoError(t, err)
+
+	big := sampleRecord(t, 3)
+	big.Plan = json.RawMessage(`{"pad":"` + strings.Repeat("x", 64<<10) + `"}`)
+	err = s.Write(big)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.ErrorContains(t, err, "write journal "+s.Path(3))
+	requireNoTemps(t, s.Dir)
+	after, err := os.ReadFile(s.Path(3))
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the old journal is untouched")
 }
