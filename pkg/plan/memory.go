@@ -209,7 +209,7 @@ func nearestTier(t *topology.Topology, src int, ranked []int, unsplit bool) []in
 }
 
 // takeFrom takes up to need bytes from the nodes in order and returns what
-// it took.
+// it took. Only nodes that give something get an entry in got.
 func takeFrom(nodes []int, avail, got map[int]uint64, need uint64) uint64 {
 	var took uint64
 	for _, n := range nodes {
@@ -217,6 +217,11 @@ func takeFrom(nodes []int, avail, got map[int]uint64, need uint64) uint64 {
 			break
 		}
 		x := min(avail[n], need-took)
+		if x == 0 {
+			// A node with less than a granule free gives nothing and
+			// must not appear in the plan: RESERVE_MEM refuses size 0.
+			continue
+		}
 		avail[n] -= x
 		got[n] += x
 		took += x
