@@ -151,7 +151,10 @@ func checkRules(t *testing.T, in Input, p *Plan) {
 	want, err := lwkMemoryBytes(in)
 	require.NoError(t, err)
 	require.Equal(t, want, total, "all the LWK memory is placed")
-	require.True(t, p.Proxy.CPUs.Equals(in.Config.OSCores))
+	online := in.Config.OSCores.Intersection(in.Topology.OnlineCPUs())
+	require.True(t, p.Proxy.CPUs.Equals(online), "proxies on the online OS cores %s, got %s", online, p.Proxy.CPUs)
+	require.Equal(t, p.Proxy.CPUPeriodUS*int64(online.Size())*int64(in.Config.ProxyCPUPercent)/100, p.Proxy.CPUQuotaUS,
+		"quota counts only online OS cores")
 	require.True(t, strings.Contains(p.Kargs, "hidos"))
 }
 
