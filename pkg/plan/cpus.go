@@ -23,8 +23,8 @@ type coreGroup struct {
 // pickCPUs chooses the LWK CPUs from the job's allocation and returns them in
 // IHK assignment order.
 //
-// Usable CPUs are the job's CPUs minus OS cores, offline CPUs and CPUs IHK
-// already holds. With cores=N the accumulator takes, in order:
+// Usable CPUs are the job's CPUs minus OS cores, offline CPUs, CPUs IHK
+// already holds and CPUs the driver cannot take (IDs from 512 up). With cores=N the accumulator takes, in order:
 //  1. whole NUMA nodes (every online CPU of the node usable) that fit in N,
 //     nodes that can hold the LWK memory first, then lowest node first;
 //  2. whole cores, from nodes already taken first, then from nodes that can
@@ -49,8 +49,13 @@ func pickCPUs(in Input) ([]int, error) {
 		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
 	}
 	offline := job.Difference(t.OnlineCPUs())
-	nonOS := job.Difference(in.Config.OSCores)
+	// IHK cannot take CPUs the driver cannot number: on a node with more
+	// CPUs than that, the rest stay Linux's.
+	nonOS := job.Difference(in.Config.OSCores).Difference(beyondDriver(job))
 	usable := nonOS.Difference(offline).Difference(in.Held.CPUs)
+	if usable.IsEmpty() && nonOS.IsEmpty() && !beyondDriver(job).IsEmpty() {
+		return nil, fmt.Errorf("job cpus %s: ihk can take only cpus 0-%d (SMP_MAX_CPUS): %w", job, driverMaxCPUs-1, ErrRequest)
+	}
 	// Offline CPUs, CPUs IHK still holds, or a job made only of OS cores
 	// (slurm.conf's CpuSpecList and lwk.conf's OSCores disagree) are the
 	// node's problem, not the request's: these errors do not wrap ErrRequest,
@@ -113,6 +118,22 @@ func pickCPUs(in Input) ([]int, error) {
 		}
 	}
 	return assignmentOrder(t, acc.cpus()), nil
+}
+
+// driverMaxCPUs is the IHK-SMP driver's SMP_MAX_CPUS: every CPU ID in a
+// reserve or assign request must be below it (and a request holds at most
+// that many), so CPUs from it up can never be LWK CPUs.
+const driverMaxCPUs = 512
+
+// beyondDriver returns the CPUs of s the driver cannot take.
+func beyondDriver(s cpuset.CPUSet) cpuset.CPUSet {
+	var ids []int
+	for _, id := range s.List() {
+		if id >= driverMaxCPUs {
+			ids = append(ids, id)
+		}
+	}
+	return cpuset.New(ids...)
 }
 
 // coreGroups groups usable CPUs by core, ascending core ID. A group is

@@ -118,6 +118,8 @@ func checkRules(t *testing.T, in Input, p *Plan) {
 	require.True(t, cpus.IsSubsetOf(in.Alloc.CPUs), "only the job's CPUs")
 	require.True(t, cpus.Intersection(in.Config.OSCores).IsEmpty(), "never an OS core")
 	require.True(t, cpus.IsSubsetOf(in.Topology.OnlineCPUs()), "never an offline CPU")
+	require.True(t, beyondDriver(cpus).IsEmpty(), "never a CPU the driver cannot number: %s", cpus)
+	require.LessOrEqual(t, cpus.Size(), driverMaxCPUs, "never more CPUs than one request holds")
 	if in.Request.Cores > 0 {
 		cores := map[int]bool{}
 		for _, id := range p.CPUs {

@@ -460,3 +460,35 @@ Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos"
 		})
 	}
 }
+
+// TestDriverCPULimit: the IHK-SMP driver refuses CPU IDs from 512 up
+// (SMP_MAX_CPUS), so on a 1024-CPU node a plan must never hold them.
+func TestDriverCPULimit(t *testing.T) {
+	topo := machineOf(4, 128, 32) // CPUs 0-511 thread 0 of each core, 512-1023 the siblings
+	cfg := mustConfig(t, "")
+	tests := []struct {
+		name, cpus, spec string
+		wantCPUs         string
+		wantErr          string
+	}{
+		{name: "whole node: only the cpus below 512", cpus: "0-1023", spec: "mck:mem=1G", wantCPUs: "1-511"},
+		{name: "cores=4 takes single threads below 512, node with the most", cpus: "0-1023", spec: "mck:cores=4,mem=1G", wantCPUs: "16-19"},
+		{name: "job only above 511", cpus: "600-700", spec: "mck:mem=1G",
+			wantErr: "job cpus 600-700: ihk can take only cpus 0-511 (SMP_MAX_CPUS)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topology: topo, Config: cfg, JobID: 3, Request: mustRequest(t, tc.spec),
+				Alloc: Allocation{CPUs: mustParse(t, tc.cpus), MemoryBytes: 64 * gib}}
+			p, err := Make(in)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.ErrorIs(t, err, ErrRequest)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantCPUs, p.CPUSet().String())
+			checkRules(t, in, p)
+		})
+	}
+}
