@@ -40,8 +40,11 @@ all: build spank
 
 build: $(BINARIES)
 
+# Static binaries (CGO_ENABLED=0): pflag imports net, whose cgo resolver
+# would otherwise link libc, so every prolog and epilog would pay for the
+# dynamic loader and cgo's threads at start.
 bin/%: $(GOFILES) go.mod go.sum
-	$(GO) build -trimpath -o $@ ./cmd/$*
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/$*
 
 spank:
 	$(MAKE) -C spank spank_lwk.so
