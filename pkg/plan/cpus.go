@@ -24,7 +24,8 @@ type coreGroup struct {
 // IHK assignment order.
 //
 // Usable CPUs are the job's CPUs minus OS cores, offline CPUs, CPUs IHK
-// already holds and CPUs the driver cannot take (IDs from 512 up). With cores=N the accumulator takes, in order:
+// already holds and CPUs the driver cannot take (IDs from 512 up). With
+// cores=N the accumulator takes, in order:
 //  1. whole NUMA nodes (every online CPU of the node usable) that fit in N,
 //     nodes that can hold the LWK memory first, then lowest node first;
 //  2. whole cores, from nodes already taken first, then from nodes that can
