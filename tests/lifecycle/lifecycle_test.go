@@ -105,6 +105,13 @@ func (n *node) slurmCalls(cmd string) []string {
 
 func newNode(t *testing.T) *node {
 	t.Helper()
+	return newNodeOn(t, fixture.Root(t, "paper-e5520-fake12"))
+}
+
+// newNodeOn is newNode with the paper node's lwk.conf over another sysfs
+// tree.
+func newNodeOn(t *testing.T, sysfsRoot string) *node {
+	t.Helper()
 	if os.Geteuid() != 0 && os.Getenv("LWK_FORCE_ROOT_TESTS") == "" {
 		t.Skip("needs root: the prolog chowns the instance's device to the job's user (CI runs as root; LWK_FORCE_ROOT_TESTS=1 forces)")
 	}
@@ -127,8 +134,76 @@ ScontrolPath=%[1]s/scontrol
 ScancelPath=%[1]s/scancel
 DestroyTimeout=5s
 Profile=mck Image=%[1]s/mckernel.img Kargs="hidos dump_level=24" AllowKargs=time_sharing
-`, dir, fixture.Root(t, "paper-e5520-fake12"))), 0o644))
+`, dir, sysfsRoot)), 0o644))
 	return &node{t: t, dir: dir, conf: conf}
+}
+
+// copyLayout copies a fixture's CPU and NUMA node trees (not the memory
+// blocks, which the lifecycle does not read) to a temp root a test may
+// change.
+func copyLayout(t *testing.T, name string) string {
+	t.Helper()
+	src := fixture.Root(t, name)
+	dst := t.TempDir()
+	for _, sub := range []string{"cpu", "node"} {
+		from := filepath.Join(src, "sys/devices/system", sub)
+		err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			to := filepath.Join(dst, rel)
+			switch {
+			case d.Type()&os.ModeSymlink != 0:
+				if strings.HasPrefix(d.Name(), "memory") {
+					return nil
+				}
+				link, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				return os.Symlink(link, to)
+			case d.IsDir():
+				return os.MkdirAll(to, 0o755)
+			default:
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				return os.WriteFile(to, b, 0o644)
+			}
+		})
+		require.NoError(t, err)
+	}
+	return dst
+}
+
+// TestNearlyFullJobNodeDoesNotDrain is the reproduction of a zero-byte
+// memory chunk: job node 2 with 2048 kB free got "node 2: 0 B" in the plan,
+// RESERVE_MEM refused it and the prolog failed (draining the node).
+func TestNearlyFullJobNodeDoesNotDrain(t *testing.T) {
+	root := copyLayout(t, "paper-e5520-fake12")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sys/devices/system/node/node2/meminfo"),
+		[]byte("Node 2 MemTotal:        1032192 kB\nNode 2 MemFree:            2048 kB\n"), 0o644))
+	n := newNodeOn(t, root)
+	_, stderr, err := n.run("lwk-prolog", 43, []string{"LWK_MODE=mck:mem=2G"})
+	require.NoError(t, err, stderr)
+	require.Empty(t, n.slurmCalls("scancel"), "a satisfiable request is not cancelled")
+	st := n.status()
+	require.Len(t, st.OSInstances, 1)
+	var total uint64
+	for _, c := range st.OSInstances[0].Memory {
+		require.NotEqual(t, 2, c.NUMANode, "memory on the full node: %+v", st.OSInstances[0].Memory)
+		require.NotZero(t, c.Bytes)
+		total += c.Bytes
+	}
+	require.Equal(t, uint64(2<<30), total)
+	_, stderr, err = n.run("lwk-epilog", 43, []string{"LWK_MODE=mck:mem=2G"})
+	require.NoError(t, err, stderr)
+	n.requirePristine("after epilog")
 }
 
 // run starts one of the binaries with a job's environment plus extra
