@@ -556,3 +556,53 @@ func TestLayoutMismatchRefused(t *testing.T) {
 	require.Empty(t, n.slurmCalls("scancel"))
 	n.requirePristine("after a refused layout")
 }
+
+// TestLayoutCacheSeesAnOfflinedCPU: the prolog caches the node layout in
+// StateDir; a CPU taken offline between two jobs must reach the next
+// prolog, and so must its return.
+func TestLayoutCacheSeesAnOfflinedCPU(t *testing.T) {
+	root := copyLayout(t, "paper-e5520-fake12")
+	n := newNodeOn(t, root)
+	_, stderr, err := n.run("lwk-prolog", 44, nil)
+	require.NoError(t, err, stderr)
+	require.Equal(t, "2-15", n.status().OSInstances[0].CPUs)
+	_, stderr, err = n.run("lwk-epilog", 44, nil)
+	require.NoError(t, err, stderr)
+	_, err = os.Stat(filepath.Join(n.dir, "state", "topology.cache"))
+	require.NoError(t, err, "the prolog cached the layout")
+
+	// echo 0 > cpu15/online: the kernel updates cpu/online and the
+	// cpulists and removes cpu15/topology.
+	sys := filepath.Join(root, "sys/devices/system")
+	setOnline := func(online, offline, cpu15, oddNodes string) {
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/online"), []byte(online+"\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/offline"), []byte(offline+"\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/cpu15/online"), []byte(cpu15+"\n"), 0o644))
+		for _, node := range []int{1, 3, 5, 7, 9, 11} {
+			require.NoError(t, os.WriteFile(filepath.Join(sys, fmt.Sprintf("node/node%d/cpulist", node)), []byte(oddNodes+"\n"), 0o644))
+		}
+	}
+	topo := filepath.Join(sys, "cpu/cpu15/topology")
+	saved := filepath.Join(t.TempDir(), "topology")
+	require.NoError(t, os.Rename(topo, saved))
+	setOnline("0-14", "15", "0", "1,3,5,7,9,11,13")
+	// With CPU 15 offline the hardware no longer matches slurm.conf's
+	// 2x4x2 layout, so the prolog refuses (it saw the change; from a stale
+	// layout it would have booted CPUs 2-15).
+	_, stderr, err = n.run("lwk-prolog", 45, nil)
+	require.Error(t, err)
+	require.Contains(t, stderr, "the hardware has 2 sockets x 4 cores x 1 threads")
+	require.Empty(t, n.status().OSInstances)
+
+	// echo 1 > cpu15/online: back to the first layout.
+	require.NoError(t, os.Rename(saved, topo))
+	setOnline("0-15", "", "1", "1,3,5,7,9,11,13,15")
+	_, stderr, err = n.run("lwk-prolog", 46, nil)
+	require.NoError(t, err, stderr)
+	require.Equal(t, "2-15", n.status().OSInstances[0].CPUs)
+	_, stderr, err = n.run("lwk-epilog", 46, nil)
+	require.NoError(t, err, stderr)
+	_, stderr, err = n.run("lwk-epilog", 45, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after epilog")
+}
