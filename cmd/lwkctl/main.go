@@ -257,8 +257,8 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout i
 	if err != nil {
 		return &invalidSpecError{fmt.Errorf("invalid --lwk-mode %q: %w", spec, err)}
 	}
-	if err := lwkmode.Validate(req, prof); err != nil {
-		return &invalidSpecError{fmt.Errorf("invalid %w", err)}
+	if err := prof.CheckKargs(req.Kargs); err != nil {
+		return &invalidSpecError{fmt.Errorf("invalid lwk-mode %q: %w", req.String(), err)}
 	}
 	_, err = fmt.Fprintln(stdout, req.String())
 	return err
