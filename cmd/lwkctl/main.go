@@ -6,6 +6,8 @@
 //	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
 //	lwkctl check-spec  validate a --lwk-mode spec against lwk.conf (the
 //	               SPANK plugin runs it at submit time, as the user)
+//	lwkctl node    plan, apply (or undo) and report node preparation for
+//	               contiguous LWK memory
 package main
 
 import (
@@ -46,6 +48,8 @@ commands:
            check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
            arguments and print its normalised form; exit 0 valid, 3 invalid,
            2 cannot check here (no readable lwk.conf), 1 any other error
+  node     plan|apply [--undo]|report [--json] [--root DIR]
+           prepare the node for contiguous LWK memory (see lwkctl node --help)
 
 common flags:
   --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
@@ -92,6 +96,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return cpusCmd(fs, configPath, args, stdout)
 	case "check-spec":
 		return checkSpecCmd(fs, configPath, args, stdout)
+	case "node":
+		return nodeCmd(ctx, fs, configPath, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q (try lwkctl --help)", cmd)
 }
