@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/defrag"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memblock"
+	"github.com/slurm-lwk/slurm-lwk/pkg/memfrag"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
 )
 
@@ -30,6 +33,12 @@ const nodeUsage = `usage: lwkctl node COMMAND [flags]
          >= 256 MiB (from /proc/kpageflags, root), block zones; IRQs and
          processes allowed on app cores
 
+  defrag [--budget DURATION] [--drop-caches] [--no-evacuate] [--root DIR] [--json]
+         defragment the job nodes now (root), as the prolog's optional
+         pre-boot step does: drop clean page cache (only with
+         --drop-caches), compact each job node, offline and online again
+         their partly used Movable blocks; bounded by --budget (default 30s)
+
   --root DIR   read and change the machine below DIR (default /)
 `
 
@@ -43,6 +52,9 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 	jsonOut := fs.Bool("json", false, "print JSON")
 	systemMem := fs.String("system-mem", "", "memory the system side needs, to size numa=fake (e.g. 2G)")
 	undo := fs.Bool("undo", false, "apply: reverse the recorded changes")
+	budget := fs.Duration("budget", 30*time.Second, "defrag: time budget")
+	dropCaches := fs.Bool("drop-caches", false, "defrag: drop the clean page cache (machine-wide)")
+	noEvacuate := fs.Bool("no-evacuate", false, "defrag: do not offline and online Movable blocks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,6 +127,36 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 			}
 		}
 		return err
+	case "defrag":
+		if os.Geteuid() != 0 {
+			return errors.New("node defrag: must run as root")
+		}
+		if s.JobNodes.IsEmpty() {
+			return errors.New("node defrag: lwk.conf sets no JobNUMANodes")
+		}
+		k, err := memblock.New(*root)
+		if err != nil {
+			return err
+		}
+		m, err := nodeprep.ReadMachine(*root)
+		if err != nil {
+			return err
+		}
+		flags := memfrag.NewPageFlags(*root)
+		o := defrag.Options{Nodes: s.JobNodes, DropCaches: *dropCaches, Evacuate: !*noEvacuate, Budget: *budget,
+			Blocks: nodeprep.DefragBlocks(m, s.JobNodes, s.PageBytes), Flags: &flags}
+		res, err := defrag.Run(ctx, k, nil, nodeprep.MeasureJobShare(*root, s), o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		if res != nil {
+			if *jsonOut {
+				if jerr := writeJSON(stdout, res); jerr != nil {
+					return errors.Join(err, jerr)
+				}
+			} else {
+				fmt.Fprintf(stdout, "defrag: %s, contiguous share %.1f%% -> %.1f%%, %d blocks evacuated, %d refused\n",
+					res.Duration.Round(time.Millisecond), 100*res.ShareBefore, 100*res.ShareAfter, res.Evacuated, res.Refused)
+			}
+		}
+		return err
 	case "report":
 		m, err := nodeprep.ReadMachine(*root)
 		if err != nil {
@@ -130,7 +172,7 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 		_, err = fmt.Fprint(stdout, r.Format())
 		return err
 	}
-	return fmt.Errorf("unknown node command %q (plan, apply, report)", sub)
+	return fmt.Errorf("unknown node command %q (plan, apply, report, defrag)", sub)
 }
 
 // execRunner runs a program by argument vector, never through a shell.

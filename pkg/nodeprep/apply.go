@@ -121,12 +121,13 @@ func (a *Applier) Apply(ctx context.Context, p *Plan) (*Result, error) {
 		return nil, err
 	}
 	j := &journal{st: st, cs: cs, log: a.log()}
-	res := &Result{}
+	res := &Result{Changed: []Change{}, Refused: []Refusal{}}
 	refuse := func(kind, object string, err error) {
 		res.Refused = append(res.Refused, Refusal{Kind: kind, Object: object, Err: err.Error()})
 		a.log().Warn("node preparation refused", "step", kind, "object", object, "err", err)
 	}
 	made := func(c Change) {
+		c.Status = StatusDone
 		res.Changed = append(res.Changed, c)
 		a.log().Info("node preparation", "step", c.Kind, "object", c.Object, "before", c.Before, "after", c.After)
 	}
@@ -258,7 +259,7 @@ func (a *Applier) Undo(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
+	res := &Result{Changed: []Change{}, Refused: []Refusal{}}
 	reload := false
 	for i := len(cs) - 1; i >= 0; i-- {
 		c := cs[i]
