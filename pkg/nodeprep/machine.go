@@ -1,6 +1,8 @@
 package nodeprep
 
 import (
+	"k8s.io/utils/cpuset"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/affinity"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memfrag"
 	"github.com/slurm-lwk/slurm-lwk/pkg/sysconfine"
+	"github.com/slurm-lwk/slurm-lwk/pkg/sysfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -28,6 +31,9 @@ type Machine struct {
 	IRQs []affinity.IRQ
 	// Processes is /proc/PID.
 	Processes []affinity.Process
+	// NormalNodes are the nodes with memory in a zone other than Movable
+	// (node/has_normal_memory).
+	NormalNodes cpuset.CPUSet
 	// Confine is how system processes can be confined; Units the systemd
 	// units that would be.
 	Confine sysconfine.Mode
@@ -42,6 +48,13 @@ func ReadMachine(root string) (*Machine, error) {
 	m := &Machine{Root: root}
 	var err error
 	if m.Topo, err = topology.Read(root); err != nil {
+		return nil, err
+	}
+	f, err := sysfs.New(root)
+	if err != nil {
+		return nil, err
+	}
+	if m.NormalNodes, err = f.NodesWithNormalMemory(); err != nil {
 		return nil, err
 	}
 	if m.Zones, err = memfrag.ReadZoneInfo(root); err != nil {

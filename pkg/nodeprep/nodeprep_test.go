@@ -301,6 +301,7 @@ func TestReport(t *testing.T) {
 	require.Equal(t, []nodeprep.ProcessReport{{PID: 1, Comm: "init", CPUs: "0-3"}}, r.DaemonsOnAppCores)
 	require.Equal(t, 1, r.KernelThreadsOnAppCores) // kthreadd; ksoftirqd/3 is per-CPU
 	require.Contains(t, r.Format(), "job nodes: 50.0% of 3072 MiB")
+	require.Equal(t, "1-3", r.JobCpusetMems)
 
 	// Without kpageflags (not root, or no CONFIG_PROC_PAGE_MONITOR) the
 	// run figures are absent, not zero-and-claimed.
@@ -309,4 +310,17 @@ func TestReport(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, r.Nodes[1].KPageFlags)
 	require.Contains(t, r.Format(), "n/a")
+}
+
+func TestJobCpusetMems(t *testing.T) {
+	job, sys := mustParse(t, "1-3"), mustParse(t, "0")
+	for _, tc := range []struct{ normal, want string }{
+		{"0-3", "1-3"}, // paper method: job nodes keep some Normal memory
+		{"0,2", "1-3"}, // one job node with Normal memory is enough
+		{"0", "0-3"},   // boot-time Movable: the trap, add node 0
+		{"", "0-3"},
+	} {
+		require.Equal(t, tc.want, nodeprep.JobCpusetMems(job, sys, mustParse(t, tc.normal)).String(), tc.normal)
+	}
+	require.Equal(t, "1-3", nodeprep.JobCpusetMems(job, cpuset.New(), cpuset.New()).String())
 }

@@ -282,11 +282,13 @@ func planMovableCore(m *Machine, s Settings, sys, job cpuset.CPUSet, p *Plan) {
 	p.KernelArgs = append(p.KernelArgs, fmt.Sprintf("movablecore=%dM", movPages*s.PageBytes>>20))
 	p.Notes = append(p.Notes, fmt.Sprintf("movablecore= spreads kernel memory evenly over the nodes (Linux 6.1 find_zone_movable_pfns_for_nodes); predicted Movable: %d%% of job-node memory, none on system nodes", pct(jobMov, jobAll)),
 		"movable_node does the same where the firmware marks job memory hot-pluggable in SRAT")
-	mems := job
-	if !normalLeft {
-		first := sys.List()[0]
-		mems = job.Union(cpuset.New(first))
-		p.Notes = append(p.Notes, fmt.Sprintf("job nodes keep no Normal memory: every job cpuset must also hold system node %d, or pipe and ramfs writes fail with ENOMEM", first))
+	normal := cpuset.New()
+	if normalLeft {
+		normal = job
+	}
+	mems := JobCpusetMems(job, sys, normal)
+	if !mems.Equals(job) {
+		p.Notes = append(p.Notes, fmt.Sprintf("job nodes keep no Normal memory after this boot: every job cpuset must also hold system node %s, or pipe and ramfs writes fail with ENOMEM", mems.Difference(job)))
 	}
 	p.JobCpusetMems = mems.String()
 }

@@ -69,6 +69,11 @@ type Report struct {
 	JobContiguousBytes uint64  `json:"job_contiguous_bytes"`
 	JobContiguousShare float64 `json:"job_contiguous_share"`
 	JobFree2MBBlocks   uint64  `json:"job_free_2mb_blocks"`
+	// JobCpusetMems are the memory nodes a job cpuset must hold now: the
+	// job nodes, plus the first system node when no job node has Normal
+	// memory (node/has_normal_memory): a cpuset with only Movable memory
+	// makes pipe and ramfs writes fail with ENOMEM.
+	JobCpusetMems string `json:"job_cpuset_mems"`
 	// IRQsOnAppCores and DaemonsOnAppCores are what may still run on app
 	// cores; KernelThreadsOnAppCores counts unbound kernel threads allowed
 	// there (per-CPU kernel threads cannot move and are not counted).
@@ -136,6 +141,7 @@ func MakeReport(m *Machine, s Settings) (*Report, error) {
 	if r.JobTotalBytes > 0 {
 		r.JobContiguousShare = float64(r.JobContiguousBytes) / float64(r.JobTotalBytes)
 	}
+	r.JobCpusetMems = JobCpusetMems(job, sys, m.NormalNodes).String()
 	all := cpuset.New()
 	for _, c := range m.Topo.CPUs {
 		all = all.Union(cpuset.New(c.ID))
@@ -194,4 +200,13 @@ func (r *Report) Format() string {
 	}
 	fmt.Fprintf(&b, "\nunbound kernel threads allowed on app cores: %d\n", r.KernelThreadsOnAppCores)
 	return b.String()
+}
+
+// JobCpusetMems returns the job nodes, plus the lowest system node when
+// none of the job nodes has Normal memory.
+func JobCpusetMems(job, sys, normal cpuset.CPUSet) cpuset.CPUSet {
+	if !job.Intersection(normal).IsEmpty() || sys.IsEmpty() {
+		return job
+	}
+	return job.Union(cpuset.New(sys.List()[0]))
 }

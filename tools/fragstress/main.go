@@ -151,22 +151,33 @@ const mib = 1 << 20
 func (w *worker) loop() {
 	for time.Now().Before(w.deadline) {
 		r := w.rng.Intn(100)
+		if w.o.role == "system" {
+			switch {
+			case r < 50:
+				w.anon()
+			case r < 70:
+				w.unmapSome()
+			default:
+				w.file()
+			}
+			continue
+		}
+		// Kernel objects dominate the mix: under emulation touching
+		// memory is slow, and unmovable allocations are what fragment.
 		switch {
-		case r < 30:
+		case r < 15:
 			w.anon()
-		case r < 45:
+		case r < 22:
 			w.unmapSome()
-		case r < 65:
+		case r < 40:
 			w.file()
-		case w.o.role == "system" && r < 100:
-			w.anon()
-		case r < 75:
+		case r < 60:
 			w.pipe()
-		case r < 83:
+		case r < 78:
 			w.socket()
-		case r < 90:
+		case r < 88:
 			w.sparse()
-		case r < 96:
+		case r < 98:
 			w.child()
 		default:
 			w.lwk()
@@ -175,9 +186,9 @@ func (w *worker) loop() {
 	w.cleanup()
 }
 
-// anon maps 16 KiB to 64 MiB and touches every page.
+// anon maps 16 KiB to 16 MiB and touches every page.
 func (w *worker) anon() {
-	size := uint64(16<<10) << uint(w.rng.Intn(13)) // 16 KiB .. 64 MiB
+	size := uint64(16<<10) << uint(w.rng.Intn(11)) // 16 KiB .. 16 MiB
 	for w.used+size > w.budget*9/10 && len(w.maps) > 0 {
 		w.unmap(w.rng.Intn(len(w.maps)))
 	}
@@ -216,7 +227,7 @@ func (w *worker) unmapSome() {
 	}
 }
 
-// file writes a 4 KiB to 1 MiB file (files take at most a fifth of the
+// file writes a 4 KiB to 256 KiB file (files take at most a fifth of the
 // budget), or removes some.
 func (w *worker) file() {
 	if w.rng.Intn(3) == 0 && len(w.files) > 0 {
@@ -231,7 +242,7 @@ func (w *worker) file() {
 		}
 		return
 	}
-	size := 4096 << uint(w.rng.Intn(9)) // 4 KiB .. 1 MiB
+	size := 4096 << uint(w.rng.Intn(7)) // 4 KiB .. 256 KiB
 	if w.fileSize+uint64(size) > w.budget/5 {
 		return
 	}
@@ -279,13 +290,16 @@ func (w *worker) socket() {
 	w.st.add(&w.st.socks)
 }
 
-// keep holds fds for a while: at most 64 pairs per worker, closing the
-// oldest.
+// keep holds fds for a while: at most 384 pairs per worker, closing a
+// random pair (objects die in any order, as on a real node).
 func (w *worker) keep(fds ...int) {
 	w.fds = append(w.fds, fds...)
-	for len(w.fds) > 128 {
-		_ = syscall.Close(w.fds[0])
-		w.fds = w.fds[1:]
+	for len(w.fds) > 768 {
+		i := 2 * w.rng.Intn(len(w.fds)/2)
+		_ = syscall.Close(w.fds[i])
+		_ = syscall.Close(w.fds[i+1])
+		w.fds[i], w.fds[i+1] = w.fds[len(w.fds)-2], w.fds[len(w.fds)-1]
+		w.fds = w.fds[:len(w.fds)-2]
 	}
 }
 
