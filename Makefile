@@ -13,6 +13,9 @@
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
+#   make bench-frag memory contiguity after stress, three node preparations,
+#                   in a QEMU VM with Debian's kernel (scripts/vm-node compare)
+#   make test-vm-smoke  a short run of that VM harness (part of make test)
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
 
@@ -52,7 +55,7 @@ spank:
 deps:
 	scripts/slurm-local deps
 
-test: deps lint unit e2e test-vm
+test: deps lint unit e2e test-vm test-vm-smoke
 
 unit:
 	$(GO) test -count=1 ./...
@@ -93,3 +96,18 @@ install: build spank
 clean:
 	rm -rf bin build
 	$(MAKE) -C spank clean
+
+# Node preparation VM harness (scripts/vm-node): Debian's own kernel under
+# QEMU with a NUMA layout like the paper's; downloads only Debian packages;
+# caches under build/vm. FRAG_SECS of stress per run, one run per variant
+# and seed.
+FRAG_SECS  ?= 60
+FRAG_SEEDS ?= 1 2 3
+
+.PHONY: bench-frag test-vm-smoke
+
+bench-frag:
+	scripts/vm-node compare $(FRAG_SECS) $(FRAG_SEEDS)
+
+test-vm-smoke:
+	scripts/vm-node smoke
