@@ -55,7 +55,6 @@ func TestIRQs(t *testing.T) {
 	require.ErrorContains(t, err, "irq/3/smp_affinity_list")
 }
 
-const statusTail = "Cpus_allowed:\tf\nCpus_allowed_list:\t%s\nMems_allowed_list:\t0-1\n"
 
 func TestProcesses(t *testing.T) {
 	root := writeTree(t, map[string]string{
