@@ -55,7 +55,6 @@ func TestIRQs(t *testing.T) {
 	require.ErrorContains(t, err, "irq/3/smp_affinity_list")
 }
 
-
 func TestProcesses(t *testing.T) {
 	root := writeTree(t, map[string]string{
 		"proc/1/stat":    "1 (init) S 0 1 1 0 -1 4194560 100 0 0 0\n",
