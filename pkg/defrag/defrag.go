@@ -146,6 +146,13 @@ func Run(ctx context.Context, k Kernel, j Journal, measure Measure, o Options, l
 				if err == nil && st.FreeFrames == b.Range.End-b.Range.Start {
 					continue // already all free: nothing to move
 				}
+				if err == nil && st.NotFree["reserved"] > 0 {
+					// memblock-reserved frames (the memmap, made top-down
+					// at boot) never migrate: offlining would only fail.
+					res.Steps = append(res.Steps, Step{Name: "evacuate", Object: obj,
+						Skipped: fmt.Sprintf("%d reserved frames cannot be migrated", st.NotFree["reserved"])})
+					continue
+				}
 			}
 			var jerr error
 			step("evacuate", obj, func() error {

@@ -2,9 +2,12 @@ package defrag_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -131,4 +134,23 @@ func TestRunJournalFailureStops(t *testing.T) {
 	require.ErrorContains(t, err, "disk full")
 	require.Equal(t, []string{"compact 1"}, k.calls, "no block offlined without its journal entry")
 	require.NoError(t, defrag.Recover(k, 33))
+}
+
+func TestRunSkipsFreeAndReservedBlocks(t *testing.T) {
+	// Frames 8-15 (memory33): one reserved frame; 16-23 (memory40): all
+	// free (buddy heads of order 3); memory32 is not Movable.
+	root := t.TempDir()
+	b := make([]byte, 8*1024)
+	binary.LittleEndian.PutUint64(b[8*8:], memfrag.KPFReserved)
+	binary.LittleEndian.PutUint64(b[8*16:], memfrag.KPFBuddy)
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "proc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, memfrag.KPageFlagsPath), b, 0o644))
+	flags := memfrag.NewPageFlags(root)
+	k := &fakeKernel{}
+	res, err := defrag.Run(context.Background(), k, nil, nil, defrag.Options{
+		Nodes: cpuset.New(1), Evacuate: true, Budget: time.Minute, Blocks: blocks(), Flags: &flags,
+	}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"compact 1"}, k.calls)
+	require.Equal(t, "1 reserved frames cannot be migrated", res.Steps[len(res.Steps)-1].Skipped)
 }

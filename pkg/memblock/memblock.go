@@ -138,16 +138,17 @@ func (k *Kernel) DropCleanPageCache() error {
 // writeExisting writes an existing kernel attribute; it never creates a
 // file, so a wrong root cannot leave files behind.
 func writeExisting(path, value string) error {
+	// The *os.PathError of open and write already names the file.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
+		return fmt.Errorf("set %q: %w", value, err)
 	}
 	if _, err := f.WriteString(value); err != nil {
 		f.Close()
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
+		return fmt.Errorf("set %q: %w", value, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %q to %s: %w", value, path, err)
+		return fmt.Errorf("set %q: %w", value, err)
 	}
 	return nil
 }

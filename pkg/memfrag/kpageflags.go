@@ -12,13 +12,39 @@ import (
 // KPF_* bits of /proc/kpageflags (include/uapi/linux/kernel-page-flags.h)
 // that the scan uses.
 const (
+	KPFLRU      = 1 << 5
 	KPFSlab     = 1 << 7
 	KPFBuddy    = 1 << 10
 	KPFNoPage   = 1 << 20
 	KPFOffline  = 1 << 23
 	KPFPgTable  = 1 << 26
 	KPFReserved = 1 << 32
+	KPFAnon     = 1 << 12
 )
+
+// Kind names what a frame that is not free holds, for diagnosis: what
+// breaks the runs.
+func Kind(flags uint64) string {
+	switch {
+	case flags&KPFNoPage != 0:
+		return "nopage"
+	case flags&KPFOffline != 0:
+		return "offline"
+	case flags&KPFReserved != 0:
+		return "reserved"
+	case flags&KPFSlab != 0:
+		return "slab"
+	case flags&KPFPgTable != 0:
+		return "pgtable"
+	case flags&KPFAnon != 0:
+		return "anon"
+	case flags&KPFLRU != 0:
+		return "lru"
+	case flags == 0:
+		return "flagless"
+	}
+	return "other"
+}
 
 // maxBuddyOrder is the largest buddy order on x86_64 (MAX_ORDER-1 = 10 in
 // Linux 6.1: 4 MiB blocks). Free blocks never cross an aligned window of
@@ -44,6 +70,9 @@ type RunStats struct {
 	Longest  uint64
 	// Runs lists the runs of at least the threshold, in address order.
 	Runs []Run
+	// NotFree counts the frames that are not free by Kind; "flagless"
+	// frames are per-CPU free lists or kernel pages without flags.
+	NotFree map[string]uint64
 }
 
 // PageFlags reads /proc/kpageflags below a root.
@@ -66,7 +95,7 @@ func (p PageFlags) Scan(ranges []Range, minFrames uint64) (RunStats, error) {
 		return RunStats{}, err
 	}
 	defer f.Close()
-	var st RunStats
+	st := RunStats{NotFree: map[string]uint64{}}
 	for _, r := range ranges {
 		if err := scanRange(f, p.path, r, minFrames, &st); err != nil {
 			return RunStats{}, err
@@ -125,6 +154,7 @@ func scanRange(f io.ReaderAt, path string, r Range, minFrames uint64, st *RunSta
 					}
 					run.Frames++
 				} else {
+					st.NotFree[Kind(flags[w+i])]++
 					flush()
 				}
 			}

@@ -213,6 +213,15 @@ func TestScan(t *testing.T) {
 			require.Equal(t, tc.longest, st.Longest, "longest")
 		})
 	}
-	_, err := memfrag.NewPageFlags(t.TempDir()).Scan([]memfrag.Range{{0, 1}}, 1)
+	// What breaks runs is counted by kind.
+	root := kpageflags(t, 2048, append(buddy(0, 10, 1), span{1024, 1, slab}, span{1025, 1, memfrag.KPFReserved},
+		span{1026, 2, lru | memfrag.KPFAnon}, span{1028, 1, memfrag.KPFPgTable})...)
+	st, err := memfrag.NewPageFlags(root).Scan([]memfrag.Range{{0, 2048}}, 1)
+	require.NoError(t, err)
+	require.Equal(t, map[string]uint64{"slab": 1, "reserved": 1, "anon": 2, "pgtable": 1, "flagless": 1019}, st.NotFree)
+	require.Equal(t, "lru", memfrag.Kind(lru))
+	require.Equal(t, "nopage", memfrag.Kind(memfrag.KPFNoPage|memfrag.KPFBuddy))
+
+	_, err = memfrag.NewPageFlags(t.TempDir()).Scan([]memfrag.Range{{0, 1}}, 1)
 	require.True(t, errors.Is(err, fs.ErrNotExist))
 }

@@ -36,6 +36,9 @@ type NodeReport struct {
 	ContiguousFreeBytes uint64  `json:"contiguous_free_bytes"`
 	ContiguousShare     float64 `json:"contiguous_share"`
 	LongestRunBytes     uint64  `json:"longest_run_bytes"`
+	// NotFreeFrames counts the frames that are not free by what they hold
+	// (memfrag.Kind): what breaks the runs.
+	NotFreeFrames map[string]uint64 `json:"not_free_frames,omitempty"`
 	// Blocks are the node's memory blocks by zone ("Movable", "Normal",
 	// "DMA32", "none", "offline"): counts.
 	Blocks map[string]int `json:"blocks"`
@@ -116,6 +119,7 @@ func MakeReport(m *Machine, s Settings) (*Report, error) {
 			nr.FreeInRunsBytes = st.FreeFrames * s.PageBytes
 			nr.ContiguousFreeBytes = st.LongFrames * s.PageBytes
 			nr.LongestRunBytes = st.Longest * s.PageBytes
+			nr.NotFreeFrames = st.NotFree
 			nr.ContiguousShare = float64(nr.ContiguousFreeBytes) / float64(nr.TotalBytes)
 		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 		default:
