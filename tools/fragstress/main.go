@@ -14,9 +14,11 @@
 // budget populated at once, held, released). role system churns
 // anonymous memory and tmpfs files up to its budget. At the deadline
 // everything is freed except about 2% of the files, pipes and sockets,
-// which stay open, like long-lived kernel objects on a real node, until
-// the program gets SIGTERM. It writes "done" to --done-file (if given)
-// when it has reached that state.
+// like long-lived kernel objects on a real node: the files stay in tmpfs,
+// the pipes and sockets are handed to a small holder process (--holder,
+// busybox sleep) and the program exits, so no Go heap of a finished job
+// stays behind. It writes "done" and the holder's PID to --done-file
+// (if given) when it has reached that state.
 //
 // Memory is mapped with mmap(2) directly, not through the Go heap, so the
 // program frees exactly what it says it frees. Linux only.
@@ -28,7 +30,6 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -44,6 +45,7 @@ type options struct {
 	dir       string
 	doneFile  string
 	childPath string
+	holder    string
 }
 
 func main() {
@@ -56,6 +58,7 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "/tmp/fragstress", "tmpfs directory for files")
 	flag.StringVar(&o.doneFile, "done-file", "", "file to write once only the residue is left")
 	flag.StringVar(&o.childPath, "child", "/bin/true", "program short-lived children run")
+	flag.StringVar(&o.holder, "holder", "/bin/sleep", "program that holds the residual pipes and sockets (run with one argument, 1000000)")
 	flag.Parse()
 	if o.role != "job" && o.role != "system" {
 		fmt.Fprintln(os.Stderr, "fragstress: --role must be job or system")
@@ -115,14 +118,23 @@ func run(o options) error {
 	for k, v := range st.fail {
 		fmt.Printf("fragstress failures: %dx %s\n", v, k)
 	}
+	holder := 0
+	if len(res.fds) > 0 {
+		cmd := exec.Command(o.holder, "1000000")
+		for _, fd := range res.fds {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(fd), "residue"))
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start holder %s: %w", o.holder, err)
+		}
+		holder = cmd.Process.Pid
+		fmt.Printf("fragstress: %d residual fds held by pid %d\n", len(res.fds), holder)
+	}
 	if o.doneFile != "" {
-		if err := os.WriteFile(o.doneFile, []byte("done\n"), 0o644); err != nil {
+		if err := os.WriteFile(o.doneFile, []byte(fmt.Sprintf("done %d\n", holder)), 0o644); err != nil {
 			return err
 		}
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
 	return nil
 }
 
