@@ -14,6 +14,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/defrag"
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memblock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memfrag"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
@@ -67,7 +68,7 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 	}
 	s := nodeprep.Settings{OSCores: cfg.OSCores, SystemNodes: cfg.SystemNUMANodes, JobNodes: cfg.JobNUMANodes, PageBytes: uint64(os.Getpagesize())}
 	if *systemMem != "" {
-		if s.SystemMemBytes, err = config.ParseSize(*systemMem); err != nil {
+		if s.SystemMemBytes, err = lwkmode.ParseSize(*systemMem); err != nil {
 			return fmt.Errorf("--system-mem %q: %w", *systemMem, err)
 		}
 	}

@@ -56,6 +56,16 @@ type Deps struct {
 	// on x86, so keep it sparse). Default 200ms.
 	StatusInterval time.Duration
 	Faults         Faults
+	// Defrag runs the profile's pre-boot defragmentation of the job NUMA
+	// nodes (nodeprep.Defragmenter); nil when the node has no job nodes,
+	// and then a profile asking for it is logged and skipped.
+	Defrag Defragmenter
+}
+
+// Defragmenter defragments the job NUMA nodes and returns its result as
+// JSON (duration, contiguous share before and after).
+type Defragmenter interface {
+	Defrag(ctx context.Context, dropCaches bool, budget time.Duration) (json.RawMessage, error)
 }
 
 // Teardown returns the embedded teardown.Deps with IHK as its driver: what
@@ -182,6 +192,11 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 			return nil, err
 		}},
 	}
+	if p.Defrag.Enabled {
+		if err := r.defrag(ctx); err != nil {
+			return -1, err
+		}
+	}
 	for _, s := range seq {
 		intent := s.intent
 		switch {
@@ -235,6 +250,28 @@ func (r *runner) step(name string, intent any, do func() (any, error)) error {
 		r.d.Faults.After(name)
 	}
 	return nil
+}
+
+// defrag runs the pre-boot defragmentation as a journaled step. Its own
+// failures never fail the prolog (it is an optimisation; the result or the
+// error is journaled and logged); only a journal write does.
+func (r *runner) defrag(ctx context.Context) error {
+	if r.d.Defrag == nil {
+		r.d.Log.Warn("profile asks for pre-boot defragmentation but lwk.conf sets no JobNUMANodes; skipped", "job", r.rec.JobID, "step", steps.DefragMemory)
+		return nil
+	}
+	policy := r.p.Defrag
+	return r.step(steps.DefragMemory, steps.Defrag{}, func() (any, error) {
+		start := time.Now()
+		res, err := r.d.Defrag.Defrag(ctx, policy.DropCaches, policy.Budget)
+		data := steps.Defrag{Result: res}
+		if err != nil {
+			data.Err = err.Error()
+			r.d.Log.Warn("pre-boot defragmentation failed; booting anyway", "job", r.rec.JobID, "step", steps.DefragMemory, "err", err)
+		}
+		r.d.Log.Info("pre-boot defragmentation", "job", r.rec.JobID, "step", steps.DefragMemory, "duration", time.Since(start), "result", string(res))
+		return data, nil
+	})
 }
 
 // device is the instance's device node.

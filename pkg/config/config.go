@@ -113,4 +113,26 @@ type Profile struct {
 	// AllowedKargs are the kernel arguments users may add with kargs=. An
 	// entry ending in "=" allows any value for that key ("dump_level=").
 	AllowedKargs []string
+	// Defrag is the pre-boot defragmentation of the job NUMA nodes the
+	// prolog runs right before reserving LWK memory (Defrag=yes,
+	// DefragDropCaches=yes, DefragBudget=10s). Off by default.
+	Defrag DefragPolicy
+}
+
+// DefaultDefragBudget bounds the pre-boot defragmentation when the
+// profile does not say (DefragBudget=).
+const DefaultDefragBudget = 10 * time.Second
+
+// DefragPolicy is a profile's pre-boot defragmentation.
+type DefragPolicy struct {
+	// Enabled runs it (Defrag=yes): compact the job nodes and offline and
+	// online their partly used Movable memory blocks.
+	Enabled bool `json:"enabled"`
+	// DropCaches also drops the clean page cache first
+	// (DefragDropCaches=yes); drop_caches is machine-wide, so only where
+	// the site allows it.
+	DropCaches bool `json:"drop_caches,omitempty"`
+	// Budget bounds the whole step (DefragBudget=10s); steps not started
+	// in time are skipped.
+	Budget time.Duration `json:"budget_ns,omitempty"`
 }

@@ -98,6 +98,12 @@ var profileKeys = []profileKeySpec{
 	{name: "Image", set: setImage, doc: "absolute path of the kernel image"},
 	{name: "Kargs", set: setKargs, doc: "fixed kernel arguments; must include hidos"},
 	{name: "AllowKargs", set: setAllowKargs, doc: "kernel arguments users may add with kargs="},
+	{name: "Defrag", set: func(p *Profile, v string) (err error) { p.Defrag.Enabled, err = parseYesNo(v); return err },
+		doc: "defragment the job NUMA nodes right before reserving"},
+	{name: "DefragDropCaches", set: func(p *Profile, v string) (err error) { p.Defrag.DropCaches, err = parseYesNo(v); return err },
+		doc: "also drop the clean page cache first"},
+	{name: "DefragBudget", set: func(p *Profile, v string) (err error) { p.Defrag.Budget, err = parsePositiveDuration(v); return err },
+		doc: "bound on the whole step"},
 }
 
 // keyIndex maps a lower-cased key to its row of keys.

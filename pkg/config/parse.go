@@ -289,6 +289,12 @@ func parseProfile(pairs []pair) (Profile, error) {
 			return Profile{}, &ParseError{Key: kv.key, Err: err}
 		}
 	}
+	if p.Defrag.Enabled && p.Defrag.Budget == 0 {
+		p.Defrag.Budget = DefaultDefragBudget
+	}
+	if !p.Defrag.Enabled && (p.Defrag.DropCaches || p.Defrag.Budget != 0) {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: DefragDropCaches and DefragBudget need Defrag=yes", p.Name)}
+	}
 	if p.Image == "" {
 		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q has no Image=", p.Name)}
 	}
@@ -404,4 +410,15 @@ func (p Profile) allows(k string) bool {
 // arguments, then the extra ones, joined by single spaces.
 func (p Profile) KernelArgs(extra []string) string {
 	return strings.Join(append(slices.Clone(p.Kargs), extra...), " ")
+}
+
+// parseYesNo parses yes/no (also true/false, 1/0; any letter case).
+func parseYesNo(value string) (bool, error) {
+	switch strings.ToLower(value) {
+	case "yes", "true", "1":
+		return true, nil
+	case "no", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("want yes or no, not %q", value)
 }

@@ -67,6 +67,8 @@ type Plan struct {
 	NUMAPolicy lwkmode.NUMAPolicy
 	// Proxy is the mcexec proxy confinement.
 	Proxy Proxy
+	// Defrag is the profile's pre-boot defragmentation of the job nodes.
+	Defrag config.DefragPolicy
 }
 
 // CPUSet returns the LWK CPUs as a set.
@@ -127,6 +129,7 @@ func Make(in Input) (*Plan, error) {
 		Memory:     mem,
 		NUMAPolicy: policy,
 		Proxy:      proxy,
+		Defrag:     prof.Defrag,
 	}, nil
 }
 

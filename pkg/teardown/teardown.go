@@ -58,6 +58,16 @@ type Deps struct {
 	// KillGrace is how long holders get between SIGTERM and SIGKILL.
 	KillGrace time.Duration
 	Log       *slog.Logger
+	// Memory brings job-node memory blocks a killed pre-boot
+	// defragmentation left offline back online; nil when the node has no
+	// job nodes.
+	Memory BlockRecoverer
+}
+
+// BlockRecoverer onlines (Movable) the job-node memory blocks that are
+// offline and returns their indices.
+type BlockRecoverer interface {
+	OnlineOfflineJobBlocks() ([]int, error)
 }
 
 // Result says what teardown did.
@@ -131,6 +141,9 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 		errs = append(errs, err)
 	}
 	if err := d.releaseMemory(ctx, log, others, res); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.recoverDefrag(log, rec); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -348,5 +361,30 @@ func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims
 	}
 	res.ReleasedMemory = mine
 	log.Debug("memory released", "chunks", len(mine))
+	return nil
+}
+
+// recoverDefrag onlines job-node blocks when the journal shows a pre-boot
+// defragmentation that began and never finished: the prolog may have died
+// with a block offline in the middle of an evacuation.
+func (d Deps) recoverDefrag(log *slog.Logger, rec *journal.Record) error {
+	if rec == nil {
+		return nil
+	}
+	st, ok := rec.Find(steps.DefragMemory)
+	if !ok || st.State == journal.StateDone {
+		return nil
+	}
+	if d.Memory == nil {
+		log.Warn("pre-boot defragmentation did not finish and no job nodes are configured to check", "step", steps.DefragMemory)
+		return nil
+	}
+	blocks, err := d.Memory.OnlineOfflineJobBlocks()
+	if len(blocks) > 0 {
+		log.Warn("onlined memory blocks an interrupted defragmentation left offline", "step", steps.DefragMemory, "blocks", blocks)
+	}
+	if err != nil {
+		return fmt.Errorf("online memory blocks after an interrupted defragmentation: %w", err)
+	}
 	return nil
 }
