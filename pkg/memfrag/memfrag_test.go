@@ -76,6 +76,13 @@ const zoneinfoQ35 = `Node 0, zone      DMA
         protection: (0, 2906, 2906, 2906, 2906)
   start_pfn:           1
 Node 0, zone    DMA32
+  pagesets
+    cpu: 0
+              count: 40
+              high:  378
+    cpu: 1
+              count: 2
+              high:  378
   pages free     731446
         spanned  1044480
         present  782304
@@ -107,7 +114,7 @@ func TestReadZoneInfo(t *testing.T) {
 	zs, err := memfrag.ReadZoneInfo(root)
 	require.NoError(t, err)
 	require.Len(t, zs, 5)
-	require.Equal(t, memfrag.Zone{Node: 0, Name: "DMA32", StartPFN: 4096, Spanned: 1044480, Present: 782304, Managed: 744096, Free: 731446}, zs[1])
+	require.Equal(t, memfrag.Zone{Node: 0, Name: "DMA32", StartPFN: 4096, Spanned: 1044480, Present: 782304, Managed: 744096, Free: 731446, PerCPU: 42}, zs[1])
 	require.Equal(t, []memfrag.Range{{1, 1048576}}, memfrag.NodeRanges(zs, 0))
 	require.Equal(t, []memfrag.Range{{1310720, 1572864}}, memfrag.NodeRanges(zs, 2))
 	require.Empty(t, memfrag.NodeRanges(zs, 1))

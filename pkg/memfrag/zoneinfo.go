@@ -22,6 +22,10 @@ type Zone struct {
 	StartPFN, Spanned, Present, Managed uint64
 	// Free is "pages free".
 	Free uint64
+	// PerCPU is the sum of the "count:" lines of the zone's pagesets: free
+	// pages cached on per-CPU lists, which buddyinfo and kpageflags do not
+	// show as free (they carry no flags).
+	PerCPU uint64
 }
 
 // EndPFN is one past the zone's last frame.
@@ -69,7 +73,7 @@ func ReadZoneInfo(root string) ([]Zone, error) {
 		switch {
 		case len(f) == 3 && f[0] == "pages" && f[1] == "free":
 			key, val = "free", f[2]
-		case len(f) == 2 && (f[0] == "spanned" || f[0] == "present" || f[0] == "managed" || f[0] == "start_pfn:"):
+		case len(f) == 2 && (f[0] == "spanned" || f[0] == "present" || f[0] == "managed" || f[0] == "start_pfn:" || f[0] == "count:"):
 			key, val = strings.TrimSuffix(f[0], ":"), f[1]
 		default:
 			continue
@@ -89,6 +93,8 @@ func ReadZoneInfo(root string) ([]Zone, error) {
 			cur.Managed = v
 		case "start_pfn":
 			cur.StartPFN, haveStart = v, true
+		case "count":
+			cur.PerCPU += v
 		}
 	}
 	if err := finish(); err != nil {

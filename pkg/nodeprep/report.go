@@ -39,6 +39,9 @@ type NodeReport struct {
 	// NotFreeFrames counts the frames that are not free by what they hold
 	// (memfrag.Kind): what breaks the runs.
 	NotFreeFrames map[string]uint64 `json:"not_free_frames,omitempty"`
+	// PerCPUFreeFrames are free pages on per-CPU lists (zoneinfo
+	// pagesets): among the "flagless" frames, free but not in the runs.
+	PerCPUFreeFrames uint64 `json:"per_cpu_free_frames"`
 	// Blocks are the node's memory blocks by zone ("Movable", "Normal",
 	// "DMA32", "none", "offline"): counts.
 	Blocks map[string]int `json:"blocks"`
@@ -106,6 +109,11 @@ func MakeReport(m *Machine, s Settings) (*Report, error) {
 			continue
 		}
 		nr := NodeReport{Node: n.ID, Job: job.Contains(n.ID), TotalBytes: n.MemTotalBytes, FreeBytes: n.MemFreeBytes, Blocks: map[string]int{}}
+		for _, z := range m.Zones {
+			if z.Node == n.ID {
+				nr.PerCPUFreeFrames += z.PerCPU
+			}
+		}
 		for _, z := range buddy {
 			if z.Node == n.ID {
 				nr.Free2MBBlocks += z.FreeBlocksOfBytes(2<<20, s.PageBytes)
