@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/cpuhotplug"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/ioctl"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
@@ -65,12 +66,17 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 		if err != nil {
 			return nil, fmt.Errorf("simulated ihk: node topology: %w", err)
 		}
+		var hotplug sim.CPUHotplug
+		if cfg.SimOfflineCPUs {
+			hotplug = cpuhotplug.New(cfg.SysfsRoot)
+		}
 		b, err := sim.Open(sim.Options{
-			StateDir:  cfg.SimStateDir,
-			DevDir:    cfg.DevDir,
-			Topology:  topo,
-			BootDelay: cfg.SimBootDelay,
-			Logger:    log,
+			CPUHotplug: hotplug,
+			StateDir:   cfg.SimStateDir,
+			DevDir:     cfg.DevDir,
+			Topology:   topo,
+			BootDelay:  cfg.SimBootDelay,
+			Logger:     log,
 		})
 		if err != nil {
 			return nil, err

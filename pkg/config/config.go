@@ -81,6 +81,12 @@ type Config struct {
 	SimStateDir string
 	// SimBootDelay is how long a simulated boot takes (SimBootDelay=2s).
 	SimBootDelay time.Duration
+	// SimOfflineCPUs gives the simulator IHK's real Linux-side effect on
+	// CPUs (SimOfflineCPUs=yes): reserving takes them offline through
+	// <SysfsRoot>/sys/devices/system/cpu/cpuN/online, releasing brings them
+	// back. Off by default (the demo's SysfsRoot is a fixture); only for a
+	// throw-away machine such as the VM harness's guest.
+	SimOfflineCPUs bool
 
 	// McexecPath is the mcexec binary tasks run through
 	// (McexecPath=/usr/bin/mcexec; the simulator's stand-in in sim mode).

@@ -68,6 +68,8 @@ var keys = []keySpec{
 		def: "/var/lib/slurm-lwk/sim", doc: "the simulator's shared state"},
 	{name: "SimBootDelay", set: into(parseDuration, func(c *Config) *time.Duration { return &c.SimBootDelay }),
 		def: "2s", doc: "how long a simulated boot takes"},
+	{name: "SimOfflineCPUs", set: into(parseYesNo, func(c *Config) *bool { return &c.SimOfflineCPUs }),
+		def: "no", doc: "reserving CPUs takes them offline for real"},
 	{name: "McexecPath", set: into(parsePath, func(c *Config) *string { return &c.McexecPath }),
 		def: "/usr/bin/mcexec", doc: "the mcexec tasks run through"},
 	{name: "ScontrolPath", set: into(parsePath, func(c *Config) *string { return &c.ScontrolPath }),

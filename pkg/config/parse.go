@@ -240,6 +240,9 @@ func (c *Config) validate(set map[string]int) error {
 	if c.Backend == "" {
 		return at("IHKBackend", errors.New("required: name the IHK backend, IHKBackend=ihk (the real driver) or IHKBackend=sim (the simulator)"))
 	}
+	if c.SimOfflineCPUs && c.Backend != BackendSim {
+		return at("SimOfflineCPUs", errors.New("only with IHKBackend=sim (the real driver offlines CPUs itself)"))
+	}
 	if c.OSCores.IsEmpty() {
 		return at("OSCores", errors.New("required: the CPUs kept for the system and the mcexec proxies, e.g. OSCores=0-1"))
 	}

@@ -166,6 +166,14 @@ func TestParseDefragKeys(t *testing.T) {
 	}
 }
 
+func TestParseSimOfflineCPUs(t *testing.T) {
+	c, err := Parse(strings.NewReader("IHKBackend=sim\nOSCores=0-1\nSimOfflineCPUs=yes\nProfile=a Image=/i Kargs=hidos\n"), "lwk.conf")
+	require.NoError(t, err)
+	require.True(t, c.SimOfflineCPUs)
+	_, err = Parse(strings.NewReader("IHKBackend=ihk\nOSCores=0-1\nSimOfflineCPUs=yes\nProfile=a Image=/i Kargs=hidos\n"), "lwk.conf")
+	require.ErrorContains(t, err, "only with IHKBackend=sim")
+}
+
 func TestParseErrors(t *testing.T) {
 	const head = "IHKBackend=sim\nOSCores=0-1\n"                // lines 1-2
 	const prof = "Profile=mck Image=/opt/mck.img Kargs=hidos\n" // a valid profile line
