@@ -297,10 +297,17 @@ func smoke(path string) error {
 	if len(undo.Changed) == 0 {
 		errs = append(errs, errors.New("undo reversed nothing"))
 	}
+	if out, ok := secs["simcheck"]; ok {
+		if !strings.Contains(string(out), "--- PASS: TestRealCPUOfflineInGuest") || !strings.Contains(string(out), "exit 0") {
+			errs = append(errs, fmt.Errorf("simulator CPU offlining in the guest failed:\n%s", out))
+		}
+	} else {
+		errs = append(errs, errors.New("no simcheck section"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone\n",
+	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone, simulator took a CPU offline and back\n",
 		len(apply.Changed), len(apply.Refused), r.movable, r.blocks, 100*r.shareBoot, 100*r.share, len(undo.Changed))
 	return nil
 }

@@ -13,7 +13,7 @@ func writeLog(t *testing.T, dir, name string, sections map[string]string, exit s
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
-	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "undo"} {
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "simcheck", "undo"} {
 		if v, ok := sections[k]; ok {
 			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
 		}
@@ -57,7 +57,8 @@ func TestSmoke(t *testing.T) {
 	ok := writeLog(t, dir, "apply-1.log", map[string]string{
 		"apply": `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 1}`,
 		"boot":  bootJSON, "after": strings.Replace(afterJSON, `"job": true`, `"job": true, "kpageflags": true`, 1),
-		"undo": `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 0}`,
+		"undo":     `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 0}`,
+		"simcheck": "=== RUN   TestRealCPUOfflineInGuest\n--- PASS: TestRealCPUOfflineInGuest (0.05s)\nPASS\nexit 0",
 	}, "0")
 	require.NoError(t, smoke(ok))
 	leftover := writeLog(t, dir, "apply-2.log", map[string]string{
@@ -68,4 +69,5 @@ func TestSmoke(t *testing.T) {
 	require.ErrorContains(t, err, "apply changed nothing")
 	require.ErrorContains(t, err, "could not read kpageflags")
 	require.ErrorContains(t, err, "undo left 1 changes recorded")
+	require.ErrorContains(t, err, "no simcheck section")
 }
