@@ -1,4 +1,4 @@
-package vmnode
+package vmihk
 
 import (
 	"bytes"
