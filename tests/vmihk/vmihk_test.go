@@ -34,7 +34,7 @@ if [ "$2" = node ]; then
 	exit 0
 fi
 cat <<EOF
-JobId=$4 JobName=vmnode
+JobId=$4 JobName=vmihk
    UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
    JobState=RUNNING Reason=None Dependency=(null)
    NodeList=vm
