@@ -206,7 +206,7 @@ func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger)
 
 // slurmActions fails jobs and drains the node through scontrol and scancel.
 type slurmActions struct {
-	r                        slurm.Runner
+	r                       slurm.Runner
 	scontrol, scancel, node string
 }
 
