@@ -234,4 +234,3 @@ func (a accounter) catchUp(ctx context.Context, since time.Duration) error {
 	}
 	return errors.Join(errs...)
 }
-

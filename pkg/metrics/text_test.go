@@ -7,4 +7,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-func writeText(w io.Writer, mf *dto.MetricFamily) (int, error) { return expfmt.MetricFamilyToText(w, mf) }
+func writeText(w io.Writer, mf *dto.MetricFamily) (int, error) {
+	return expfmt.MetricFamilyToText(w, mf)
+}

@@ -86,6 +86,10 @@ type Snapshot struct {
 	Counters  Counters           `json:"-"`
 	// SpoolBytes is the spool's size.
 	SpoolBytes int64 `json:"spool_bytes"`
+	// SimDriverSeconds is the time spent inside the simulated IHK driver
+	// (its state file and /proc scans), which the real driver's ioctls do
+	// not cost; absent with the real driver.
+	SimDriverSeconds *float64 `json:"sim_driver_seconds,omitempty"`
 }
 
 // Snapshot returns a copy of the monitor's cache.
@@ -122,5 +126,9 @@ func (m *Monitor) Snapshot() Snapshot {
 		c.Events[k] = v
 	}
 	s.Counters = c
+	if d, ok := m.d.IHK.(interface{ DriverTime() time.Duration }); ok {
+		v := d.DriverTime().Seconds()
+		s.SimDriverSeconds = &v
+	}
 	return s
 }
