@@ -204,7 +204,11 @@ func TestMonitorPanicFailsJobAndDrainsNode(t *testing.T) {
 		InjectPanic(ctx context.Context, os int) error
 	})
 	require.True(t, ok, "the simulated backend injects panics")
-	t.Cleanup(h.resumeNode)
+	t.Cleanup(func() {
+		if strings.Contains(h.nodeFields()["State"], "DRAIN") {
+			h.resumeNode()
+		}
+	})
 	require.NoError(t, inj.InjectPanic(context.Background(), inst.Index))
 
 	f := h.waitJob(id, jobTimeout)
