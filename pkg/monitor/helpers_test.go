@@ -46,7 +46,8 @@ func TestMain(m *testing.M) {
 	case "proxy":
 		proxy(os.Getenv(argEnv))
 	case "spin":
-		for {
+		for i := 0; ; i++ {
+			spinSink = i
 		}
 	case "monitor":
 		monitorProcess(os.Getenv(argEnv))
@@ -54,6 +55,9 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 }
+
+// spinSink keeps the spinning loop from being optimised away.
+var spinSink int
 
 // proxy opens the device like mcexec (read-write, shared flock) and runs a
 // spinning child, whose CPU time the simulator counts as LWK time. On
