@@ -24,6 +24,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
+	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -75,12 +76,12 @@ func (noLock) Lock(context.Context) (func(), error) { return func() {}, nil }
 
 // busyCounter counts DESTROY_OS calls that met EBUSY.
 type busyCounter struct {
-	ihk.Client
+	teardown.IHK
 	busy, calls atomic.Int64
 }
 
 func (b *busyCounter) DestroyOS(ctx context.Context, i int) error {
-	err := b.Client.DestroyOS(ctx, i)
+	err := b.IHK.DestroyOS(ctx, i)
 	b.calls.Add(1)
 	if errors.Is(err, ihk.ErrBusy) {
 		b.busy.Add(1)
@@ -169,7 +170,7 @@ func (e *env) samples(job uint32) int {
 // returns how many DESTROY_OS calls met EBUSY.
 func (e *env) cycles(n int) (busy, calls int64) {
 	e.t.Helper()
-	counter := &busyCounter{Client: e.sim}
+	counter := &busyCounter{IHK: e.sim}
 	for i := range n {
 		e.boot(uint32(100 + i))
 		// Let the monitor sample this instance a few times first.

@@ -27,6 +27,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -134,9 +135,9 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) teardownDeps(c ihk.Client) teardown.Deps {
+func (e *env) teardownDeps(c teardown.IHK) teardown.Deps {
 	return teardown.Deps{
-		IHK: c, Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, ProcRoot: "/proc",
+		IHK: c, Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, Proc: procfs.Default(),
 		DestroyTimeout: 5 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -156,14 +157,14 @@ func (e *env) boot(job uint32) {
 	lk, err := nodelock.Acquire(context.Background(), e.stateDir)
 	require.NoError(e.t, err)
 	defer lk.Release()
-	idx, err := apply.Run(context.Background(), apply.Deps{Deps: e.teardownDeps(e.sim), BootTimeout: 5 * time.Second,
+	idx, err := apply.Run(context.Background(), apply.Deps{Deps: e.teardownDeps(e.sim), IHK: e.sim, BootTimeout: 5 * time.Second,
 		StatusInterval: 5 * time.Millisecond}, apply.Job{ID: job, User: "root", Spec: "mck"}, p)
 	require.NoError(e.t, err)
 	e.job, e.os = job, idx
 }
 
 // epilog tears the job down under the node lock, with client c.
-func (e *env) epilog(c ihk.Client) {
+func (e *env) epilog(c teardown.IHK) {
 	e.t.Helper()
 	lk, err := nodelock.Acquire(context.Background(), e.stateDir)
 	require.NoError(e.t, err)

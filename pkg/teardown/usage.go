@@ -7,15 +7,26 @@ import (
 	"time"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
+
+// usageReader is the optional part of IHK that saveUsage uses.
+type usageReader interface {
+	Rusage(ctx context.Context, os int) (*ihk.Rusage, error)
+}
 
 // saveUsage leaves the instance's last rusage reading for lwk-monitor (see
 // package finalusage): read under the node lock right before DESTROY_OS, it
 // is the job's complete LWK usage, which the monitor cannot read itself
 // without risking an open descriptor when DESTROY runs. GETRUSAGE fails
-// when the instance is not booted; then there is nothing to save.
+// when the instance is not booted; then there is nothing to save. A
+// backend without Rusage (a test's fake) saves nothing.
 func (d Deps) saveUsage(ctx context.Context, log *slog.Logger, idx int, res *Result) {
-	ru, err := d.IHK.Rusage(ctx, idx)
+	r, ok := d.IHK.(usageReader)
+	if !ok {
+		return
+	}
+	ru, err := r.Rusage(ctx, idx)
 	if err != nil {
 		log.Debug("no final lwk usage", "err", err)
 		return
@@ -24,8 +35,8 @@ func (d Deps) saveUsage(ctx context.Context, log *slog.Logger, idx int, res *Res
 		log.Warn("cannot save final lwk usage", "err", err)
 		return
 	}
-	r := finalusage.Reading{JobID: res.JobID, OS: idx, Time: time.Now().UTC(), Rusage: ru}
-	if err := finalusage.Write(d.LogDir, r); err != nil {
+	reading := finalusage.Reading{JobID: res.JobID, OS: idx, Time: time.Now().UTC(), Rusage: ru}
+	if err := finalusage.Write(d.LogDir, reading); err != nil {
 		log.Warn("cannot save final lwk usage", "err", err)
 	}
 }
