@@ -6,8 +6,9 @@
 // string with `sacctmgr -i modify job where jobid=N set SystemComment=...`
 // (sacctmgr turns '"' into '`', so JSON cannot be stored as is).
 //
-// The stored form is Prefix followed by the unpadded URL-safe base64 of the
-// gzipped JSON of a JobRecord. Its size is bounded whatever the node count:
+// The stored form is Prefix followed by the unpadded, lower-case base32 of
+// the gzipped JSON of a JobRecord (Slurm 22.05's sacctmgr lower-cases the
+// value, so base64 would not survive). Its size is bounded whatever the node count:
 // up to DetailNodes nodes are kept one by one; beyond that, each quantity is
 // kept as min/median/max plus the outlier nodes (see Merge).
 //

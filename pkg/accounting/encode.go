@@ -3,7 +3,7 @@ package accounting
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/base64"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,9 +25,15 @@ const maxDecodedBytes = 1 << 20
 // ErrNoRecord marks a field that holds no slurm-lwk record.
 var ErrNoRecord = errors.New("no slurm-lwk record")
 
-// Encode returns Prefix + base64url(gzip(JSON)) of r: no quotes, spaces or
-// characters sacctmgr or a shell would change. It fails above
-// MaxEncodedBytes.
+// encoding is base32 (RFC 4648) without padding, written in lower case.
+// Not base64: Slurm 22.05's sacctmgr stores a job's comment fields in lower
+// case ("lwk1:AbC" comes back from sacct as "lwk1:abc"; measured on the
+// local cluster), which base64 does not survive and base32 does.
+var encoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Encode returns Prefix + lower-case base32(gzip(JSON)) of r: no quotes,
+// spaces, upper-case letters or other characters sacctmgr or a shell would
+// change. It fails above MaxEncodedBytes.
 func Encode(r *JobRecord) (string, error) {
 	js, err := json.Marshal(r)
 	if err != nil {
@@ -44,7 +50,7 @@ func Encode(r *JobRecord) (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", err
 	}
-	s := Prefix + base64.RawURLEncoding.EncodeToString(buf.Bytes())
+	s := Prefix + strings.ToLower(encoding.EncodeToString(buf.Bytes()))
 	if len(s) > MaxEncodedBytes {
 		return "", fmt.Errorf("encode record of job %d: %d bytes, limit %d", r.JobID, len(s), MaxEncodedBytes)
 	}
@@ -57,7 +63,7 @@ func Encode(r *JobRecord) (string, error) {
 func Decode(field string) (*JobRecord, error) {
 	var word string
 	for _, w := range strings.Fields(field) {
-		if strings.HasPrefix(w, "lwk") && strings.Contains(w, ":") {
+		if strings.HasPrefix(strings.ToLower(w), "lwk") && strings.Contains(w, ":") {
 			word = w
 			break
 		}
@@ -65,13 +71,13 @@ func Decode(field string) (*JobRecord, error) {
 	if word == "" {
 		return nil, ErrNoRecord
 	}
-	body, ok := strings.CutPrefix(word, Prefix)
+	body, ok := strings.CutPrefix(strings.ToLower(word), Prefix)
 	if !ok {
 		return nil, fmt.Errorf("record %.12q...: unknown version (this lwkctl reads %q)", word, Prefix)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(body)
+	raw, err := encoding.DecodeString(strings.ToUpper(body))
 	if err != nil {
-		return nil, fmt.Errorf("record: base64: %w", err)
+		return nil, fmt.Errorf("record: base32: %w", err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
