@@ -142,7 +142,7 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 	fmt.Printf("benchmonitor: lwk-monitor pid %d on os core %d, sampling every 1s; loop on app core %d; %d round pairs of %s\n",
 		pid, osCore, appCore, rounds, round)
 
-	var on, off []float64
+	var on, off, onCPU, offCPU []float64
 	var cpuTicks uint64
 	simSec := 0.0
 	samples := 0
@@ -152,7 +152,7 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 		if r%2 == 1 {
 			order = []bool{false, true}
 		}
-		var pairOn, pairOff float64
+		var pairOn, pairOff, pairOnCPU, pairOffCPU float64
 		for _, running := range order {
 			if running {
 				_ = cmd.Process.Signal(syscall.SIGCONT)
@@ -167,7 +167,7 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 			stop := make(chan struct{})
 			obs := make(chan [2]int, 1)
 			go func() { obs <- watchCPUs(pid, appCore, stop) }()
-			iters, err := runLoop(dev, appCore, round)
+			iters, perCPU, err := runLoop(dev, appCore, round)
 			close(stop)
 			o := <-obs
 			if err != nil {
@@ -179,14 +179,17 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 				samples += countLines(samplesFile) - s0
 				seen += o[0]
 				onApp += o[1]
-				pairOn = iters
+				pairOn, pairOnCPU = iters, perCPU
 				on = append(on, iters)
+				onCPU = append(onCPU, perCPU)
 			} else {
-				pairOff = iters
+				pairOff, pairOffCPU = iters, perCPU
 				off = append(off, iters)
+				offCPU = append(offCPU, perCPU)
 			}
 		}
-		fmt.Printf("round %d: loop %.0f iterations/s with the monitor, %.0f without: ratio %.4f\n", r+1, pairOn, pairOff, pairOn/pairOff)
+		fmt.Printf("round %d: loop %.0f iterations/s with the monitor, %.0f without: ratio %.4f; per CPU second of the loop: ratio %.4f\n",
+			r+1, pairOn, pairOff, pairOn/pairOff, pairOnCPU/pairOffCPU)
 	}
 	_ = cmd.Process.Signal(syscall.SIGCONT)
 	affinityOK, threads := affinityOnly(pid, cpuset.New(osCore))
@@ -204,6 +207,10 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 		onApp, seen, threads, affinityOK)
 	fmt.Printf("throughput ratio with/without 1 s sampling: %.4f overall (mean over rounds), per pair min %.4f median %.4f max %.4f (target >= 0.995)\n",
 		ratio, pairs[0], pairs[len(pairs)/2], pairs[len(pairs)-1])
+	fmt.Printf("throughput per CPU second of the loop with/without: %.4f overall\n", mean(onCPU)/mean(offCPU))
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average at the end: %s", l)
+	}
 	if onApp > 0 || !affinityOK {
 		return errors.New("a monitor thread ran on the app core")
 	}
@@ -304,15 +311,24 @@ func boot(node *lwknode.Node, dir string) (int, error) {
 }
 
 // runLoop runs the loop on the app core as the child of a device-holding
-// proxy for d and returns its iterations per second.
-func runLoop(dev string, appCore int, d time.Duration) (float64, error) {
+// proxy for d and returns its iterations per wall second and per second of
+// its own CPU time (the second does not count time other programs of this
+// shared machine took the app core; it still counts what the monitor could
+// do to the loop from the OS core: caches, interrupts).
+func runLoop(dev string, appCore int, d time.Duration) (float64, float64, error) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), modeEnv+"=proxy", argEnv+"="+dev+"|"+strconv.Itoa(appCore)+"|"+d.String())
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("loop: %w", err)
+		return 0, 0, fmt.Errorf("loop: %w", err)
 	}
-	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("loop printed %q", out)
+	}
+	wall, err1 := strconv.ParseFloat(f[0], 64)
+	cpu, err2 := strconv.ParseFloat(f[1], 64)
+	return wall, cpu, errors.Join(err1, err2)
 }
 
 // proxy holds the device like mcexec and runs the loop as its child.
@@ -358,7 +374,10 @@ func loop() {
 		n++
 	}
 	el := time.Since(start).Seconds()
-	fmt.Printf("%.0f\n", float64(n)*65536/el+float64(x&1)*0)
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	cpu := float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	fmt.Printf("%.0f %.0f\n", float64(n)*65536/el+float64(x&1)*0, float64(n)*65536/cpu)
 }
 
 // watchCPUs reads every monitor thread's last CPU every 20 ms until stop;
