@@ -16,6 +16,8 @@
 #   make bench-frag memory contiguity after stress, three node preparations,
 #                   in a QEMU VM with Debian's kernel (scripts/vm-node compare)
 #   make test-vm-smoke  a short run of that VM harness (part of make test)
+#   make bench-monitor     lwk-monitor's own cost at 1 s sampling (root, ~3 min)
+#   make bench-accounting  gathering and merging a 10,000-node job's records
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
 
@@ -80,6 +82,14 @@ bench: build spank
 	$(MAKE) -C spank test_shim
 	spank/test_shim spank/spank_lwk.so --bench
 	$(GO) run ./tools/benchlifecycle --bin bin
+
+# lwk-monitor benchmarks (issue 11).
+.PHONY: bench-monitor bench-accounting
+bench-monitor: build
+	$(GO) run ./tools/benchmonitor --bin bin --rounds 6 --round 12s
+
+bench-accounting:
+	$(GO) run ./tools/benchaccounting --nodes 10000 --rounds 3
 
 demo: deps build spank
 	scripts/demo

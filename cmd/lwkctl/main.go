@@ -4,6 +4,8 @@
 //	lwkctl status  show IHK reservations, OS instances and jobs with journals
 //	lwkctl cleanup run the epilog's recovery for a job by hand
 //	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
+//	lwkctl stats   decode a job's LWK usage record from accounting
+//	lwkctl account gather, merge and store a job's LWK usage record
 //	lwkctl check-spec  validate a --lwk-mode spec against lwk.conf (the
 //	               SPANK plugin runs it at submit time, as the user)
 //	lwkctl node    plan, apply (or undo) and report node preparation for
@@ -50,6 +52,12 @@ commands:
            2 cannot check here (no readable lwk.conf), 1 any other error
   node     plan|apply [--undo]|report [--json] [--root DIR]
            prepare the node for contiguous LWK memory (see lwkctl node --help)
+
+  stats    JOBID [--json] [--field SystemComment]
+           decode the job's LWK usage record from the accounting database
+  account  [--job ID --nodes LIST | --since DURATION] [--field F] [--port 9417] [--dry-run]
+           gather the job's node records from lwk-monitor, merge them and store
+           them with sacctmgr (EpilogSlurmctld, or a catch-up timer with --since)
 
 common flags:
   --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
@@ -98,6 +106,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return checkSpecCmd(fs, configPath, args, stdout)
 	case "node":
 		return nodeCmd(ctx, fs, configPath, args, stdout)
+	case "stats":
+		return statsCmd(ctx, fs, args, stdout)
+	case "account":
+		return accountCmd(ctx, fs, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q (try lwkctl --help)", cmd)
 }

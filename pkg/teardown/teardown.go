@@ -214,6 +214,7 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 		return fmt.Errorf("revoke %s: %w", dev, err)
 	}
 	d.saveKmsg(ctx, log, idx, res)
+	d.saveUsage(ctx, log, idx, res)
 
 	// Slurm has normally killed the job's processes before the epilog, so
 	// retry DESTROY_OS while it is busy and look for holders (a /proc scan)

@@ -509,15 +509,23 @@ func TestMonitorSamplesRunningInstance(t *testing.T) {
 	n := newNode(t)
 	_, stderr, err := n.run("lwk-prolog", 61, nil)
 	require.NoError(t, err, stderr)
-	out, stderr, err := n.run("lwk-monitor", 0, nil, "--once")
+	out, stderr, err := n.run("lwk-monitor", 0, nil, "--once", "--spool-dir", filepath.Join(n.dir, "spool"))
 	require.NoError(t, err, stderr)
-	var sample struct {
-		OS     int             `json:"os"`
-		Status string          `json:"status"`
-		Rusage json.RawMessage `json:"rusage"`
+	var status struct {
+		Instances []struct {
+			Job     uint32          `json:"job"`
+			OS      int             `json:"os"`
+			Status  string          `json:"status"`
+			Samples int             `json:"samples"`
+			Rusage  json.RawMessage `json:"rusage"`
+		} `json:"instances"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(out), &sample), out)
+	require.NoError(t, json.Unmarshal([]byte(out), &status), out)
+	require.Len(t, status.Instances, 1, out)
+	sample := status.Instances[0]
+	require.Equal(t, uint32(61), sample.Job, "found from the prolog's journal")
 	require.Equal(t, "RUNNING", sample.Status)
+	require.Equal(t, 1, sample.Samples)
 	require.Contains(t, string(sample.Rusage), "user_ns")
 	_, stderr, err = n.run("lwk-epilog", 61, nil)
 	require.NoError(t, err, stderr)
