@@ -42,6 +42,7 @@
 #include <slurm/spank.h>
 
 #include "grammar.h"
+#include "run.h"
 
 SPANK_PLUGIN(lwk, 1);
 
@@ -59,6 +60,8 @@ SPANK_PLUGIN(lwk, 1);
 
 #define LWK_SPEC_DEFAULT "default" /* normalised bare --lwk-mode */
 #define LWK_SPEC_OFF "off"
+/* The longest spec handed to lwk-prolog/lwk-epilog (see run_hook). */
+#define LWK_HOOK_SPEC_MAX 65536
 
 /* plugstack.conf arguments. */
 struct lwk_args {
@@ -265,11 +268,12 @@ static const char *job_spec(spank_t sp)
 	return env;
 }
 
-/* Appends NAME=VALUE to the environment being built in store. */
-static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
-		   const char *name, const char *value)
+/* Appends NAME=VALUE (the first vlen bytes of value) to the environment
+ * being built in store. */
+static int add_env_n(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
+		     const char *name, const char *value, size_t vlen)
 {
-	int n = snprintf(store + *used, cap - *used, "%s=%s", name, value);
+	int n = snprintf(store + *used, cap - *used, "%s=%.*s", name, (int)vlen, value);
 
 	if (n < 0 || (size_t)n >= cap - *used)
 		return -1;
@@ -278,98 +282,23 @@ static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *n
 	return 0;
 }
 
-/*
- * Runs argv[0] with argv and envp (fork + execve, never a shell) and waits
- * for it, at most timeout_ms when that is positive. With out != NULL, the
- * child's stdout is captured into out (NUL-terminated, at most cap - 1
- * bytes; the rest is dropped). Returns the exit status (0-255), or -1 when
- * it could not be started, timed out or did not exit normally (logged).
- */
+/* Appends NAME=VALUE to the environment being built in store. */
+static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
+		   const char *name, const char *value)
+{
+	return add_env_n(store, cap, used, envp, ne, name, value, strlen(value));
+}
+
+/* Runs argv via lwk_run and logs why when it fails to give a status. */
 static int spawn_wait(const char *what, char *const argv[], char *const envp[], int timeout_ms,
 		      char *out, size_t cap)
 {
-	int status, waited = 0, pipefd[2] = { -1, -1 };
-	size_t got = 0;
-	pid_t pid, w;
+	char why[PATH_MAX + 128];
+	int rc = lwk_run(argv, envp, timeout_ms, out, cap, why, sizeof(why));
 
-	if (out != NULL) {
-		out[0] = '\0';
-		if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
-			slurm_error("lwk: %s: pipe: %m", what);
-			return -1;
-		}
-	}
-	pid = fork();
-	if (pid < 0) {
-		slurm_error("lwk: %s: fork: %m", what);
-		if (out != NULL) {
-			close(pipefd[0]);
-			close(pipefd[1]);
-		}
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		static const char msg[] = "lwk: exec failed\n";
-
-		/* Async-signal-safe calls only: the parent may be threaded. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* dup2 clears close-on-exec on the copy; the pipe's own
-		 * descriptors go with close_range or at exec. */
-		if (out != NULL && dup2(pipefd[1], STDOUT_FILENO) < 0)
-			_exit(127);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
-#endif
-		execve(argv[0], argv, envp);
-		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-			/* nothing left to report to */
-		}
-		_exit(127);
-	}
-	if (out != NULL)
-		close(pipefd[1]);
-	for (;;) {
-		w = waitpid(pid, &status, timeout_ms > 0 ? WNOHANG : 0);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w != 0)
-			break;
-		if (waited >= timeout_ms) {
-			slurm_error("lwk: %s: %s still running after %d ms; killed", what, argv[0], timeout_ms);
-			kill(pid, SIGKILL);
-			do {
-				w = waitpid(pid, &status, 0);
-			} while (w < 0 && errno == EINTR);
-			if (out != NULL)
-				close(pipefd[0]);
-			return -1;
-		}
-		usleep(10000);
-		waited += 10;
-	}
-	if (out != NULL) {
-		/* The output is one short line: it fits the pipe's buffer, so
-		 * reading it after the child exited cannot deadlock. */
-		ssize_t n;
-
-		while (got + 1 < cap && (n = read(pipefd[0], out + got, cap - 1 - got)) > 0)
-			got += (size_t)n;
-		out[got] = '\0';
-		close(pipefd[0]);
-	}
-	if (w < 0) {
-		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
-		return -1;
-	}
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		slurm_error("lwk: %s: %s killed by signal %d", what, argv[0], WTERMSIG(status));
-	else
-		slurm_error("lwk: %s: %s ended with wait status 0x%x", what, argv[0], status);
-	return -1;
+	if (rc < 0)
+		slurm_error("lwk: %s: %s", what, why);
+	return rc;
 }
 
 /*
@@ -380,24 +309,47 @@ static int run_hook(const char *what, const char *path, const char *spec,
 		    const struct lwk_args *a)
 {
 	enum { NPASSED = sizeof(passed_env) / sizeof(passed_env[0]) };
-	static char store[8192];
-	char *envp[NPASSED + 4], *argv[4];
-	size_t used = 0, ne = 0, i;
+	static const char hook_path[] = "/usr/sbin:/usr/bin:/sbin:/bin";
+	char *envp[NPASSED + 4], *argv[4], *store;
+	size_t used = 0, ne = 0, i, cap, speclen = strnlen(spec, LWK_HOOK_SPEC_MAX + 1);
 	int err = 0, rc;
 
-	/* Build everything before fork: the child only execs. */
+	/*
+	 * The spec is the user's, and only the plugin at submit bounded it:
+	 * one that reached the job another way (another plugstack, libslurm
+	 * bindings) may be kilobytes long. Pass it on rather than fail the
+	 * hook, which would drain the node: lwk-prolog refuses it and cancels
+	 * the job. Beyond LWK_HOOK_SPEC_MAX the prefix goes, which is refused
+	 * all the same.
+	 */
+	if (speclen > LWK_HOOK_SPEC_MAX)
+		speclen = LWK_HOOK_SPEC_MAX;
+	cap = sizeof("LWK_MODE=") + speclen + sizeof("LWK_CONF=") + strlen(a->conf) +
+	      sizeof("PATH=") + sizeof(hook_path);
 	for (i = 0; i < NPASSED; i++) {
 		const char *value = getenv(passed_env[i]);
 
 		if (value != NULL)
-			err |= add_env(store, sizeof(store), &used, envp, &ne, passed_env[i], value);
+			cap += strlen(passed_env[i]) + 1 + strlen(value) + 1;
 	}
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "LWK_MODE", spec);
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "LWK_CONF", a->conf);
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "PATH",
-		       "/usr/sbin:/usr/bin:/sbin:/bin");
-	if (err) {
-		slurm_error("lwk: %s: environment for %s too large", what, path);
+	/* Build everything before fork: the child only execs. */
+	store = malloc(cap);
+	if (store == NULL) {
+		slurm_error("lwk: %s: environment for %s: %m", what, path);
+		return -1;
+	}
+	for (i = 0; i < NPASSED; i++) {
+		const char *value = getenv(passed_env[i]);
+
+		if (value != NULL)
+			err |= add_env(store, cap, &used, envp, &ne, passed_env[i], value);
+	}
+	err |= add_env_n(store, cap, &used, envp, &ne, "LWK_MODE", spec, speclen);
+	err |= add_env(store, cap, &used, envp, &ne, "LWK_CONF", a->conf);
+	err |= add_env(store, cap, &used, envp, &ne, "PATH", hook_path);
+	if (err) { /* cannot happen: cap counts every byte */
+		slurm_error("lwk: %s: environment for %s does not fit", what, path);
+		free(store);
 		return -1;
 	}
 	envp[ne] = NULL;
@@ -406,9 +358,11 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	argv[2] = (char *)a->conf;
 	argv[3] = NULL;
 
-	slurm_debug("lwk: %s: running %s (LWK_MODE=%s)", what, path, spec);
+	slurm_debug("lwk: %s: running %s (LWK_MODE=%.*s)", what, path,
+		    (int)(speclen > LWK_SPEC_MAX ? LWK_SPEC_MAX : speclen), spec);
 	/* No timeout: slurmd's PrologEpilogTimeout bounds the hooks. */
 	rc = spawn_wait(what, argv, envp, 0, NULL, 0);
+	free(store);
 	if (rc == 0)
 		return 0;
 	if (rc > 0)
@@ -533,45 +487,6 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-#if SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 0)
-/*
- * Resolves prog on the job's PATH as exec_task would (a name with a '/' is
- * taken as it is). Runs as the user, so access() checks the user's rights.
- */
-static int resolve(const char *prog, char **env, char *out, size_t cap)
-{
-	const char *path = "/usr/local/bin:/usr/bin:/bin", *p, *end;
-	char **e;
-
-	if (strchr(prog, '/') != NULL) {
-		if ((size_t)snprintf(out, cap, "%s", prog) >= cap)
-			return -1;
-		return 0;
-	}
-	for (e = env; e != NULL && *e != NULL; e++)
-		if (strncmp(*e, "PATH=", 5) == 0) {
-			path = *e + 5;
-			break;
-		}
-	for (p = path;; p = end + 1) {
-		struct stat st;
-		size_t dlen;
-		int n;
-
-		end = strchr(p, ':');
-		dlen = end ? (size_t)(end - p) : strlen(p);
-		if (dlen == 0)
-			n = snprintf(out, cap, "./%s", prog); /* empty entry: cwd */
-		else
-			n = snprintf(out, cap, "%.*s/%s", (int)dlen, p, prog);
-		if (n > 0 && (size_t)n < cap && stat(out, &st) == 0 &&
-		    S_ISREG(st.st_mode) && access(out, X_OK) == 0)
-			return 0;
-		if (end == NULL)
-			return -1;
-	}
-}
-#endif
 
 /*
  * As the user, just before Slurm execs the task: run it through
@@ -624,7 +539,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	 * export), creating TMPDIR, applying the propagated rlimits
 	 * (SLURM_RLIMIT_* stay in the environment, the limits are not set),
 	 * the SELinux exec context, sbcast/container handling, and its PATH
-	 * lookup, which resolve() replaces. S_JOB_ARGV is the step's argv, so
+	 * lookup, which lwk_resolve() replaces. S_JOB_ARGV is the step's argv, so
 	 * --multi-prog steps are not supported on this path.
 	 */
 	{
@@ -638,7 +553,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 			slurm_error("lwk: step %u.%u: task argv/env unavailable", job, step);
 			return -1;
 		}
-		if (resolve(argv[0], env, resolved, sizeof(resolved)) < 0) {
+		if (lwk_resolve(argv[0], env, resolved, sizeof(resolved)) < 0) {
 			slurm_error("lwk: step %u.%u: %s: command not found on the job's PATH",
 				    job, step, argv[0]);
 			return -1;
