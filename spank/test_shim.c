@@ -160,7 +160,7 @@ static char dir[] = "/tmp/lwk-test-shim-XXXXXX";
 
 static char *slurp(const char *path)
 {
-	static char buf[8192];
+	static char buf[65536];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
@@ -345,6 +345,27 @@ static void test_job_hooks(void)
 	out = slurp(path_in("hook.out"));
 	CHECK(out != NULL && strstr(out, "LWK_MODE=big\n"), "fallback saw: %s", out ? out : "(nothing)");
 	unsetenv("SPANK_LWK_MODE");
+
+	/* A spec far beyond the grammar's limit (one that reached the job
+	 * without the submit check) still reaches lwk-prolog whole, which
+	 * cancels the job; failing the hook would drain the node. */
+	{
+		static char big[8 * 1024 + 1];
+		char *want;
+
+		memset(big, 'k', sizeof(big) - 1);
+		memcpy(big, "mck:kargs=", 10);
+		mock_getopt_set = 1;
+		mock_getopt = big;
+		CHECK(cb_prolog(NULL, 6, args) == 0, "prolog with an 8 KiB spec failed: %s", mock_log);
+		out = slurp(path_in("hook.out"));
+		want = malloc(sizeof(big) + 16);
+		if (want != NULL) {
+			snprintf(want, sizeof(big) + 16, "LWK_MODE=%s\n", big);
+			CHECK(out != NULL && strstr(out, want) != NULL, "8 KiB spec not passed whole");
+			free(want);
+		}
+	}
 
 	/* Failures come back to Slurm. */
 	mock_getopt_set = 1;
