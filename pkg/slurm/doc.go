@@ -2,7 +2,7 @@
 // job environment slurmd gives Prolog=/Epilog= and the SPANK shim's hooks
 // (FromEnviron), the output of `scontrol show job -d` (ParseShowJob), and the
 // scontrol calls made by argv, never through a shell (ShowJob, DrainNode,
-// SetAdminComment) behind the small Runner interface.
+// SetAdminComment, CancelJob, RequeueJob) behind the small Runner interface.
 //
 // Interfaces spoken: the process environment set by slurmd
 // (src/plugins/prep/script/prep_script_slurmd.c, _build_env: SLURM_JOB_ID,
