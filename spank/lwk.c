@@ -122,6 +122,9 @@ static int marker_seen;
 static const char *const passed_env[] = {
 	"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
 	"SLURMD_NODENAME", "SLURM_CONF", "SLURM_JOB_PARTITION",
+	/* the attempt the marker records, and the tasks per node the plan
+	 * must hold (pkg/slurm.FromEnviron) */
+	"SLURM_JOB_RESTART_COUNT", "SLURM_JOB_NTASKS", "SLURM_JOB_NUM_NODES",
 };
 
 static int parse_args(int ac, char **av, struct lwk_args *a)

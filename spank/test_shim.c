@@ -315,6 +315,8 @@ static void test_job_hooks(void)
 	setenv("SLURM_JOB_UID", "1000", 1);
 	setenv("SLURM_JOB_USER", "alice", 1);
 	setenv("SLURMD_NODENAME", "node1", 1);
+	setenv("SLURM_JOB_RESTART_COUNT", "2", 1);
+	setenv("SLURM_JOB_NTASKS", "4", 1);
 	setenv("SECRET_FROM_SLURMD", "leak", 1);
 	unsetenv("SPANK_LWK_MODE");
 
@@ -339,8 +341,8 @@ static void test_job_hooks(void)
 		snprintf(want, sizeof(want),
 			 "prolog\n--config\n%s\n"
 			 "LWK_CONF=%s\nLWK_MODE=mck:mem=8G\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
-			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_UID=1000\n"
-			 "SLURM_JOB_USER=alice\n",
+			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_NTASKS=4\n"
+			 "SLURM_JOB_RESTART_COUNT=2\nSLURM_JOB_UID=1000\nSLURM_JOB_USER=alice\n",
 			 path_in("lwk.conf"), path_in("lwk.conf"));
 		CHECK(strcmp(out, want) == 0, "prolog saw:\n%s\nwant:\n%s", out, want);
 	}
