@@ -168,10 +168,19 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 			break
 		}
 		h.must("scontrol", "requeue", ids)
-		// The update takes once the job is pending again.
-		require.Eventually(t, func() bool {
-			return h.run(context.Background(), false, "scontrol", "update", "JobId="+ids, "StartTime=now").err == nil
-		}, 10*time.Second, 20*time.Millisecond, "scontrol update StartTime=now of requeued job %d", id)
+		// slurmctld sets the requeued job's begin time (now + 120 s) when
+		// the job has finished completing, which may be after an update:
+		// repeat StartTime=now until the job is no longer waiting for it.
+		deadline = time.Now().Add(30 * time.Second)
+		for {
+			h.run(context.Background(), false, "scontrol", "update", "JobId="+ids, "StartTime=now")
+			f := h.jobFields(id)
+			if f["JobState"] != "PENDING" || (f["Reason"] != "BeginTime" && f["Reason"] != "None") {
+				break
+			}
+			require.False(t, time.Now().After(deadline), "requeued job %d still waits for its begin time: %v", id, f)
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	t.Logf("%d of up to %d quick restarts started without a prolog", caught, tries)
 	if st := h.jobFields(id)["JobState"]; !terminal(st) {
