@@ -171,6 +171,9 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 		// slurmctld sets the requeued job's begin time (now + 120 s) when
 		// the job has finished completing, which may be after an update:
 		// repeat StartTime=now until the job is no longer waiting for it.
+		h.waitJobFor(id, jobTimeout, "pending after the requeue", func(f map[string]string) bool {
+			return f["JobState"] == "PENDING"
+		})
 		deadline = time.Now().Add(30 * time.Second)
 		for {
 			h.run(context.Background(), false, "scontrol", "update", "JobId="+ids, "StartTime=now")
