@@ -82,6 +82,10 @@ type Job struct {
 	UID, GID uint32
 	User     string
 	Spec     string
+	// Attempt is the job's restart count (SLURM_JOB_RESTART_COUNT), kept
+	// in the marker so the plugin never takes an earlier attempt's LWK
+	// for this one's.
+	Attempt uint32
 }
 
 // StepError is a failed step.
@@ -188,7 +192,9 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
 		{steps.WriteMarker, nil, func() (any, error) {
-			_, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)
+			_, err := jobmarker.WriteMarker(r.d.RunDir, job.ID, jobmarker.Marker{
+				OS: r.os, Attempt: job.Attempt, CPUs: len(p.CPUs), Oversubscribe: p.Oversubscribe(),
+			})
 			return nil, err
 		}},
 	}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -285,7 +287,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	require.Equal(t, []int{65534}, users)
 	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
 	require.NoError(t, err)
-	require.Equal(t, fmt.Sprintf("os=%d\n", in.Index), string(marker))
+	require.Equal(t, fmt.Sprintf("os=%d\nattempt=0\ncpus=14\noversubscribe=0\n", in.Index), string(marker))
 
 	_, stderr, err = n.run("lwk-epilog", 41, nil)
 	require.NoError(t, err, stderr)
@@ -424,25 +426,32 @@ func TestEpilogFailsUnlessTheNodeIsClean(t *testing.T) {
 	n.requirePristine("after the epilog could take the lock")
 }
 
-func TestEpilogLeavesOtherJobsAlone(t *testing.T) {
+// One LWK job per node (IHK boots one OS per device): a second LWK job that
+// Slurm starts on a node whose LWK belongs to another job is requeued, with
+// the reason in its AdminComment; nothing of it is reserved, the node is not
+// drained, and its epilog (Slurm runs one at requeue) leaves the first job
+// alone.
+func TestSecondLWKJobRequeuedNotDrained(t *testing.T) {
 	n := newNode(t)
-	// Job 1 runs; job 2's prolog dies right after reserving memory. Job 2's
-	// epilog must release job 2's memory and nothing of job 1's.
 	_, stderr, err := n.run("lwk-prolog", 1, []string{"LWK_MODE=mck:cores=4,mem=2G"})
 	require.NoError(t, err, stderr)
 	before := n.status()
 
-	_, _, err = n.run("lwk-prolog", 2, []string{"LWK_MODE=mck:cores=2,mem=1G", "LWK_SIM_CRASH=reserve_memory"})
-	require.Error(t, err)
-	mid := n.status()
-	require.NotEqual(t, before.ReservedMemory, mid.ReservedMemory, "job 2 reserved memory before dying")
+	_, stderr, err = n.run("lwk-prolog", 2, []string{"LWK_MODE=mck:cores=2,mem=1G"})
+	require.NoError(t, err, "a busy node must not fail the prolog (that drains it): %s", stderr)
+	require.Contains(t, stderr, "lwk: job 2 requeued: job 1 holds this node's LWK")
+	calls := n.slurmCalls("scontrol")
+	require.Contains(t, calls, "update JobId=2 AdminComment=lwk: requeued: job 1 holds this node's LWK (one LWK job per node): another job's lwk is on this node")
+	require.Equal(t, "requeue 2", calls[len(calls)-1])
+	for _, c := range calls {
+		require.NotContains(t, c, "DRAIN")
+	}
+	require.Empty(t, n.slurmCalls("scancel"))
+	require.Equal(t, before, n.status(), "job 2's prolog touched IHK")
 
 	_, stderr, err = n.run("lwk-epilog", 2, nil)
 	require.NoError(t, err, stderr)
-	after := n.status()
-	require.Equal(t, before.OSInstances, after.OSInstances)
-	require.Equal(t, before.ReservedCPUs, after.ReservedCPUs)
-	require.Equal(t, before.ReservedMemory, after.ReservedMemory)
+	require.Equal(t, before, n.status(), "job 2's epilog touched job 1's LWK")
 
 	_, stderr, err = n.run("lwk-epilog", 1, nil)
 	require.NoError(t, err, stderr)
@@ -613,4 +622,75 @@ func TestLayoutCacheSeesAnOfflinedCPU(t *testing.T) {
 	_, stderr, err = n.run("lwk-epilog", 45, nil)
 	require.NoError(t, err, stderr)
 	n.requirePristine("after epilog")
+}
+
+// A --lwk-mode that never went through the plugin's submit check (too long,
+// control or non-ASCII bytes) is the user's error: the job is cancelled with
+// the reason, the prolog exits 0 and the node stays in service; the epilog
+// does not fail on it either.
+func TestMalformedSpecInEnvironmentCancelsJob(t *testing.T) {
+	tests := []struct {
+		name, env, want string
+	}{
+		{name: "tab", env: "LWK_MODE=mck\tx", want: "spec contains byte 0x09"},
+		{name: "full-width G", env: "SPANK_LWK_MODE=mck:mem=8Ｇ", want: "spec contains byte 0xef"},
+		{name: "8 KiB", env: "LWK_MODE=mck:kargs=" + strings.Repeat("k", 8<<10), want: "spec is 8202 bytes, limit 1024"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t)
+			job := 501 + i
+			extra := []string{tc.env}
+			if strings.HasPrefix(tc.env, "SPANK_") {
+				extra = append(extra, "LWK_MODE=") // only the job-control copy
+			}
+			_, stderr, err := n.run("lwk-prolog", job, extra)
+			require.NoError(t, err, "a malformed spec failed the prolog (drains the node): %s", stderr)
+			require.Contains(t, stderr, fmt.Sprintf("lwk: job %d cancelled: --lwk-mode:", job))
+			require.Contains(t, stderr, tc.want)
+			require.Equal(t, []string{strconv.Itoa(job)}, n.slurmCalls("scancel"))
+			calls := n.slurmCalls("scontrol")
+			require.Len(t, calls, 1, "%q", calls)
+			require.Regexp(t, fmt.Sprintf(`^update JobId=%d AdminComment=lwk: --lwk-mode: .*%s`, job, regexp.QuoteMeta(tc.want)), calls[0])
+			_, stderr, err = n.run("lwk-epilog", job, extra)
+			require.NoError(t, err, "the epilog failed on a malformed spec (drains the node): %s", stderr)
+			n.requirePristine("after a malformed spec")
+		})
+	}
+}
+
+// More tasks on the node than the LWK has CPUs: every `mcexec -n` would fail,
+// so the prolog cancels the job with the reason (sbatch -n4
+// --lwk-mode=mck:cores=1 on a two-thread core), unless the kernel arguments
+// allow oversubscription.
+func TestMoreTasksThanLWKCPUsCancelsJob(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 601, []string{"LWK_MODE=mck:cores=1,mem=1G", "SLURM_JOB_NTASKS=4", "SLURM_JOB_NUM_NODES=1"})
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, "lwk: job 601 cancelled: plan job 601: 4 tasks on this node (4 tasks on 1 nodes) but the LWK has 2 CPUs")
+	require.Equal(t, []string{"601"}, n.slurmCalls("scancel"))
+	n.requirePristine("after refusing too many tasks")
+
+	// Two tasks on one core's two threads fit.
+	_, stderr, err = n.run("lwk-prolog", 602, []string{"LWK_MODE=mck:cores=1,mem=1G", "SLURM_JOB_NTASKS=2", "SLURM_JOB_NUM_NODES=1"})
+	require.NoError(t, err, stderr)
+	require.Equal(t, []string{"601"}, n.slurmCalls("scancel"))
+	_, stderr, err = n.run("lwk-epilog", 602, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the job that fits")
+}
+
+// The marker records the attempt the LWK was booted for
+// (SLURM_JOB_RESTART_COUNT), its CPU count and whether it oversubscribes;
+// the SPANK plugin compares the attempt with the step's.
+func TestMarkerRecordsAttempt(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 701, []string{"LWK_MODE=mck:cores=2,mem=1G", "SLURM_JOB_RESTART_COUNT=3"})
+	require.NoError(t, err, stderr)
+	b, err := os.ReadFile(filepath.Join(n.dir, "run", "job-701"))
+	require.NoError(t, err)
+	require.Equal(t, "os=0\nattempt=3\ncpus=4\noversubscribe=0\n", string(b))
+	_, stderr, err = n.run("lwk-epilog", 701, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the epilog")
 }
