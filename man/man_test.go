@@ -83,16 +83,17 @@ func documented(text, flag string) bool {
 	return false
 }
 
-// section returns the text of the markdown section headed exactly "## NAME"
-// (up to the next heading of level 1 or 2), and whether it exists.
+// section returns the text of the markdown section headed exactly "### NAME"
+// (go-md2man: a .SS subsection), up to the next heading, and whether it
+// exists.
 func section(text, name string) (string, bool) {
 	lines := strings.Split(text, "\n")
 	for i, l := range lines {
-		if strings.TrimSpace(l) != "## "+name {
+		if strings.TrimSpace(l) != "### "+name {
 			continue
 		}
 		j := i + 1
-		for j < len(lines) && !strings.HasPrefix(lines[j], "# ") && !strings.HasPrefix(lines[j], "## ") {
+		for j < len(lines) && !strings.HasPrefix(lines[j], "#") {
 			j++
 		}
 		return strings.Join(lines[i+1:j], "\n"), true
@@ -129,7 +130,7 @@ func TestLwkctlPageCoversEverySubcommandAndFlag(t *testing.T) {
 	for _, c := range cmds {
 		sec, ok := section(text, c)
 		if !ok {
-			t.Errorf("lwkctl.1.md: no \"## %s\" section for subcommand %s", c, c)
+			t.Errorf("lwkctl.1.md: no \"### %s\" section for subcommand %s", c, c)
 			continue
 		}
 		for _, f := range flags(t, help(t, bin, c, "--help")) {
@@ -148,7 +149,7 @@ func TestLwkctlPageCoversEverySubcommandAndFlag(t *testing.T) {
 	// And no section for a subcommand that is gone.
 	commands, _ := sectionOfLevel1(text, "COMMANDS")
 	for _, line := range strings.Split(commands, "\n") {
-		if name, ok := strings.CutPrefix(line, "## "); ok && !slices.Contains(cmds, name) {
+		if name, ok := strings.CutPrefix(line, "### "); ok && !slices.Contains(cmds, name) {
 			t.Errorf("lwkctl.1.md documents %q, which lwkctl --help does not list", name)
 		}
 	}
