@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,9 +14,10 @@ import (
 // build compiles ./cmd/NAME into dir and returns the binary's path.
 func build(t *testing.T, dir, name string) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		// go test does not put its own go on PATH; GOROOT is in its environment.
+		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
 	out := filepath.Join(dir, name)
 	cmd := exec.Command(goTool, "build", "-o", out, "../cmd/"+name)
