@@ -25,7 +25,7 @@ remove | 0)
 	;;
 purge)
 	remove_run
-	rm -rf /var/lib/slurm-lwk/sim /var/log/slurm-lwk
+	rm -rf /var/lib/slurm-lwk/sim /var/log/slurm-lwk /var/spool/slurm-lwk
 	rmdir /var/lib/slurm-lwk 2>/dev/null || true
 	;;
 *) exit 0 ;;

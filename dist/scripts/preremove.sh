@@ -22,6 +22,6 @@ if [ -r "$conf" ] && [ -x /usr/bin/lwkctl ]; then
 	fi
 fi
 if [ -d /run/systemd/system ]; then
-	systemctl stop lwk-monitor.service >/dev/null 2>&1 || true
+	systemctl stop lwk-monitor.service lwk-account-catchup.timer >/dev/null 2>&1 || true
 fi
 exit 0

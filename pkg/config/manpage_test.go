@@ -25,21 +25,21 @@ func TestManPageDocumentsEveryKey(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\*\*[A-Za-z]+\*\*=[^\n]*, \*\*([A-Za-z]+)\*\*=`).FindAllStringSubmatch(string(b), -1) {
 		documented = append(documented, m[1])
 	}
-	var keys []string
-	for _, k := range globalKeys {
-		keys = append(keys, k)
+	var names []string
+	for _, k := range keys {
+		names = append(names, k.name)
 	}
 	for _, k := range profileKeys {
-		keys = append(keys, k)
+		names = append(names, k.name)
 	}
-	keys = append(keys, "Profile")
-	for _, k := range keys {
+	names = append(names, "Profile")
+	for _, k := range names {
 		if !slices.Contains(documented, k) {
 			t.Errorf("man/lwk.conf.5.md: no definition of %s (a line starting \"**%s**=\")", k, k)
 		}
 	}
 	for _, d := range documented {
-		if !slices.ContainsFunc(keys, func(k string) bool { return strings.EqualFold(k, d) }) {
+		if !slices.ContainsFunc(names, func(k string) bool { return strings.EqualFold(k, d) }) {
 			t.Errorf("man/lwk.conf.5.md defines %s, which lwk.conf does not accept", d)
 		}
 	}
