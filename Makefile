@@ -20,6 +20,9 @@
 #   make bench-accounting  gathering and merging a 10,000-node job's records
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
+#   make packages   .deb and .rpm into build/packages/ (scripts/packages)
+#   make install-test  install them into a fresh Debian 12 root and run the
+#                   demo there (root; debootstrap, cached in build/roots/)
 
 GO        ?= go
 # /usr: the plugin's built-in defaults (/usr/libexec/slurm-lwk/lwk-prolog,
@@ -102,6 +105,14 @@ install: build spank
 	install -m 0755 spank/spank_lwk.so $(DESTDIR)$(PLUGINDIR)/spank_lwk.so
 	install -m 0644 README.md lwk.conf.example slurm.conf.example plugstack.conf.example \
 		cgroup.conf.example job_submit.lua.example $(DESTDIR)$(DOCDIR)/
+
+# Packages: see scripts/packages and the README's install section.
+.PHONY: packages install-test
+packages:
+	scripts/packages
+
+install-test: packages
+	tests/packages/install-test
 
 clean:
 	rm -rf bin build
