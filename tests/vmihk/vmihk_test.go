@@ -22,6 +22,9 @@ const (
 	jobCPUs  = "2-3"
 	jobNode  = 1
 	lwkBytes = 256 << 20
+	// memNoise is how far the job node's MemFree may move by itself while
+	// a test runs (the kernel's own allocations and frees).
+	memNoise = 32 << 20
 )
 
 // fakeScontrol answers the prolog's two questions for a job holding
@@ -151,8 +154,11 @@ func TestBootAndTeardown(t *testing.T) {
 	during := readKernel(t)
 	require.Equal(t, "0-1", during.online, "the LWK CPUs %s are offline while the job runs", jobCPUs)
 	require.Equal(t, []string{"/dev/mcos0"}, during.instances)
-	require.GreaterOrEqual(t, before.memFree-during.memFree, uint64(lwkBytes),
-		"node %d MemFree fell by at least the LWK's memory", jobNode)
+	// The reservation is taken from the buddy allocator, so MemFree falls
+	// by it; the kernel may give back a little of its own meanwhile (per-CPU
+	// page lists, slab), so allow 32 MiB of the 256 MiB.
+	require.GreaterOrEqual(t, before.memFree-during.memFree, uint64(lwkBytes-memNoise),
+		"node %d MemFree fell by the LWK's memory", jobNode)
 
 	st := v.status()
 	require.Len(t, st.OSInstances, 1, "lwkctl status: %+v", st)
@@ -167,7 +173,7 @@ func TestBootAndTeardown(t *testing.T) {
 	require.Empty(t, after.instances, "no instance left")
 	// The reserved pages are back in the buddy allocator; allow for the
 	// kernel's own small allocations meanwhile.
-	require.InDelta(t, float64(before.memFree), float64(after.memFree), float64(16<<20),
+	require.InDelta(t, float64(before.memFree), float64(after.memFree), float64(memNoise),
 		"node %d MemFree back to its level before the job", jobNode)
 	st = v.status()
 	require.Empty(t, st.OSInstances)
