@@ -12,9 +12,9 @@ import (
 	"k8s.io/utils/cpuset"
 )
 
-// Prefix is the directory under each v1 hierarchy's root that holds the
-// jobs' cgroups. It is created once and kept: concurrent prologs share it.
-const Prefix = "slurm-lwk"
+// DefaultPrefix is the directory under each v1 hierarchy's root that holds
+// the jobs' cgroups. It is created once and kept: concurrent prologs share it.
+const DefaultPrefix = "slurm-lwk"
 
 // Role says which part of a job's Linux side a task is.
 type Role string
@@ -67,11 +67,20 @@ func (l Limits) Validate() error {
 type Manager struct {
 	Layout Layout
 	FS     FS
+	// Prefix replaces DefaultPrefix (tests on a real node use their own).
+	Prefix string
+}
+
+func (m Manager) prefix() string {
+	if m.Prefix == "" {
+		return DefaultPrefix
+	}
+	return m.Prefix
 }
 
 // jobDir is the job's directory in one v1 hierarchy.
 func (m Manager) jobDir(ctrl string, jobID uint32) string {
-	return filepath.Join(m.Layout.V1[ctrl], Prefix, "job-"+strconv.FormatUint(uint64(jobID), 10))
+	return filepath.Join(m.Layout.V1[ctrl], m.prefix(), "job-"+strconv.FormatUint(uint64(jobID), 10))
 }
 
 // JobDirs returns the job's directories, one per v1 hierarchy (nil on v2,
@@ -134,11 +143,11 @@ func (m Manager) Create(jobID uint32, l Limits) (*Record, error) {
 	// The shared parent: a v1 cpuset starts with empty cpus and mems and
 	// takes no children's values until it has its own.
 	for _, c := range Controllers {
-		if err := m.FS.Mkdir(filepath.Join(m.Layout.V1[c], Prefix)); err != nil {
+		if err := m.FS.Mkdir(filepath.Join(m.Layout.V1[c], m.prefix())); err != nil {
 			return nil, fmt.Errorf("confine job %d: %w", jobID, err)
 		}
 	}
-	parent := filepath.Join(root, Prefix)
+	parent := filepath.Join(root, m.prefix())
 	if err := m.fillCpuset(parent, rootCPUs, rootMems); err != nil {
 		return nil, fmt.Errorf("confine job %d: %w", jobID, err)
 	}
@@ -281,7 +290,7 @@ func (m Manager) Leftovers() ([]uint32, error) {
 	}
 	var ids []uint32
 	for _, c := range Controllers {
-		dir := filepath.Join(m.Layout.V1[c], Prefix)
+		dir := filepath.Join(m.Layout.V1[c], m.prefix())
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, os.ErrNotExist) {
 			continue

@@ -56,7 +56,7 @@ func (m Manager) Join(rec *Record, pid int, role Role) error {
 		return err
 	}
 	for _, c := range ctrls {
-		rel := "/" + path.Join(Prefix, "job-"+strconv.FormatUint(uint64(rec.JobID), 10), string(role))
+		rel := "/" + path.Join(m.prefix(), "job-"+strconv.FormatUint(uint64(rec.JobID), 10), string(role))
 		if cur[c] != rel {
 			return fmt.Errorf("confine pid %d (job %d): /proc says %s:%s, want %s", pid, rec.JobID, c, cur[c], rel)
 		}
