@@ -27,10 +27,10 @@ func paperLimits(t *testing.T) Limits {
 
 func TestDetect(t *testing.T) {
 	tests := []struct {
-		name    string
-		mounts  string
-		v2ctl   string
-		want    Mode
+		name   string
+		mounts string
+		v2ctl  string
+		want   Mode
 		// wantCPUMount is the cpu hierarchy's mount, under the root.
 		wantCPUMount string
 		wantErr      string
