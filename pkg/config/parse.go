@@ -35,6 +35,7 @@ const (
 	DefaultBootTimeout      = 120 * time.Second
 	DefaultDestroyTimeout   = 30 * time.Second
 	DefaultLockTimeout      = 240 * time.Second
+	DefaultCgroupPrefix     = "slurm-lwk"
 )
 
 // Limits checked by Parse.
@@ -113,11 +114,11 @@ func init() {
 		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare",
 		"DefaultProfile", "StateDir", "RunDir", "DevDir", "SysfsRoot", "LogDir",
 		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath", "ScancelPath",
-		"BootTimeout", "DestroyTimeout", "LockTimeout",
+		"BootTimeout", "DestroyTimeout", "LockTimeout", "CgroupPrefix",
 	} {
 		globalKeys[strings.ToLower(k)] = k
 	}
-	for _, k := range []string{"Image", "Kargs", "AllowKargs"} {
+	for _, k := range []string{"Image", "Kargs", "AllowKargs", "ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod"} {
 		profileKeys[strings.ToLower(k)] = k
 	}
 }
@@ -269,6 +270,8 @@ func (c *Config) setGlobal(key, value string) error {
 		c.ProxyMemoryBytes, err = ParseSize(value)
 	case "ProxyCPUShare":
 		c.ProxyCPUPercent, err = parsePercent(value)
+	case "CgroupPrefix":
+		c.CgroupPrefix, err = parseCgroupName(value)
 	case "ProxyCPUPeriod":
 		c.ProxyCPUPeriod, err = parseDuration(value)
 		if err == nil && (c.ProxyCPUPeriod < time.Millisecond || c.ProxyCPUPeriod > time.Second) {
@@ -337,6 +340,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 	def("BootTimeout", func() { c.BootTimeout = DefaultBootTimeout })
 	def("DestroyTimeout", func() { c.DestroyTimeout = DefaultDestroyTimeout })
 	def("LockTimeout", func() { c.LockTimeout = DefaultLockTimeout })
+	def("CgroupPrefix", func() { c.CgroupPrefix = DefaultCgroupPrefix })
 	def("DevDir", func() {
 		if c.Backend == BackendSim {
 			c.DevDir = path.Join(c.SimStateDir, "dev")
@@ -390,7 +394,7 @@ func parseProfile(pairs []pair) (Profile, error) {
 	for _, kv := range pairs[1:] {
 		canon, ok := profileKeys[strings.ToLower(kv.key)]
 		if !ok {
-			return Profile{}, &ParseError{Err: fmt.Errorf("unknown key %q on a Profile= line (want Image, Kargs, AllowKargs)", kv.key)}
+			return Profile{}, &ParseError{Err: fmt.Errorf("unknown key %q on a Profile= line (want Image, Kargs, AllowKargs, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod)", kv.key)}
 		}
 		fail := func(err error) error { return &ParseError{Key: kv.key, Err: err} }
 		if seen[canon] {
@@ -417,6 +421,27 @@ func parseProfile(pairs []pair) (Profile, error) {
 			if joined := strings.Join(p.Kargs, " "); len(joined) > MaxKargsLen {
 				return Profile{}, fail(fmt.Errorf("kernel arguments are %d bytes, at most %d", len(joined), MaxKargsLen))
 			}
+		case "ProxyMemory":
+			v, err := ParseSize(kv.value)
+			if err != nil {
+				return Profile{}, fail(err)
+			}
+			p.ProxyMemoryBytes = v
+		case "ProxyCPUShare":
+			v, err := parsePercent(kv.value)
+			if err != nil {
+				return Profile{}, fail(err)
+			}
+			p.ProxyCPUPercent = v
+		case "ProxyCPUPeriod":
+			v, err := parseDuration(kv.value)
+			if err == nil && (v < time.Millisecond || v > time.Second) {
+				err = fmt.Errorf("%s: outside 1ms-1s", v)
+			}
+			if err != nil {
+				return Profile{}, fail(err)
+			}
+			p.ProxyCPUPeriod = v
 		case "AllowKargs":
 			for _, a := range strings.Split(kv.value, ",") {
 				if !validKargToken(a) {
@@ -433,6 +458,17 @@ func parseProfile(pairs []pair) (Profile, error) {
 		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: Kargs must include %q", p.Name, RequiredKarg)}
 	}
 	return p, nil
+}
+
+// parseCgroupName checks a cgroup directory name: one path component.
+func parseCgroupName(value string) (string, error) {
+	if value == "" || value == "." || value == ".." || len(value) > 64 ||
+		strings.IndexFunc(value, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+		}) >= 0 {
+		return "", fmt.Errorf("%q: want one directory name of letters, digits, '_', '.', '-' (at most 64)", value)
+	}
+	return value, nil
 }
 
 // checkProfileName returns why name cannot be a profile name, or "". The rule

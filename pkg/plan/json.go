@@ -32,6 +32,7 @@ type proxyJSON struct {
 	MemoryBytes uint64 `json:"memory_bytes"`
 	CPUQuotaUS  int64  `json:"cpu_quota_us"`
 	CPUPeriodUS int64  `json:"cpu_period_us"`
+	BatchCPUs   string `json:"batch_cpus"`
 }
 
 // MarshalJSON writes the stable JSON form.
@@ -55,6 +56,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 			MemoryBytes: p.Proxy.MemoryBytes,
 			CPUQuotaUS:  p.Proxy.CPUQuotaUS,
 			CPUPeriodUS: p.Proxy.CPUPeriodUS,
+			BatchCPUs:   p.Proxy.BatchCPUs.String(),
 		},
 	})
 }
@@ -69,6 +71,11 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	proxyCPUs, err := cpuset.Parse(j.Proxy.CPUs)
 	if err != nil {
 		return fmt.Errorf("plan proxy cpus %q: %w", j.Proxy.CPUs, err)
+	}
+	// Absent in journals written before the batch step was confined.
+	batchCPUs, err := cpuset.Parse(j.Proxy.BatchCPUs)
+	if err != nil {
+		return fmt.Errorf("plan proxy batch cpus %q: %w", j.Proxy.BatchCPUs, err)
 	}
 	lwk, err := cpuset.Parse(j.LWKCPUs)
 	if err != nil {
@@ -90,6 +97,7 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 			MemoryBytes: j.Proxy.MemoryBytes,
 			CPUQuotaUS:  j.Proxy.CPUQuotaUS,
 			CPUPeriodUS: j.Proxy.CPUPeriodUS,
+			BatchCPUs:   batchCPUs,
 		},
 	}
 	return nil
@@ -112,8 +120,9 @@ func (p *Plan) Format(w io.Writer) error {
   memory:     %s total, numa=%s
               %s
   proxies:    cpus %s, memory %s, cpu quota %dus per %dus
+  batch step: cpus %s
 `, p.JobID, p.Profile, p.Image, p.Kargs, p.CPUSet(), strings.Join(order, ","),
 		FormatBytes(p.MemoryBytes()), p.NUMAPolicy, strings.Join(mem, ", "),
-		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS)
+		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS, p.Proxy.BatchCPUs)
 	return err
 }
