@@ -131,23 +131,39 @@ func run() error {
 
 	fmt.Printf("isolation benchmark: app CPU %d, OS cores %s, %d storm processes, %s per measurement, %d rounds\n",
 		*appCPU, osSet, *stormN, *dur, *rounds)
+	// Each condition is paired with a measurement alone right next to it
+	// (alone first in odd rounds, second in even ones), and its ratio is
+	// taken against that pair: on a shared or virtual machine the baseline
+	// drifts, and a pair sees the same drift.
 	res := map[string][]sample{}
+	pairs := map[string][]sample{}
 	var job uint32 = 4200000000
 	for r := 0; r < *rounds; r++ {
-		// Alternate: every round runs every condition; the order rotates so
-		// that no condition always follows the same one.
-		order := slices.Clone(conds)
+		order := slices.Clone(conds[1:])
 		k := r % len(order)
 		order = append(order[k:], order[:k]...)
 		for _, c := range order {
 			job++
-			s, err := measure(m, job, bin, data, c, *appCPU, osSet, *dur)
+			var s, a sample
+			var err error
+			if r%2 == 0 {
+				if a, err = measure(m, job, bin, data, conds[0], *appCPU, osSet, *dur); err == nil {
+					s, err = measure(m, job, bin, data, c, *appCPU, osSet, *dur)
+				}
+			} else if s, err = measure(m, job, bin, data, c, *appCPU, osSet, *dur); err == nil {
+				a, err = measure(m, job, bin, data, conds[0], *appCPU, osSet, *dur)
+			}
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, c.name, err)
 			}
 			res[c.name] = append(res[c.name], s)
+			pairs[c.name] = append(pairs[c.name], a)
+			res["alone"] = append(res["alone"], a)
 		}
 		fmt.Fprintf(os.Stderr, "round %d/%d done\n", r+1, *rounds)
+	}
+	for _, c := range conds[1:] {
+		res["alone of "+c.name] = pairs[c.name]
 	}
 	report(conds, res, *rounds, *defShare)
 	return nil
@@ -272,7 +288,7 @@ func report(conds []condition, res map[string][]sample, rounds, defShare int) {
 	ratio := func(name string, f func(sample) float64) stat {
 		var v []float64
 		for i, s := range res[name] {
-			v = append(v, f(s)/f(alone[i]))
+			v = append(v, f(s)/f(res["alone of "+name][i]))
 		}
 		return summarize(v)
 	}
@@ -282,7 +298,7 @@ func report(conds []condition, res map[string][]sample, rounds, defShare int) {
 	e := summarize(mapf(alone, exe))
 	fmt.Printf("\nalone: system-call loop %.0f iterations/s [%.0f-%.0f], exec loop %.0f execs/s [%.0f-%.0f]\n",
 		a.mean, a.lo, a.hi, e.mean, e.lo, e.hi)
-	fmt.Printf("\nratio to alone, same round (mean [min-max] over %d rounds)\n", rounds)
+	fmt.Printf("\nratio to alone measured right beside it (mean [min-max] over %d rounds)\n", rounds)
 	fmt.Printf("| %-32s | %-21s | %-21s | %-30s |\n", "condition", "system-call loop", "exec loop", "storm CPU / quota (CPUs)")
 	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 23), strings.Repeat("-", 23), strings.Repeat("-", 32))
 	for _, c := range conds[1:] {
