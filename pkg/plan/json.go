@@ -33,6 +33,7 @@ type proxyJSON struct {
 	CPUQuotaUS  int64  `json:"cpu_quota_us"`
 	CPUPeriodUS int64  `json:"cpu_period_us"`
 	BatchCPUs   string `json:"batch_cpus"`
+	Mems        string `json:"mems"`
 }
 
 // MarshalJSON writes the stable JSON form.
@@ -57,6 +58,7 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 			CPUQuotaUS:  p.Proxy.CPUQuotaUS,
 			CPUPeriodUS: p.Proxy.CPUPeriodUS,
 			BatchCPUs:   p.Proxy.BatchCPUs.String(),
+			Mems:        p.Proxy.Mems.String(),
 		},
 	})
 }
@@ -76,6 +78,10 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	batchCPUs, err := cpuset.Parse(j.Proxy.BatchCPUs)
 	if err != nil {
 		return fmt.Errorf("plan proxy batch cpus %q: %w", j.Proxy.BatchCPUs, err)
+	}
+	mems, err := cpuset.Parse(j.Proxy.Mems)
+	if err != nil {
+		return fmt.Errorf("plan proxy mems %q: %w", j.Proxy.Mems, err)
 	}
 	lwk, err := cpuset.Parse(j.LWKCPUs)
 	if err != nil {
@@ -98,6 +104,7 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 			CPUQuotaUS:  j.Proxy.CPUQuotaUS,
 			CPUPeriodUS: j.Proxy.CPUPeriodUS,
 			BatchCPUs:   batchCPUs,
+			Mems:        mems,
 		},
 	}
 	return nil

@@ -25,7 +25,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(b, &fields))
 	require.Equal(t, "2-5,8-9", fields["lwk_cpus"])
-	require.Equal(t, map[string]any{"cpus": "0-1", "memory_bytes": float64(128 * mib), "cpu_quota_us": float64(100000), "cpu_period_us": float64(100000), "batch_cpus": "6-7"}, fields["proxy"])
+	require.Equal(t, map[string]any{"cpus": "0-1", "memory_bytes": float64(128 * mib), "cpu_quota_us": float64(100000), "cpu_period_us": float64(100000), "batch_cpus": "6-7", "mems": ""}, fields["proxy"])
 	require.Equal(t, []any{map[string]any{"numa_node": float64(2), "bytes": float64(8 * mib)}, map[string]any{"numa_node": float64(3), "bytes": float64(4 * mib)}}, fields["memory"])
 
 	var back Plan

@@ -48,6 +48,9 @@ type Proxy struct {
 	// CPUQuotaUS and CPUPeriodUS are the CFS bandwidth limit. Units: µs.
 	CPUQuotaUS  int64
 	CPUPeriodUS int64
+	// Mems are the NUMA nodes the proxies allocate from: the system NUMA
+	// nodes on a split node, empty (any) otherwise.
+	Mems cpuset.CPUSet
 	// BatchCPUs are where the rest of the job's Linux side runs (the batch
 	// script, srun, --lwk-mode=off steps): the job's CPUs the LWK does not
 	// take (cores=N), or the OS cores when it takes them all, since Linux no
@@ -167,7 +170,7 @@ func proxyLimits(cfg *config.Config, prof config.Profile) (Proxy, error) {
 		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d cores × %d%%): below the kernel's 1ms minimum",
 			quota, period, cfg.OSCores.Size(), percent)
 	}
-	return Proxy{CPUs: cfg.OSCores, MemoryBytes: memory, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
+	return Proxy{CPUs: cfg.OSCores, Mems: cfg.SystemNUMANodes, MemoryBytes: memory, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
 }
 
 // sortedNodes returns the keys of m, ascending.

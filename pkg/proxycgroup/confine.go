@@ -71,6 +71,9 @@ type Manager struct {
 	Prefix string
 }
 
+// Mode returns the cgroup version in use.
+func (m Manager) Mode() Mode { return m.Layout.Mode }
+
 func (m Manager) prefix() string {
 	if m.Prefix == "" {
 		return DefaultPrefix
