@@ -10,7 +10,9 @@
  *   2. runs lwk-prolog / lwk-epilog from the job_script context with
  *      fork + execve + waitpid, argv arrays and an explicit environment;
  *   3. runs each task of a normal step of an LWK job through mcexec, when
- *      the prolog left the marker <rundir>/job-<jobid> on this node.
+ *      the prolog left the marker <rundir>/job-<jobid> on this node, after
+ *      "lwkctl confine-task" (root) has put it into the job's proxy
+ *      cgroups; the batch step's task goes into the job's batch cgroup.
  * What to boot, where and how much is decided in Go (pkg/lwkmode, plan,
  * apply); the grammar check is grammar.c, tested against the Go parser's
  * vectors.
@@ -67,7 +69,8 @@ struct lwk_args {
 	const char *conf;   /* conf=: lwk.conf, passed as --config and LWK_CONF */
 	const char *mcexec; /* mcexec=: what tasks run through */
 	const char *rundir; /* rundir=: where the prolog leaves job-<id> markers */
-	const char *check;  /* check=: lwkctl, run as "check-spec" at submit */
+	const char *check;  /* check=: lwkctl, run as "check-spec" at submit and
+			     * as "confine-task" (root) in each task of an LWK job */
 };
 
 static int lwk_opt_cb(int val, const char *optarg, int remote);
@@ -499,20 +502,56 @@ static int normal_step(spank_t sp, uint32_t *job, uint32_t *step)
 }
 
 /*
+ * Runs "lwkctl confine-task" (the check= binary) as root for this task,
+ * which puts it into the job's cgroups (cgroup v1) or limits its step's
+ * cgroup (v2) before it execs: proxies for a task run through mcexec,
+ * batch for the batch script and --lwk-mode=off steps. lwkctl reads the
+ * limits from the root-only record the prolog left in RunDir, never from
+ * the task's environment, which it does not get.
+ */
+#define CONFINE_TIMEOUT_MS 10000
+
+static int confine_task(const struct lwk_args *a, uint32_t job, uint32_t step, const char *role)
+{
+	char job_s[16], pid_s[16];
+	char *argv[] = { (char *)a->check, "confine-task", "--config", (char *)a->conf, "--job", job_s,
+			 "--pid", pid_s, "--role", (char *)role, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	int rc;
+
+	snprintf(job_s, sizeof(job_s), "%u", job);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)getpid());
+	rc = spawn_wait("confine task", argv, envp, CONFINE_TIMEOUT_MS, NULL, 0);
+	if (rc != 0) {
+		slurm_error("lwk: step %u.%u: %s confine-task (%s) failed with status %d; the task does not run unconfined",
+			    job, step, a->check, role, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Root, in the forked task process: look for the marker the prolog writes
  * once the LWK is up. RunDir is root-only, so a user cannot fake it; a
  * marker that is not a root-owned regular file is refused all the same.
+ * With a marker, the task is confined before it runs anything: a normal
+ * step's tasks are mcexec proxies, the batch step is the job's Linux side.
  */
 int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
 	struct lwk_args a;
-	char path[PATH_MAX];
+	char path[PATH_MAX], *arg = NULL;
 	struct stat st;
 	uint32_t job, step;
-	int n;
+	int n, normal, off;
 
 	marker_seen = 0;
-	if (!spank_remote(sp) || !normal_step(sp, &job, &step))
+	if (!spank_remote(sp))
+		return 0;
+	normal = normal_step(sp, &job, &step);
+	if (!normal && !(spank_get_item(sp, S_JOB_ID, &job) == ESPANK_SUCCESS &&
+			 spank_get_item(sp, S_JOB_STEPID, &step) == ESPANK_SUCCESS &&
+			 step == SLURM_BATCH_SCRIPT))
 		return 0;
 	if (parse_args(ac, av, &a) < 0)
 		return -1;
@@ -529,7 +568,11 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 		slurm_error("lwk: step %u.%u: marker %s is not a root-owned file", job, step, path);
 		return -1;
 	}
-	marker_seen = 1;
+	off = spank_option_getopt(sp, &lwk_option, &arg) == ESPANK_SUCCESS && arg != NULL &&
+	      strcmp(arg, LWK_SPEC_OFF) == 0;
+	if (confine_task(&a, job, step, normal && !off ? "proxies" : "batch") < 0)
+		return -1;
+	marker_seen = normal;
 	return 0;
 }
 
