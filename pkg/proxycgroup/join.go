@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/utils/cpuset"
 )
 
 // Join confines a task by the record, as root, before the task execs:
@@ -135,6 +137,18 @@ func (m Manager) joinV2(rec *Record, pid int, role Role) error {
 	if role == Batch {
 		cpus = l.BatchCPUs
 	}
+	// Slurm's job and step cpusets (ConstrainCores) hold the job's CPUs,
+	// not the OS cores (CpuSpecList keeps jobs off them), and a v2 child's
+	// effective CPUs are only those its ancestors have: widen the job's and
+	// the step's cpuset.cpus by the CPUs the proxies need, or the kernel
+	// would fall back to the parent's (the job's CPUs, which IHK offlined).
+	step := path.Dir(rel)
+	for _, d := range []string{path.Dir(step), step} {
+		dir := filepath.Join(m.Layout.Unified, filepath.FromSlash(d))
+		if err := m.widen(dir, cpus); err != nil {
+			return fmt.Errorf("confine pid %d (job %d): %w", pid, rec.JobID, err)
+		}
+	}
 	writes := [][2]string{{"cpuset.cpus", cpus.String()}}
 	if !l.Mems.IsEmpty() {
 		writes = append(writes, [2]string{"cpuset.mems", l.Mems.String()})
@@ -153,6 +167,23 @@ func (m Manager) joinV2(rec *Record, pid int, role Role) error {
 		}
 	}
 	return nil
+}
+
+// widen adds cpus to a cgroup's cpuset.cpus when it sets one (empty means
+// the parent's, which is left alone).
+func (m Manager) widen(dir string, cpus cpuset.CPUSet) error {
+	s, err := m.FS.Read(dir, "cpuset.cpus")
+	if err != nil {
+		return err
+	}
+	cur, err := cpuset.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "cpuset.cpus"), err)
+	}
+	if cur.IsEmpty() || cpus.IsSubsetOf(cur) {
+		return nil
+	}
+	return m.FS.Write(dir, "cpuset.cpus", cur.Union(cpus).String())
 }
 
 // enable turns cpuset, cpu and memory on in a cgroup's subtree_control

@@ -188,8 +188,9 @@ func TestRealV1ConfinementAndUserCannotEscape(t *testing.T) {
 func TestRealV1QuotaThrottlesBusyLoop(t *testing.T) {
 	m := realV1(t)
 	const job = 4100000002
-	// 20% of one CPU.
-	lim := Limits{CPUs: cpuset.New(0), MemoryBytes: 64 << 20, CPUQuotaUS: 20000, CPUPeriodUS: 100000, BatchCPUs: cpuset.New(0)}
+	// 5% of one CPU: low enough that the loop reaches it even on a loaded
+	// shared machine, so that the kernel must throttle it.
+	lim := Limits{CPUs: cpuset.New(0), MemoryBytes: 64 << 20, CPUQuotaUS: 5000, CPUPeriodUS: 100000, BatchCPUs: cpuset.New(0)}
 	rec, err := m.Create(job, lim)
 	require.NoError(t, err)
 	cmd, release := startHelper(t, "spin", 0)
@@ -204,10 +205,10 @@ func TestRealV1QuotaThrottlesBusyLoop(t *testing.T) {
 	require.NoError(t, err)
 	wall := time.Since(t0)
 	share := float64(s1.Usage-s0.Usage) / float64(wall)
-	t.Logf("busy loop under a 20%% quota: %.3f of a CPU; periods %d, throttled %d (%s)",
+	t.Logf("busy loop under a 5%% quota: %.3f of a CPU; periods %d, throttled %d (%s)",
 		share, s1.Periods-s0.Periods, s1.Throttled-s0.Throttled, s1.ThrottledTime-s0.ThrottledTime)
-	require.LessOrEqual(t, share, 0.22, "quota + 2%%")
-	require.Greater(t, share, 0.05, "the loop ran at all")
+	require.LessOrEqual(t, share, 0.07, "quota + 2%%")
+	require.Greater(t, share, 0.01, "the loop ran at all")
 	require.Greater(t, s1.Throttled-s0.Throttled, uint64(5), "the kernel throttled it")
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()

@@ -37,18 +37,27 @@ func TestJoinV2(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		procCg  string
-		role    Role
-		wantCPU string
+		role        Role
+		wantCPU     string
+		wantJobCPUs string
 	}{
-		{name: "proxy still in step/slurm", procCg: "0::/" + step + "/slurm\n", role: Proxy, wantCPU: "0-1"},
-		{name: "proxy already in its task leaf", procCg: "0::/" + step + "/user/task_0\n", role: Proxy, wantCPU: "0-1"},
-		{name: "batch step", procCg: "0::/" + step + "/user/task_0\n", role: Batch, wantCPU: "14-15"},
+		{name: "proxy still in step/slurm", procCg: "0::/" + step + "/slurm\n", role: Proxy, wantCPU: "0-1", wantJobCPUs: "0-15"},
+		{name: "proxy already in its task leaf", procCg: "0::/" + step + "/user/task_0\n", role: Proxy, wantCPU: "0-1", wantJobCPUs: "0-15"},
+		{name: "batch step", procCg: "0::/" + step + "/user/task_0\n", role: Batch, wantCPU: "14-15", wantJobCPUs: "2-15"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, layout := newFakeV2(t)
 			for _, d := range []string{"system.slice", "system.slice/slurmstepd.scope", "system.slice/slurmstepd.scope/sEKNKTV3WPV500", step, step + "/slurm", step + "/user", step + "/user/task_0"} {
 				require.NoError(t, f.Mkdir(filepath.Join(layout.Unified, d)))
 			}
+			// Slurm's ConstrainCores: the job and the step hold the job's
+			// CPUs, not the OS cores.
+			job := filepath.Join(layout.Unified, "system.slice/slurmstepd.scope/sEKNKTV3WPV500")
+			for _, d := range []string{"", "system.slice", "system.slice/slurmstepd.scope", "system.slice/slurmstepd.scope/sEKNKTV3WPV500"} {
+				require.NoError(t, f.Write(filepath.Join(layout.Unified, d), "cgroup.subtree_control", "+cpuset"))
+			}
+			require.NoError(t, f.Write(job, "cpuset.cpus", "2-15"))
+			require.NoError(t, f.Write(filepath.Join(layout.Unified, step), "cpuset.cpus", "2-15"))
 			m := Manager{Layout: layout, FS: f}
 			lim := paperLimits(t)
 			lim.BatchCPUs = mustParse(t, "14-15")
@@ -63,6 +72,8 @@ func TestJoinV2(t *testing.T) {
 			require.NoError(t, m.Join(rec, 4242, tc.role))
 			user := filepath.Join(layout.Unified, step, "user")
 			require.Equal(t, tc.wantCPU, f.get(user, "cpuset.cpus"))
+			require.Equal(t, tc.wantJobCPUs, f.get(job, "cpuset.cpus"), "the job's cpuset widened to the proxies' CPUs")
+			require.Equal(t, tc.wantJobCPUs, f.get(filepath.Join(layout.Unified, step), "cpuset.cpus"))
 			require.Equal(t, "0-1", f.get(user, "cpuset.mems"))
 			if tc.role == Proxy {
 				require.Equal(t, "134217728", f.get(user, "memory.max"))
