@@ -298,7 +298,7 @@ func TestExampleDefaults(t *testing.T) {
 		}
 		b.WriteString(line + "\n")
 	}
-	require.Equal(t, 17, uncommented, "every defaulted key is documented")
+	require.Equal(t, 18, uncommented, "every defaulted key is documented")
 	withDefaults, err := Parse(strings.NewReader(string(raw)), "lwk.conf.example")
 	require.NoError(t, err)
 	explicit, err := Parse(strings.NewReader(b.String()), "lwk.conf.example")
