@@ -35,8 +35,8 @@ func TestStepUserCgroup(t *testing.T) {
 func TestJoinV2(t *testing.T) {
 	const step = "system.slice/slurmstepd.scope/sEKNKTV3WPV500/step_0"
 	for _, tc := range []struct {
-		name    string
-		procCg  string
+		name        string
+		procCg      string
 		role        Role
 		wantCPU     string
 		wantJobCPUs string
