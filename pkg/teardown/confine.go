@@ -58,8 +58,16 @@ func (d Deps) unconfine(ctx context.Context, log *slog.Logger, jobID uint32, res
 				return fmt.Errorf("list processes of job %d's cgroups: %w", jobID, err)
 			}
 		}
-		signalAll(pids, syscall.SIGKILL)
-		res.Killed = append(res.Killed, pids...)
+		if len(pids) > 0 {
+			signalAll(pids, syscall.SIGKILL)
+			res.Killed = append(res.Killed, pids...)
+			for end := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(end) && ctx.Err() == nil; {
+				time.Sleep(20 * time.Millisecond)
+				if pids, err = d.Cgroups.Members(jobID); err != nil {
+					return fmt.Errorf("list processes of job %d's cgroups: %w", jobID, err)
+				}
+			}
+		}
 	}
 	// Remove retries EBUSY with backoff while killed processes are reaped.
 	if err := d.Cgroups.Remove(jobID); err != nil {
