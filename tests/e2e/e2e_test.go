@@ -387,6 +387,36 @@ func TestProxiesConfinedFromFirstInstruction(t *testing.T) {
 	h.assertPristine(settleTimeout)
 }
 
+// oomScript runs a step whose program (run through the mcexec stand-in, so
+// inside the proxies' cgroup) holds far more than ProxyMemory (128M).
+const oomScript = `#!/bin/bash
+srun -n1 /bin/sh -c 'x=$(head -c 400000000 /dev/zero | tr "\\000" a); echo "survived ${#x}"'
+echo "rc=$?"
+`
+
+// Scenario 5c: a proxy over ProxyMemory is OOM-killed, and this is what the
+// user sees. The kernel SIGKILLs the biggest process in the proxies' cgroup:
+// here the program under the mcexec stand-in, which reports a killed program
+// as 128+signal, as a shell does: "task 0: Exited with exit code 137" from
+// srun, 137:0 in sacct. (A real mcexec killed itself ends its task with
+// SIGKILL: "task 0: Killed", 0:9.) The job goes on; the node is clean.
+func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "oom", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "oom.sh", oomScript))
+	f := h.waitJob(id, jobTimeout)
+	out, errOut := readFile(filepath.Join(dir, "oom.out")), readFile(filepath.Join(dir, "oom.err"))
+	t.Logf("job %d stdout:\n%sstderr:\n%s", id, out, errOut)
+	require.Equal(t, "COMPLETED", f["JobState"], "the batch script goes on after the step")
+	require.NotContains(t, out, "survived")
+	require.Contains(t, out, "rc=137\n")
+	require.Contains(t, errOut, "task 0: Exited with exit code 137")
+	require.Equal(t, "137:0", h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode)
+	h.assertPristine(settleTimeout)
+}
+
 // usr1Script runs a step whose program waits for SIGUSR1 and exits 0 on it.
 const usr1Script = `#!/bin/bash
 srun -n1 /bin/sh -c 'trap "echo got-USR1; exit 0" USR1; echo ready; while :; do sleep 0.2; done'
