@@ -309,8 +309,8 @@ func report(conds []condition, res map[string][]sample, rounds, defShare int) {
 	fmt.Printf("\nalone: system-call loop %.0f iterations/s [%.0f-%.0f], exec loop %.0f execs/s [%.0f-%.0f]\n",
 		a.mean, a.lo, a.hi, e.mean, e.lo, e.hi)
 	fmt.Printf("\nratio to alone measured right beside it (mean [min-max] over %d rounds)\n", rounds)
-	fmt.Printf("| %-32s | %-21s | %-21s | %-30s | %-21s |\n", "condition", "system-call loop", "exec loop", "storm CPU / quota (CPUs)", "storm / quota, cpu.stat")
-	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 23), strings.Repeat("-", 23), strings.Repeat("-", 32), strings.Repeat("-", 23))
+	fmt.Printf("| %-32s | %-21s | %-21s | %-30s | %-23s |\n", "condition", "system-call loop", "exec loop", "storm CPU / quota (CPUs)", "storm / quota, cpu.stat")
+	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 23), strings.Repeat("-", 23), strings.Repeat("-", 32), strings.Repeat("-", 25))
 	for _, c := range conds[1:] {
 		q, oq := "", ""
 		if c.share > 0 {
@@ -323,7 +323,7 @@ func report(conds []condition, res map[string][]sample, rounds, defShare int) {
 			q = fmt.Sprintf("%.3f [%.3f-%.3f] / %.2f", u.mean, u.lo, u.hi, res[c.name][0].quotaCPU)
 			_ = thr
 		}
-		fmt.Printf("| %-32s | %-21s | %-21s | %-30s | %-21s |\n", c.name, ratio(c.name, sys), ratio(c.name, exe), q, oq)
+		fmt.Printf("| %-32s | %-21s | %-21s | %-30s | %-23s |\n", c.name, ratio(c.name, sys), ratio(c.name, exe), q, oq)
 	}
 	// The targets of the issue, measured in this run.
 	fmt.Println()
