@@ -1,8 +1,23 @@
 // Package jobmarker writes and reads the per-job marker files in the run
 // directory (RunDir, /run/slurm-lwk by default). lwk-prolog writes
 // <RunDir>/job-<id> once the job's LWK is RUNNING; the SPANK plugin checks
-// for it (as root, in task_init_privileged) before running tasks through
-// mcexec, and lwk-epilog removes it. The content is "os=<N>\n".
+// for it (as root, in remote init_post_opt and task_init_privileged) before
+// running the batch script or any task, and lwk-epilog removes it.
+//
+// The content is one "key=value" line per field, "os=<N>" first:
+//
+//	os=0
+//	attempt=1
+//	cpus=12
+//	oversubscribe=0
+//
+// attempt is the job's restart count when the prolog booted the LWK
+// (SLURM_JOB_RESTART_COUNT): the plugin compares it with the step's
+// SLURM_RESTART_COUNT, so a requeued job whose new attempt got no prolog
+// (Slurm 22.05 can skip it, see spank/lwk.c) is never taken for booted.
+// cpus is the LWK's CPU count and oversubscribe whether McKernel was booted
+// with allow_oversubscribe: the plugin refuses a step with more local tasks
+// than LWK CPUs unless it is set. Readers ignore keys they do not know.
 package jobmarker
 
 import (
@@ -13,6 +28,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/atomicfile"
 )
 
 // Path returns the marker path of a job.
@@ -20,26 +37,45 @@ func Path(runDir string, jobID uint32) string {
 	return filepath.Join(runDir, fmt.Sprintf("job-%d", jobID))
 }
 
-// Write creates the marker (0600) in runDir (created 0700 if missing),
-// atomically.
+// Marker is a marker's content.
+type Marker struct {
+	// OS is the instance's index.
+	OS int
+	// Attempt is the job's restart count the LWK was booted for.
+	Attempt uint32
+	// CPUs is the number of LWK CPUs; 0 when unknown.
+	CPUs int
+	// Oversubscribe is whether McKernel runs more processes than CPUs
+	// (kernel argument allow_oversubscribe).
+	Oversubscribe bool
+}
+
+func (m Marker) encode() string {
+	over := 0
+	if m.Oversubscribe {
+		over = 1
+	}
+	return fmt.Sprintf("os=%d\nattempt=%d\ncpus=%d\noversubscribe=%d\n", m.OS, m.Attempt, m.CPUs, over)
+}
+
+// Write creates the marker of the first attempt (0600) in runDir (created
+// 0700 if missing), atomically.
 func Write(runDir string, jobID uint32, osIndex int) (string, error) {
+	return WriteMarker(runDir, jobID, Marker{OS: osIndex})
+}
+
+// WriteMarker creates the marker m (0600) in runDir (created 0700 if
+// missing), atomically.
+func WriteMarker(runDir string, jobID uint32, m Marker) (string, error) {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return "", fmt.Errorf("create run dir %s: %w", runDir, err)
 	}
 	path := Path(runDir, jobID)
-	tmp, err := os.CreateTemp(runDir, ".job-*")
-	if err != nil {
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := fmt.Fprintf(tmp, "os=%d\n", osIndex); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write marker %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// The temp name starts with ".job-", which List does not take for a
+	// marker. /run does not survive a reboot, so no fsync.
+	data := []byte(m.encode())
+	opt := atomicfile.Options{Perm: 0o600, TempPrefix: ".job-"}
+	if err := atomicfile.Write(runDir, filepath.Base(path), data, opt); err != nil {
 		return "", fmt.Errorf("write marker %s: %w", path, err)
 	}
 	return path, nil
@@ -48,17 +84,45 @@ func Write(runDir string, jobID uint32, osIndex int) (string, error) {
 // Read returns the OS index a job's marker names; fs.ErrNotExist when there
 // is no marker.
 func Read(runDir string, jobID uint32) (int, error) {
+	m, err := ReadMarker(runDir, jobID)
+	return m.OS, err
+}
+
+// ReadMarker returns a job's marker; fs.ErrNotExist when there is none.
+func ReadMarker(runDir string, jobID uint32) (Marker, error) {
 	path := Path(runDir, jobID)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return -1, fmt.Errorf("read marker %s: %w", path, err)
+		return Marker{OS: -1}, fmt.Errorf("read marker %s: %w", path, err)
 	}
-	v, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "os=")
-	n, err := strconv.Atoi(v)
-	if !ok || err != nil || n < 0 {
-		return -1, fmt.Errorf("marker %s: malformed content %q", path, b)
+	m, err := parse(string(b))
+	if err != nil {
+		return Marker{OS: -1}, fmt.Errorf("marker %s: %w", path, err)
 	}
-	return n, nil
+	return m, nil
+}
+
+func parse(s string) (Marker, error) {
+	m := Marker{OS: -1}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, line := range lines {
+		k, v, ok := strings.Cut(line, "=")
+		n, err := strconv.ParseUint(v, 10, 31)
+		if !ok || err != nil || (i == 0) != (k == "os") {
+			return Marker{OS: -1}, fmt.Errorf("malformed content %q", s)
+		}
+		switch k {
+		case "os":
+			m.OS = int(n)
+		case "attempt":
+			m.Attempt = uint32(n)
+		case "cpus":
+			m.CPUs = int(n)
+		case "oversubscribe":
+			m.Oversubscribe = n != 0
+		}
+	}
+	return m, nil
 }
 
 // List returns the job IDs that have markers.

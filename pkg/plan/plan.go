@@ -41,7 +41,7 @@ type Input struct {
 
 // Proxy is the confinement of the job's mcexec proxies.
 type Proxy struct {
-	// CPUs is the proxies' cpuset: the node's OS cores.
+	// CPUs is the proxies' cpuset: the node's online OS cores.
 	CPUs cpuset.CPUSet
 	// MemoryBytes is the proxies' memory limit. Units: bytes.
 	MemoryBytes uint64
@@ -75,6 +75,8 @@ type Plan struct {
 	NUMAPolicy lwkmode.NUMAPolicy
 	// Proxy is the mcexec proxy confinement.
 	Proxy Proxy
+	// Defrag is the profile's pre-boot defragmentation of the job nodes.
+	Defrag config.DefragPolicy
 }
 
 // CPUSet returns the LWK CPUs as a set.
@@ -122,7 +124,7 @@ func Make(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
 	}
-	proxy, err := proxyLimits(in.Config, prof)
+	proxy, err := proxyLimits(in.Config, prof, in.Topology)
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
 	}
@@ -139,6 +141,7 @@ func Make(in Input) (*Plan, error) {
 		Memory:     mem,
 		NUMAPolicy: policy,
 		Proxy:      proxy,
+		Defrag:     prof.Defrag,
 	}, nil
 }
 
@@ -152,25 +155,32 @@ func kernelArgs(prof config.Profile, extra []string) (string, error) {
 	return prof.KernelArgs(extra), nil
 }
 
-// proxyLimits derives the proxy cgroup limits: the OS cores, the memory cap,
-// and a CFS quota that is the configured share of the OS cores' capacity
-// (the profile's overrides first, then the node's).
-func proxyLimits(cfg *config.Config, prof config.Profile) (Proxy, error) {
+// proxyLimits derives the proxy cgroup limits: the online OS cores, the
+// memory cap, and a CFS quota that is the configured share of those cores'
+// capacity (the profile's overrides first, then the node's). An offline OS
+// core runs nothing, so it neither joins the cpuset (cgroup v1 refuses
+// offline CPUs there) nor counts in the quota.
+func proxyLimits(cfg *config.Config, prof config.Profile, t *topology.Topology) (Proxy, error) {
 	if cfg.OSCores.IsEmpty() {
 		return Proxy{}, errors.New("no OS cores configured (OSCores=): the mcexec proxies need somewhere to run")
+	}
+	cores := cfg.OSCores.Intersection(t.OnlineCPUs())
+	if cores.IsEmpty() {
+		return Proxy{}, fmt.Errorf("os cores %s: none is online (online cpus %s): the mcexec proxies need somewhere to run",
+			cfg.OSCores, t.OnlineCPUs())
 	}
 	memory, percent, periodD := cfg.ProxyLimits(prof)
 	period := periodD.Microseconds()
 	if period <= 0 {
 		return Proxy{}, fmt.Errorf("proxy cpu period %s: must be positive", periodD)
 	}
-	quota := period * int64(cfg.OSCores.Size()) * int64(percent) / 100
+	quota := period * int64(cores.Size()) * int64(percent) / 100
 	// The kernel rejects CFS quotas under 1 ms (kernel/sched/core.c min_cfs_quota_period).
 	if quota < 1000 {
-		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d cores × %d%%): below the kernel's 1ms minimum",
-			quota, period, cfg.OSCores.Size(), percent)
+		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d online os cores × %d%%): below the kernel's 1ms minimum",
+			quota, period, cores.Size(), percent)
 	}
-	return Proxy{CPUs: cfg.OSCores, Mems: cfg.SystemNUMANodes, MemoryBytes: memory, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
+	return Proxy{CPUs: cores, Mems: cfg.SystemNUMANodes, MemoryBytes: memory, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
 }
 
 // sortedNodes returns the keys of m, ascending.

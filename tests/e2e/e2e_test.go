@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,7 +83,8 @@ func checkBooted(h *harness, id int) osInstance {
 	require.NotEmpty(h.t, inst.Memory, "os %d has no memory", inst.Index)
 	marker, err := os.ReadFile(filepath.Join(h.runDir, "job-"+strconv.Itoa(id)))
 	require.NoError(h.t, err, "marker file of job %d", id)
-	require.Equal(h.t, "os="+strconv.Itoa(inst.Index)+"\n", string(marker))
+	// The first attempt of the job, the LWK's CPU count, no oversubscription.
+	require.Equal(h.t, fmt.Sprintf("os=%d\nattempt=0\ncpus=%d\noversubscribe=0\n", inst.Index, cpus.Size()), string(marker))
 	return *inst
 }
 
