@@ -13,6 +13,8 @@
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
+#   make bench-isolation  a Linux job beside confined/unconfined proxy storms
+#                   (root, gcc, cgroup v1; about 3 minutes; prints a table)
 #   make bench-frag memory contiguity after stress, three node preparations,
 #                   in a QEMU VM with Debian's kernel (scripts/vm-node compare)
 #   make test-vm-smoke  a short run of that VM harness (part of make test)
@@ -42,7 +44,7 @@ COMMANDS  = lwk-prolog lwk-epilog lwk-monitor lwkctl lwk-sim-mcexec
 BINARIES  = $(addprefix bin/,$(COMMANDS))
 GOFILES   = $(shell find cmd pkg internal tests -name '*.go' 2>/dev/null)
 
-.PHONY: all build spank deps test unit e2e test-vm lint bench demo install clean
+.PHONY: all build spank deps test unit e2e test-vm lint bench bench-isolation demo install clean
 
 all: build spank
 
@@ -86,6 +88,9 @@ bench: build spank
 	spank/test_shim spank/spank_lwk.so --bench
 	$(GO) run ./tools/benchlifecycle --bin bin
 
+# Paper Table 2: the Linux job on CPU 1, the proxies' OS core CPU 0.
+bench-isolation:
+	$(GO) run ./tools/benchisolation --app-cpu 1 --os-cpus 0 --rounds 5 --duration 1s
 # lwk-monitor benchmarks (issue 11).
 .PHONY: bench-monitor bench-accounting
 bench-monitor: build

@@ -11,9 +11,11 @@
  *      fork + execve + waitpid, argv arrays and an explicit environment;
  *   3. runs each task of a normal step of an LWK job through mcexec, when
  *      the prolog left the marker <rundir>/job-<jobid> on this node for
- *      this attempt of the job; a job or step that asked for an LWK which
- *      is not there fails with the reason instead of running on Linux
- *      (remote_check).
+ *      this attempt of the job, after "lwkctl confine-task" (root) has put
+ *      it into the job's proxy cgroups (the batch step's task and
+ *      --lwk-mode=off steps go into the job's batch cgroup); a job or step
+ *      that asked for an LWK which is not there fails with the reason
+ *      instead of running on Linux (remote_check).
  * The process runner and PATH resolver are in run.c.
  * What to boot, where and how much is decided in Go (pkg/lwkmode, plan,
  * apply); the grammar check is grammar.c, tested against the Go parser's
@@ -74,7 +76,8 @@ struct lwk_args {
 	const char *conf;   /* conf=: lwk.conf, passed as --config and LWK_CONF */
 	const char *mcexec; /* mcexec=: what tasks run through */
 	const char *rundir; /* rundir=: where the prolog leaves job-<id> markers */
-	const char *check;  /* check=: lwkctl, run as "check-spec" at submit */
+	const char *check;  /* check=: lwkctl, run as "check-spec" at submit and
+			     * as "confine-task" (root) in each task of an LWK job */
 };
 
 static int lwk_opt_cb(int val, const char *optarg, int remote);
@@ -113,6 +116,8 @@ static char step_why[2 * PATH_MAX]; /* STEP_REFUSED: what the task prints */
 static long step_cpus;             /* STEP_LWK: LWK CPUs (0: unknown) */
 static int step_oversubscribe;     /* STEP_LWK: McKernel allows more
 				    * processes than CPUs */
+static int step_confine;           /* this attempt's marker is here: confine
+				    * the step's tasks (lwkctl confine-task) */
 /* Set in task_init_privileged (root) for a task to wrap; read in task_init
  * (user) of the same forked task process. */
 static int marker_seen;
@@ -478,6 +483,35 @@ static int normal_step(spank_t sp, uint32_t *job, uint32_t *step)
 	       *step != SLURM_INTERACTIVE_STEP;
 }
 
+/*
+ * Runs "lwkctl confine-task" (the check= binary) as root for this task,
+ * which puts it into the job's cgroups (cgroup v1) or limits its step's
+ * cgroup (v2) before it execs: proxies for a task run through mcexec,
+ * batch for the batch script and --lwk-mode=off steps. lwkctl reads the
+ * limits from the root-only record the prolog left in RunDir, never from
+ * the task's environment, which it does not get.
+ */
+#define CONFINE_TIMEOUT_MS 10000
+
+static int confine_task(const struct lwk_args *a, uint32_t job, uint32_t step, const char *role)
+{
+	char job_s[16], pid_s[16];
+	char *argv[] = { (char *)a->check, "confine-task", "--config", (char *)a->conf, "--job", job_s,
+			 "--pid", pid_s, "--role", (char *)role, NULL };
+	char *envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	int rc;
+
+	snprintf(job_s, sizeof(job_s), "%u", job);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)getpid());
+	rc = spawn_wait("confine task", argv, envp, CONFINE_TIMEOUT_MS, NULL, 0);
+	if (rc != 0) {
+		slurm_error("lwk: step %u.%u: %s confine-task (%s) failed with status %d; the task does not run unconfined",
+			    job, step, a->check, role, rc);
+		return -1;
+	}
+	return 0;
+}
+
 /* A job's marker as the prolog writes it (pkg/jobmarker): "os=N" first,
  * then key=value lines; unknown keys are ignored. */
 struct lwk_marker {
@@ -593,6 +627,7 @@ static int remote_check(spank_t sp, int ac, char **av)
 	int asked, rc;
 
 	step_state = STEP_LINUX;
+	step_confine = 0;
 	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
 	    spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS)
 		return 0;
@@ -637,6 +672,9 @@ static int remote_check(spank_t sp, int ac, char **av)
 		slurm_error("%s", step_why);
 		return 0;
 	}
+	/* This attempt's LWK is up: every task of the step is confined
+	 * (task_init_privileged), as proxies or as the job's Linux side. */
+	step_confine = 1;
 	/* The batch script runs on Linux (its sruns go through mcexec), and
 	 * so do --lwk-mode=off steps. */
 	if (step == SLURM_BATCH_SCRIPT || (opt_seen && !opt_bad && strcmp(opt_spec, LWK_SPEC_OFF) == 0))
@@ -660,19 +698,28 @@ static int remote_check(spank_t sp, int ac, char **av)
 }
 
 /*
- * Root, in the forked task process: wrap the task when remote_check found
- * this attempt's LWK, and the step is a normal one.
+ * Root, in the forked task process: when remote_check found this attempt's
+ * LWK, confine the task before it runs anything (a normal step's tasks are
+ * mcexec proxies; the batch script and --lwk-mode=off steps are the job's
+ * Linux side), then wrap it if the step is a normal LWK one. A refused step
+ * is not confined: its task only prints why and fails (task_init).
  */
 int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
+	struct lwk_args a;
 	uint32_t job, step;
 
-	(void)ac;
-	(void)av;
 	marker_seen = 0;
-	if (!spank_remote(sp) || !normal_step(sp, &job, &step))
+	if (!spank_remote(sp) || !step_confine || step_state == STEP_REFUSED)
 		return 0;
-	marker_seen = step_state == STEP_LWK;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS)
+		return -1;
+	if (parse_args(ac, av, &a) < 0)
+		return -1;
+	if (confine_task(&a, job, step, step_state == STEP_LWK ? "proxies" : "batch") < 0)
+		return -1;
+	marker_seen = step_state == STEP_LWK && normal_step(sp, &job, &step);
 	return 0;
 }
 

@@ -518,16 +518,33 @@ static void test_tasks(void)
 	snprintf(want, sizeof(want), "-n\n2\n%s\na b\n--flag\nFOO=bar\n%s\n", path_in("bin/myprog"),
 		 path_env);
 	CHECK(out != NULL && strcmp(out, want) == 0, "mcexec saw:\n%s\nwant:\n%s", out ? out : "", want);
+	/* ... after lwkctl confine-task put it into the proxies' cgroups. */
+	out = slurp(path_in("lwkctl.confine"));
+	snprintf(want, sizeof(want), "confine-task\n--config\n%s\n--job\n42\n--pid\n", path_in("lwk.conf"));
+	CHECK(out != NULL && strncmp(out, want, strlen(want)) == 0 && strstr(out, "\n--role\nproxies\n") != NULL,
+	      "confine-task saw:\n%s", out ? out : "");
+	/* A task that cannot be confined does not run. */
+	write_file(path_in("lwkctl.fail"), "", 0600);
+	CHECK(run_task() == -1, "unconfined task ran");
+	unlink(path_in("lwkctl.fail"));
 
 	mock_step = 0xfffffffb; /* batch script */
+	unlink(path_in("lwkctl.confine"));
 	CHECK(run_task() == 0, "batch step wrapped");
+	out = slurp(path_in("lwkctl.confine"));
+	CHECK(out != NULL && strstr(out, "\n--role\nbatch\n") != NULL, "batch step not confined: %s", out ? out : "");
 	mock_step = 0xfffffffc; /* extern */
+	unlink(path_in("lwkctl.confine"));
 	CHECK(run_task() == 0, "extern step wrapped");
+	CHECK(access(path_in("lwkctl.confine"), F_OK) != 0, "extern step confined");
 	mock_step = 0xfffffffa; /* interactive */
 	CHECK(run_task() == 0, "interactive step wrapped");
 	mock_step = 3;
 	mock_getopt = "off";
 	CHECK(run_task() == 0, "--lwk-mode=off step wrapped");
+	out = slurp(path_in("lwkctl.confine"));
+	CHECK(out != NULL && strstr(out, "\n--role\nbatch\n") != NULL, "--lwk-mode=off step not confined as batch: %s",
+	      out ? out : "");
 	mock_getopt_set = 0; /* the step did not repeat the option: still wrapped */
 	CHECK(run_task() == 1, "step without the option not wrapped");
 	/* A malformed marker: a step asking for an LWK fails, never runs on
@@ -647,17 +664,19 @@ int main(int argc, char **argv)
 	}
 	write_file(path_in("bin/myprog"), "#!/bin/sh\nexit 0\n", 0755);
 	{
-		char script[1024];
+		char script[2048];
 
-		/* A stand-in for lwkctl check-spec: $5 is the spec. */
+		/* A stand-in for lwkctl check-spec ($5 is the spec) and
+		 * confine-task (records its argv; fails if lwkctl.fail exists). */
 		snprintf(script, sizeof(script),
-			 "#!/bin/sh\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 3;;\n"
+			 "#!/bin/sh\nif [ \"$1\" = confine-task ]; then printf '%%s\\n' \"$@\" > %s.confine; "
+			 "[ -e %s.fail ] && exit 1; exit 0; fi\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 3;;\n"
 			 "usage*) exit 1;;\n"
 			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n"
 			 /* stdout: the normalised spec (a reordered one, a bad one, or as given) */
 			 "case \"$5\" in\n\"mck:numa=near,mem=8192M\") echo mck:mem=8G,numa=near;;\n"
 			 "garbage) echo 'not;a spec';;\n*) echo \"$5\";;\nesac\n",
-			 path_in("check.out"));
+			 path_in("lwkctl"), path_in("lwkctl"), path_in("check.out"));
 		write_file(path_in("lwkctl"), script, 0755);
 	}
 	snprintf(arg_prolog, sizeof(arg_prolog), "prolog=%s", path_in("lwk-prolog"));

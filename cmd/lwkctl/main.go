@@ -4,6 +4,8 @@
 //	lwkctl status  show IHK reservations, OS instances and jobs with journals
 //	lwkctl cleanup run the epilog's recovery for a job by hand
 //	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
+//	lwkctl confine-task  confine a task of an LWK job (run by the SPANK
+//	               plugin as root, before the task execs)
 //	lwkctl stats   decode a job's LWK usage record from accounting
 //	lwkctl account gather, merge and store a job's LWK usage record
 //	lwkctl check-spec  validate a --lwk-mode spec against lwk.conf (the
@@ -32,6 +34,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -46,6 +49,10 @@ commands:
            tear down what a job left on the node (what lwk-epilog does)
   cpus     (--abstract LIST | --machine LIST) [--sysfs-root DIR]
            translate Slurm's abstract CPU IDs to Linux CPU IDs or back
+  confine-task --job ID --pid PID --role proxies|batch
+           (root; the SPANK plugin runs it in each task of an LWK job before the
+           task execs) put the task into the job's cgroups, from the record
+           the prolog wrote under RunDir
   check-spec [--] SPEC
            check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
            arguments and print its normalised form; exit 0 valid, 3 invalid,
@@ -104,6 +111,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return cpusCmd(fs, configPath, args, stdout)
 	case "check-spec":
 		return checkSpecCmd(fs, configPath, args, stdout)
+	case "confine-task":
+		return confineTaskCmd(fs, configPath, args)
 	case "node":
 		return nodeCmd(ctx, fs, configPath, args, stdout)
 	case "stats":
@@ -166,6 +175,9 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err != nil {
 		return err
 	}
+	if err := st.AddCgroups(lwknode.OpenCgroups(cfg, "/proc")); err != nil {
+		return err
+	}
 	if *jsonOut {
 		return st.WriteJSON(stdout)
 	}
@@ -192,9 +204,45 @@ func cleanupCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args
 	if res.Recovered {
 		how = "from live state (no readable journal)"
 	}
-	_, err = fmt.Fprintf(stdout, "job %d cleaned up %s: os destroyed %v, cpus released %q, memory chunks released %d, processes killed %v\n",
-		*job, how, res.OS, res.ReleasedCPUs.String(), len(res.ReleasedMemory), res.Killed)
+	_, err = fmt.Fprintf(stdout, "job %d cleaned up %s: os destroyed %v, cpus released %q, memory chunks released %d, processes killed %v, cgroups removed %v\n",
+		*job, how, res.OS, res.ReleasedCPUs.String(), len(res.ReleasedMemory), res.Killed, res.Cgroups)
 	return err
+}
+
+// confineTaskCmd puts one task of an LWK job into the job's confinement. It
+// reads only lwk.conf (RunDir, CgroupPrefix) and the prolog's root-only
+// record: nothing of the user's environment, which the plugin does not pass.
+func confineTaskCmd(fs *pflag.FlagSet, configPath *string, args []string) error {
+	job := fs.Uint32("job", 0, "the job (required)")
+	pid := fs.Int("pid", 0, "the task's process ID (required)")
+	role := fs.String("role", "", "proxies (a task run through mcexec) or batch (the batch script, --lwk-mode=off steps)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *job == 0 || *pid <= 1 {
+		return errors.New("confine-task: --job and --pid are required")
+	}
+	r := proxycgroup.Role(*role)
+	if r != proxycgroup.Proxy && r != proxycgroup.Batch {
+		return fmt.Errorf("confine-task: --role %q: want proxies or batch", *role)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("confine-task: needs root")
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	m, ok := lwknode.OpenCgroups(cfg, "/proc").(proxycgroup.Manager)
+	if !ok {
+		_, err := lwknode.OpenCgroups(cfg, "/proc").Create(*job, proxycgroup.Limits{})
+		return err
+	}
+	rec, err := proxycgroup.ReadRecord(cfg.RunDir, *job)
+	if err != nil {
+		return err
+	}
+	return m.Join(rec, *pid, r)
 }
 
 func cpusCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {

@@ -161,6 +161,28 @@ func TestCheckSpec(t *testing.T) {
 	require.False(t, errors.As(err, &inv))
 }
 
+func TestConfineTaskRefusesBadArguments(t *testing.T) {
+	conf := writeConf(t, paperConf+"RunDir="+t.TempDir()+"\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "no job", args: []string{"--pid", "1234", "--role", "proxies"}, want: "--job and --pid are required"},
+		{name: "pid 1", args: []string{"--job", "7", "--pid", "1", "--role", "proxies"}, want: "--job and --pid are required"},
+		{name: "unknown role", args: []string{"--job", "7", "--pid", "1234", "--role", "all"}, want: `--role "all": want proxies or batch`},
+		{name: "no record", args: []string{"--job", "7", "--pid", "1234", "--role", "proxies"}, want: "job-7.cgroup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "no record" && os.Geteuid() != 0 {
+				t.Skip("needs root: confine-task refuses everyone else first")
+			}
+			err := run(context.Background(), append([]string{"confine-task", "--config", conf}, tc.args...), &bytes.Buffer{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
 // TestCheckSpecKargs checks a parsed request's extra kernel arguments
 // against the profile it selects, as the prolog's planner will.
 func TestCheckSpecKargs(t *testing.T) {

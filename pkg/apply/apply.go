@@ -14,6 +14,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
@@ -44,6 +45,16 @@ type IHK interface {
 	Status(ctx context.Context, os int) (ihk.Status, error)
 }
 
+// Confiner creates the cgroups of a job's Linux side
+// (proxycgroup.Manager).
+type Confiner interface {
+	teardown.Confiner
+	Mode() proxycgroup.Mode
+	// JobDirs names the job's cgroups before they exist (v1; nil on v2).
+	JobDirs(jobID uint32) map[string]string
+	Create(jobID uint32, l proxycgroup.Limits) (*proxycgroup.Record, error)
+}
+
 // Deps are the prolog's collaborators; teardown's are embedded for rollback.
 type Deps struct {
 	teardown.Deps
@@ -56,6 +67,9 @@ type Deps struct {
 	// on x86, so keep it sparse). Default 200ms.
 	StatusInterval time.Duration
 	Faults         Faults
+	// Confine makes the job's cgroups; the embedded Deps.Cgroups removes
+	// them (normally the same manager).
+	Confine Confiner
 	// Defrag runs the profile's pre-boot defragmentation of the job NUMA
 	// nodes (nodeprep.Defragmenter); nil when the node has no job nodes,
 	// and then a profile asking for it is logged and skipped.
@@ -191,6 +205,9 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		{steps.GrantDevice, nil, func() (any, error) {
 			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
+		{steps.ConfineProxies, r.confinement(job.ID), func() (any, error) {
+			return r.confinement(job.ID), r.confine(job.ID)
+		}},
 		{steps.WriteMarker, nil, func() (any, error) {
 			_, err := jobmarker.WriteMarker(r.d.RunDir, job.ID, jobmarker.Marker{
 				OS: r.os, Attempt: job.Attempt, CPUs: len(p.CPUs), Oversubscribe: p.Oversubscribe(),
@@ -256,6 +273,34 @@ func (r *runner) step(name string, intent any, do func() (any, error)) error {
 		r.d.Faults.After(name)
 	}
 	return nil
+}
+
+// confinement is the confine_proxies journal data, known before the step
+// acts: the job's cgroups follow from its ID.
+func (r *runner) confinement(jobID uint32) steps.Confinement {
+	c := steps.Confinement{Record: proxycgroup.RecordPath(r.d.RunDir, jobID)}
+	if r.d.Confine != nil {
+		c.Mode, c.JobDirs = string(r.d.Confine.Mode()), r.d.Confine.JobDirs(jobID)
+	}
+	return c
+}
+
+// confine creates the job's cgroups with the plan's limits and writes the
+// root-only record the task wrapper joins by.
+func (r *runner) confine(jobID uint32) error {
+	if r.d.Confine == nil {
+		return errors.New("no cgroup confinement configured for the proxies")
+	}
+	px := r.p.Proxy
+	rec, err := r.d.Confine.Create(jobID, proxycgroup.Limits{
+		CPUs: px.CPUs, Mems: px.Mems, MemoryBytes: px.MemoryBytes,
+		CPUQuotaUS: px.CPUQuotaUS, CPUPeriodUS: px.CPUPeriodUS, BatchCPUs: px.BatchCPUs,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = proxycgroup.WriteRecord(r.d.RunDir, rec)
+	return err
 }
 
 // defrag runs the pre-boot defragmentation as a journaled step. Its own

@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -96,10 +98,42 @@ func (r *recorder) Boot(ctx context.Context, os int) error {
 	return r.IHK.Boot(ctx, os)
 }
 
+// fakeConfiner stands in for proxycgroup.Manager: it records what the
+// prolog and epilog asked of it.
+type fakeConfiner struct {
+	mu      sync.Mutex
+	created map[uint32]proxycgroup.Limits
+	removed []uint32
+}
+
+func (f *fakeConfiner) Mode() proxycgroup.Mode { return proxycgroup.V1 }
+
+func (f *fakeConfiner) JobDirs(jobID uint32) map[string]string {
+	return map[string]string{"cpuset": fmt.Sprintf("/fake/cpuset/slurm-lwk/job-%d", jobID)}
+}
+
+func (f *fakeConfiner) Create(jobID uint32, l proxycgroup.Limits) (*proxycgroup.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.created[jobID] = l
+	return &proxycgroup.Record{Version: 1, JobID: jobID, Mode: proxycgroup.V1}, nil
+}
+
+func (f *fakeConfiner) Members(uint32) ([]int, error) { return nil, nil }
+
+func (f *fakeConfiner) Remove(jobID uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.created, jobID)
+	f.removed = append(f.removed, jobID)
+	return nil
+}
+
 type env struct {
 	deps Deps
 	sim  *sim.Backend
 	rec  *recorder
+	cg   *fakeConfiner
 	plan *plan.Plan
 	dir  string
 }
@@ -118,15 +152,18 @@ func newEnv(t *testing.T, faults string) *env {
 	image := filepath.Join(dir, "mckernel.img")
 	require.NoError(t, os.WriteFile(image, []byte("image"), 0o644))
 	r := &recorder{IHK: sim.Inject(b, f, nil)}
+	cg := &fakeConfiner{created: map[uint32]proxycgroup.Limits{}}
 	return &env{
 		sim: b,
 		rec: r,
+		cg:  cg,
 		dir: dir,
 		deps: Deps{
-			IHK: r,
+			IHK:     r,
+			Confine: cg,
 			Deps: teardown.Deps{
-				Journal: store,
-				DevDir:  filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
+				Journal: store, Cgroups: cg,
+				DevDir: filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
 				LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
 				DestroyTimeout: 2 * time.Second, KillGrace: 100 * time.Millisecond,
 				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -138,7 +175,7 @@ func newEnv(t *testing.T, faults string) *env {
 			JobID: 9, Profile: "mck", Image: image, Kargs: "hidos",
 			CPUs:   []int{2, 4, 3, 5},
 			Memory: []ihk.MemChunk{{NUMANode: 2, Bytes: 64 << 20}, {NUMANode: 3, Bytes: 64 << 20}},
-			Proxy:  plan.Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 128 << 20, CPUQuotaUS: 100000, CPUPeriodUS: 100000},
+			Proxy:  plan.Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 128 << 20, CPUQuotaUS: 100000, CPUPeriodUS: 100000, BatchCPUs: cpuset.New(0, 1)},
 		},
 	}
 }
@@ -209,6 +246,18 @@ func TestRunJournalsEveryStep(t *testing.T) {
 	require.NoError(t, st.DecodeData(&mem))
 	require.ElementsMatch(t, e.plan.Memory, mem.Reserved, "the chunks the reservation added are journaled")
 
+	// The proxies' cgroups got the plan's limits before the marker, and the
+	// record the task wrapper joins by is root-only.
+	require.Equal(t, map[uint32]proxycgroup.Limits{9: {CPUs: cpuset.New(0, 1), MemoryBytes: 128 << 20,
+		CPUQuotaUS: 100000, CPUPeriodUS: 100000, BatchCPUs: cpuset.New(0, 1)}}, e.cg.created)
+	var conf steps.Confinement
+	st, _ = rec.Find(steps.ConfineProxies)
+	require.NoError(t, st.DecodeData(&conf))
+	require.Equal(t, steps.Confinement{Mode: "v1", JobDirs: map[string]string{"cpuset": "/fake/cpuset/slurm-lwk/job-9"},
+		Record: filepath.Join(e.deps.RunDir, "job-9.cgroup")}, conf)
+	_, err = proxycgroup.ReadRecord(e.deps.RunDir, 9)
+	require.NoError(t, err)
+
 	// The assignment order is the plan's: it numbers the LWK CPUs.
 	cpus, err := e.sim.AssignedCPUs(context.Background(), idx)
 	require.NoError(t, err)
@@ -224,4 +273,8 @@ func TestRunJournalsEveryStep(t *testing.T) {
 	}
 	require.Equal(t, uint64(128<<20), released)
 	require.True(t, strings.HasSuffix(res.KmsgPaths[0], "job-9-os0.kmsg"), res.KmsgPaths)
+	require.True(t, res.Cgroups)
+	require.Equal(t, []uint32{9}, e.cg.removed)
+	_, err = os.Stat(proxycgroup.RecordPath(e.deps.RunDir, 9))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }

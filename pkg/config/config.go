@@ -45,6 +45,10 @@ type Config struct {
 	// ProxyCPUPeriod is the CFS period (ProxyCPUPeriod=100ms).
 	ProxyCPUPeriod time.Duration
 
+	// CgroupPrefix is the directory, under each cgroup v1 hierarchy, of the
+	// jobs' proxy cgroups (CgroupPrefix=slurm-lwk).
+	CgroupPrefix string
+
 	// LWKMemoryPercent is the share of the job's memory on the node that goes
 	// to the LWK when the request does not say (LWKMemoryShare=90%).
 	LWKMemoryPercent int
@@ -119,10 +123,31 @@ type Profile struct {
 	// AllowedKargs are the kernel arguments users may add with kargs=. An
 	// entry ending in "=" allows any value for that key ("dump_level=").
 	AllowedKargs []string
+	// ProxyMemoryBytes, ProxyCPUPercent and ProxyCPUPeriod override the
+	// node's proxy limits for jobs of this profile; zero: the node's.
+	ProxyMemoryBytes uint64
+	ProxyCPUPercent  int
+	ProxyCPUPeriod   time.Duration
 	// Defrag is the pre-boot defragmentation of the job NUMA nodes the
 	// prolog runs right before reserving LWK memory (Defrag=yes,
 	// DefragDropCaches=yes, DefragBudget=10s). Off by default.
 	Defrag DefragPolicy
+}
+
+// ProxyLimits returns the proxy limits for jobs of a profile: the profile's
+// overrides, else the node's. Units: bytes, percent of the OS cores.
+func (c *Config) ProxyLimits(p Profile) (memoryBytes uint64, cpuPercent int, period time.Duration) {
+	memoryBytes, cpuPercent, period = c.ProxyMemoryBytes, c.ProxyCPUPercent, c.ProxyCPUPeriod
+	if p.ProxyMemoryBytes != 0 {
+		memoryBytes = p.ProxyMemoryBytes
+	}
+	if p.ProxyCPUPercent != 0 {
+		cpuPercent = p.ProxyCPUPercent
+	}
+	if p.ProxyCPUPeriod != 0 {
+		period = p.ProxyCPUPeriod
+	}
+	return memoryBytes, cpuPercent, period
 }
 
 // DefaultDefragBudget bounds the pre-boot defragmentation when the

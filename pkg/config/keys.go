@@ -45,7 +45,7 @@ var keys = []keySpec{
 	{name: "JobNUMANodes", set: into(parseSet, func(c *Config) *cpuset.CPUSet { return &c.JobNUMANodes }),
 		doc: "LWK memory comes only from JobNUMANodes."},
 	{name: "ProxyMemory", set: into(lwkmode.ParseSize, func(c *Config) *uint64 { return &c.ProxyMemoryBytes }),
-		def: "128M", doc: "memory limit of all the job's proxies together."},
+		def: "128M", doc: "memory limit of all the job's proxies together"},
 	{name: "ProxyCPUShare", set: into(parsePercent, func(c *Config) *int { return &c.ProxyCPUPercent }),
 		def: "50%", doc: "CPU bandwidth as a share of the OS cores' capacity"},
 	{name: "ProxyCPUPeriod", set: into(parseCFSPeriod, func(c *Config) *time.Duration { return &c.ProxyCPUPeriod }),
@@ -82,6 +82,8 @@ var keys = []keySpec{
 		def: "30s", doc: "retries of DESTROY_OS while the instance is busy."},
 	{name: "LockTimeout", set: into(parsePositiveDuration, func(c *Config) *time.Duration { return &c.LockTimeout }),
 		def: "240s", doc: "wait for the node lock held by another job's prolog/epilog."},
+	{name: "CgroupPrefix", set: into(parseCgroupName, func(c *Config) *string { return &c.CgroupPrefix }),
+		def: "slurm-lwk", doc: "the directory of the jobs' cgroups under each cgroup v1 hierarchy"},
 }
 
 // profileKeySpec is one key of a Profile= line after Profile=NAME. These
@@ -106,7 +108,17 @@ var profileKeys = []profileKeySpec{
 		doc: "also drop the clean page cache first"},
 	{name: "DefragBudget", set: func(p *Profile, v string) (err error) { p.Defrag.Budget, err = parsePositiveDuration(v); return err },
 		doc: "bound on the whole step"},
+	{name: "ProxyMemory", set: func(p *Profile, v string) (err error) { p.ProxyMemoryBytes, err = lwkmode.ParseSize(v); return err },
+		doc: "the proxy limits for this profile's jobs"},
+	{name: "ProxyCPUShare", set: func(p *Profile, v string) (err error) { p.ProxyCPUPercent, err = parsePercent(v); return err },
+		doc: "the proxy limits for this profile's jobs"},
+	{name: "ProxyCPUPeriod", set: func(p *Profile, v string) (err error) { p.ProxyCPUPeriod, err = parseCFSPeriod(v); return err },
+		doc: "the proxy limits for this profile's jobs"},
 }
+
+// profileOverrides are the ordinary keys a Profile= line may also give, for
+// that profile's jobs (Config.ProxyLimits).
+var profileOverrides = []string{"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod"}
 
 // keyIndex maps a lower-cased key to its row of keys.
 var keyIndex = func() map[string]*keySpec {
@@ -209,6 +221,17 @@ func setAllowKargs(p *Profile, value string) error {
 		p.AllowedKargs = append(p.AllowedKargs, a)
 	}
 	return nil
+}
+
+// parseCgroupName checks a cgroup directory name: one path component.
+func parseCgroupName(value string) (string, error) {
+	if value == "" || value == "." || value == ".." || len(value) > 64 ||
+		strings.IndexFunc(value, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+		}) >= 0 {
+		return "", fmt.Errorf("%q: want one directory name of letters, digits, '_', '.', '-' (at most 64)", value)
+	}
+	return value, nil
 }
 
 // printableKarg reports whether an admin's fixed kernel argument is printable

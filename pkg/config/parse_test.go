@@ -80,6 +80,7 @@ func TestParseDefaults(t *testing.T) {
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
+				CgroupPrefix: "slurm-lwk",
 			},
 		},
 		{
@@ -92,6 +93,7 @@ func TestParseDefaults(t *testing.T) {
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
+				CgroupPrefix: "slurm-lwk",
 			},
 		},
 		{
@@ -113,6 +115,7 @@ ScontrolPath=/usr/local/bin/scontrol
 BootTimeout=5m
 DestroyTimeout=1s
 LockTimeout=2s
+CgroupPrefix=lwk-test.1
 DefaultProfile=p
 Profile=p Image=/k.img Kargs=hidos
 `,
@@ -123,7 +126,7 @@ Profile=p Image=/k.img Kargs=hidos
 				SysfsRoot: "/srv/fixture", LogDir: "/srv/log", SimBootDelay: 0,
 				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 5 * time.Minute, DestroyTimeout: time.Second, LockTimeout: 2 * time.Second,
-				DefaultProfile: "p",
+				DefaultProfile: "p", CgroupPrefix: "lwk-test.1",
 			},
 		},
 	}
@@ -211,8 +214,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "trailing slash", conf: head + "DevDir=/dev/\n", want: `lwk.conf:3: DevDir: path "/dev/" is not clean (want "/dev")`},
 		{name: "no profile", conf: head, want: `lwk.conf: no LWK profile: add a line like Profile=mck Image=/path/mckernel.img Kargs=hidos`},
 		{name: "profile key on global line", conf: head + "Image=/a.img\n", want: `lwk.conf:3: Image: allowed only on a Profile= line`},
-		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget)`},
-		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget)`},
+		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod)`},
+		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod)`},
 		{name: "bad profile name", conf: head + "Profile=9mck Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: bad name "9mck": must start with a letter`},
 		{name: "reserved profile name", conf: head + "Profile=Default Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: profile name "Default" is reserved`},
 		{name: "duplicate profile", conf: head + prof + "\n" + prof, want: `lwk.conf:5: Profile: profile "mck" already defined on line 3`},
@@ -222,6 +225,11 @@ func TestParseErrors(t *testing.T) {
 		{name: "no hidos", conf: head + `Profile=mck Image=/a.img Kargs="dump_level=24"` + "\n", want: `lwk.conf:3: Profile: profile "mck": Kargs must include "hidos"`},
 		{name: "long kargs", conf: head + `Profile=mck Image=/a.img Kargs="hidos ` + strings.Repeat("x", 250) + `"` + "\n", want: `lwk.conf:3: Kargs: kernel arguments are 256 bytes, at most 255`},
 		{name: "bad allow entry", conf: head + "Profile=mck Image=/a.img Kargs=hidos AllowKargs=a,,b\n", want: `lwk.conf:3: AllowKargs: bad entry "" (a kernel argument name, NAME=VALUE, or NAME= to allow any value)`},
+		{name: "cgroup prefix with a slash", conf: head + "CgroupPrefix=a/b\n" + prof, want: `lwk.conf:3: CgroupPrefix: "a/b": want one directory name`},
+		{name: "cgroup prefix dot-dot", conf: head + "CgroupPrefix=..\n" + prof, want: `lwk.conf:3: CgroupPrefix: "..": want one directory name`},
+		{name: "profile proxy memory without unit", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyMemory=64\n", want: `lwk.conf:3: ProxyMemory: bad size "64": missing unit`},
+		{name: "profile proxy share zero", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUShare=0%\n", want: `lwk.conf:3: ProxyCPUShare: bad percentage "0%"`},
+		{name: "profile proxy period too long", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUPeriod=2s\n", want: `lwk.conf:3: ProxyCPUPeriod: 2s: the CFS period must be between 1ms and 1s`},
 		{name: "undefined default profile", conf: head + "DefaultProfile=big\n" + prof, want: `lwk.conf:3: DefaultProfile: profile "big" is not defined (have mck)`},
 	}
 	for _, tt := range tests {
@@ -360,9 +368,38 @@ func TestExampleDefaults(t *testing.T) {
 	require.Equal(t, withDefaults, explicit)
 }
 
+func TestProfileProxyOverrides(t *testing.T) {
+	c, err := Parse(strings.NewReader(`IHKBackend=ihk
+OSCores=0-1
+ProxyMemory=256M
+Profile=mck Image=/k.img Kargs=hidos
+Profile=chatty Image=/k.img Kargs=hidos ProxyMemory=1G ProxyCPUShare=25% ProxyCPUPeriod=50ms
+Profile=tight Image=/k.img Kargs=hidos ProxyCPUShare=10
+`), "lwk.conf")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		profile string
+		mem     uint64
+		pct     int
+		period  time.Duration
+	}{
+		{"mck", 256 << 20, 50, 100 * time.Millisecond},
+		{"chatty", 1 << 30, 25, 50 * time.Millisecond},
+		{"tight", 256 << 20, 10, 100 * time.Millisecond},
+	} {
+		p, err := c.Profile(tc.profile)
+		require.NoError(t, err)
+		mem, pct, period := c.ProxyLimits(p)
+		require.Equal(t, tc.mem, mem, tc.profile)
+		require.Equal(t, tc.pct, pct, tc.profile)
+		require.Equal(t, tc.period, period, tc.profile)
+	}
+}
+
 // TestKeyTable checks the key table's own consistency: names unique in any
-// letter case and apart from the Profile= line's keys, and every default
-// accepted by its own parser.
+// letter case and apart from the Profile= line's keys (but for the proxy
+// limits a profile may override), and every default accepted by its own
+// parser.
 func TestKeyTable(t *testing.T) {
 	seen := map[string]bool{"profile": true}
 	for _, k := range keys {
@@ -375,9 +412,13 @@ func TestKeyTable(t *testing.T) {
 		}
 	}
 	require.Empty(t, keyIndex["ihkbackend"].def, "the backend is never chosen silently")
+	profileSeen := map[string]bool{}
 	for _, k := range profileKeys {
 		lower := strings.ToLower(k.name)
-		require.False(t, seen[lower], "key %s registered twice", k.name)
-		seen[lower] = true
+		require.False(t, profileSeen[lower], "profile key %s registered twice", k.name)
+		profileSeen[lower] = true
+		if seen[lower] {
+			require.Contains(t, profileOverrides, k.name, "profile key %s is also an ordinary key", k.name)
+		}
 	}
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -37,6 +39,16 @@ type Node struct {
 	// View is the node as the planner sees it, from the backend.
 	View    backend.NodeView
 	backend *backend.Opened
+	// Cgroups confines jobs' Linux side, in the layout detected once at
+	// Open; when the node mounts no usable layout it fails Create with why.
+	Cgroups Confinement
+}
+
+// Confinement is what the lifecycle and lwkctl need of the cgroups
+// (proxycgroup.Manager).
+type Confinement interface {
+	apply.Confiner
+	nodestatus.CgroupLister
 }
 
 // JournalDir is where journals live under StateDir.
@@ -60,7 +72,31 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b}, nil
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b,
+		Cgroups: OpenCgroups(cfg, "/proc")}, nil
+}
+
+// OpenCgroups detects the node's cgroup layout from <procRoot>/self/mounts
+// and returns the confinement manager for it.
+func OpenCgroups(cfg *config.Config, procRoot string) Confinement {
+	layout, err := proxycgroup.Detect(procRoot)
+	if err != nil {
+		return noCgroups{err}
+	}
+	return proxycgroup.Manager{Layout: layout, FS: proxycgroup.Kernel{}, Prefix: cfg.CgroupPrefix}
+}
+
+// noCgroups is a node without a usable cgroup layout: the prolog fails at
+// confine_proxies saying why; nothing of ours can exist to remove.
+type noCgroups struct{ err error }
+
+func (n noCgroups) Mode() proxycgroup.Mode           { return "" }
+func (n noCgroups) JobDirs(uint32) map[string]string { return nil }
+func (n noCgroups) Members(uint32) ([]int, error)    { return nil, nil }
+func (n noCgroups) Remove(uint32) error              { return nil }
+func (n noCgroups) Leftovers() ([]uint32, error)     { return nil, nil }
+func (n noCgroups) Create(uint32, proxycgroup.Limits) (*proxycgroup.Record, error) {
+	return nil, fmt.Errorf("confine the proxies: %w", n.err)
 }
 
 // Lock takes the node lock, waiting at most LockTimeout.
@@ -100,6 +136,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 		Proc:           procfs.Default(),
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
+		Cgroups:        n.Cgroups,
 		Log:            n.Log,
 	}
 	if df, ok := n.defragmenter(); ok {
@@ -122,7 +159,7 @@ func (n *Node) defragmenter() (nodeprep.Defragmenter, bool) {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout}
+	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups}
 	if n.backend.StepFaults != nil {
 		d.Faults = n.backend.StepFaults
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -143,6 +144,19 @@ func (e *env) teardownDeps(c teardown.IHK) teardown.Deps {
 	}
 }
 
+// noConfine stands in for proxycgroup.Manager: the monitor does not read
+// the proxies' cgroups, so these tests make none (pkg/apply and the
+// lifecycle tests cover confinement).
+type noConfine struct{}
+
+func (noConfine) Mode() proxycgroup.Mode           { return proxycgroup.V1 }
+func (noConfine) JobDirs(uint32) map[string]string { return nil }
+func (noConfine) Members(uint32) ([]int, error)    { return nil, nil }
+func (noConfine) Remove(uint32) error              { return nil }
+func (noConfine) Create(jobID uint32, _ proxycgroup.Limits) (*proxycgroup.Record, error) {
+	return &proxycgroup.Record{Version: 1, JobID: jobID, Mode: proxycgroup.V1}, nil
+}
+
 // boot runs the prolog's pipeline for job under the node lock.
 func (e *env) boot(job uint32) {
 	e.t.Helper()
@@ -158,7 +172,7 @@ func (e *env) boot(job uint32) {
 	require.NoError(e.t, err)
 	defer lk.Release()
 	idx, err := apply.Run(context.Background(), apply.Deps{Deps: e.teardownDeps(e.sim), IHK: e.sim, BootTimeout: 5 * time.Second,
-		StatusInterval: 5 * time.Millisecond}, apply.Job{ID: job, User: "root", Spec: "mck"}, p)
+		StatusInterval: 5 * time.Millisecond, Confine: noConfine{}}, apply.Job{ID: job, User: "root", Spec: "mck"}, p)
 	require.NoError(e.t, err)
 	e.job, e.os = job, idx
 }

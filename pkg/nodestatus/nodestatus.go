@@ -30,6 +30,8 @@ type Status struct {
 	ReservedMemory []ihk.MemChunk `json:"reserved_memory"`
 	OSInstances    []Instance     `json:"os_instances"`
 	Jobs           []Job          `json:"jobs"`
+	// Cgroups are the jobs' proxy cgroups (see AddCgroups).
+	Cgroups []Cgroup `json:"cgroups"`
 }
 
 // Instance is one OS instance.
@@ -56,7 +58,8 @@ type Job struct {
 
 // Pristine reports whether IHK holds nothing and no job has state.
 func (s *Status) Pristine() bool {
-	return s.ReservedCPUs == "" && len(s.ReservedMemory) == 0 && len(s.OSInstances) == 0 && len(s.Jobs) == 0
+	return s.ReservedCPUs == "" && len(s.ReservedMemory) == 0 && len(s.OSInstances) == 0 && len(s.Jobs) == 0 &&
+		len(s.Cgroups) == 0
 }
 
 // IHK is what lwkctl status asks of the IHK driver: queries only.
@@ -77,7 +80,7 @@ type Journals interface {
 
 // Collect reads the node's state.
 func Collect(ctx context.Context, backend string, c IHK, store Journals, runDir string) (*Status, error) {
-	s := &Status{Backend: backend, ReservedMemory: []ihk.MemChunk{}, OSInstances: []Instance{}, Jobs: []Job{}}
+	s := &Status{Backend: backend, ReservedMemory: []ihk.MemChunk{}, OSInstances: []Instance{}, Jobs: []Job{}, Cgroups: []Cgroup{}}
 	cpus, err := retry.Value(func() ([]int, error) { return c.ReservedCPUs(ctx) })
 	if err != nil {
 		return nil, fmt.Errorf("query reserved cpus: %w", err)
@@ -198,6 +201,13 @@ func (s *Status) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "%-17sstep %s (%s), os %d", fmt.Sprintf("job %d:", j.JobID), orNone(j.Step), orNone(j.State), j.OS)
 		if j.Error != "" {
 			fmt.Fprintf(&b, " (error: %s)", j.Error)
+		}
+		b.WriteString("\n")
+	}
+	for _, c := range s.Cgroups {
+		fmt.Fprintf(&b, "%-17scgroups %v", fmt.Sprintf("job %d:", c.JobID), c.Dirs)
+		if c.Problem != "" {
+			fmt.Fprintf(&b, " (problem: %s)", c.Problem)
 		}
 		b.WriteString("\n")
 	}

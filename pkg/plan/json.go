@@ -35,6 +35,8 @@ type proxyJSON struct {
 	MemoryBytes uint64 `json:"memory_bytes"`
 	CPUQuotaUS  int64  `json:"cpu_quota_us"`
 	CPUPeriodUS int64  `json:"cpu_period_us"`
+	BatchCPUs   string `json:"batch_cpus"`
+	Mems        string `json:"mems"`
 }
 
 // MarshalJSON writes the stable JSON form.
@@ -64,6 +66,8 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 			MemoryBytes: p.Proxy.MemoryBytes,
 			CPUQuotaUS:  p.Proxy.CPUQuotaUS,
 			CPUPeriodUS: p.Proxy.CPUPeriodUS,
+			BatchCPUs:   p.Proxy.BatchCPUs.String(),
+			Mems:        p.Proxy.Mems.String(),
 		},
 	})
 }
@@ -78,6 +82,15 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	proxyCPUs, err := cpuset.Parse(j.Proxy.CPUs)
 	if err != nil {
 		return fmt.Errorf("plan proxy cpus %q: %w", j.Proxy.CPUs, err)
+	}
+	// Absent in journals written before the batch step was confined.
+	batchCPUs, err := cpuset.Parse(j.Proxy.BatchCPUs)
+	if err != nil {
+		return fmt.Errorf("plan proxy batch cpus %q: %w", j.Proxy.BatchCPUs, err)
+	}
+	mems, err := cpuset.Parse(j.Proxy.Mems)
+	if err != nil {
+		return fmt.Errorf("plan proxy mems %q: %w", j.Proxy.Mems, err)
 	}
 	lwk, err := cpuset.Parse(j.LWKCPUs)
 	if err != nil {
@@ -104,6 +117,8 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 			MemoryBytes: j.Proxy.MemoryBytes,
 			CPUQuotaUS:  j.Proxy.CPUQuotaUS,
 			CPUPeriodUS: j.Proxy.CPUPeriodUS,
+			BatchCPUs:   batchCPUs,
+			Mems:        mems,
 		},
 	}
 	return nil
@@ -126,8 +141,9 @@ func (p *Plan) Format(w io.Writer) error {
   memory:     %s total, numa=%s
               %s
   proxies:    cpus %s, memory %s, cpu quota %dus per %dus
+  batch step: cpus %s
 `, p.JobID, p.Profile, p.Image, p.Kargs, p.CPUSet(), strings.Join(order, ","),
 		FormatBytes(p.MemoryBytes()), p.NUMAPolicy, strings.Join(mem, ", "),
-		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS)
+		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS, p.Proxy.BatchCPUs)
 	return err
 }

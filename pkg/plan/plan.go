@@ -48,6 +48,14 @@ type Proxy struct {
 	// CPUQuotaUS and CPUPeriodUS are the CFS bandwidth limit. Units: µs.
 	CPUQuotaUS  int64
 	CPUPeriodUS int64
+	// Mems are the NUMA nodes the proxies allocate from: the system NUMA
+	// nodes on a split node, empty (any) otherwise.
+	Mems cpuset.CPUSet
+	// BatchCPUs are where the rest of the job's Linux side runs (the batch
+	// script, srun, --lwk-mode=off steps): the job's CPUs the LWK does not
+	// take (cores=N), or the OS cores when it takes them all, since Linux no
+	// longer has those and nothing of the job may land on another job's.
+	BatchCPUs cpuset.CPUSet
 }
 
 // Plan is the LWK partition for one job on one node.
@@ -116,9 +124,13 @@ func Make(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
 	}
-	proxy, err := proxyLimits(in.Config, in.Topology)
+	proxy, err := proxyLimits(in.Config, prof, in.Topology)
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
+	}
+	proxy.BatchCPUs = in.Alloc.CPUs.Difference(cpuset.New(cpus...))
+	if proxy.BatchCPUs.IsEmpty() {
+		proxy.BatchCPUs = proxy.CPUs
 	}
 	return &Plan{
 		JobID:      in.JobID,
@@ -145,9 +157,10 @@ func kernelArgs(prof config.Profile, extra []string) (string, error) {
 
 // proxyLimits derives the proxy cgroup limits: the online OS cores, the
 // memory cap, and a CFS quota that is the configured share of those cores'
-// capacity. An offline OS core runs nothing, so it neither joins the
-// cpuset (cgroup v1 refuses offline CPUs there) nor counts in the quota.
-func proxyLimits(cfg *config.Config, t *topology.Topology) (Proxy, error) {
+// capacity (the profile's overrides first, then the node's). An offline OS
+// core runs nothing, so it neither joins the cpuset (cgroup v1 refuses
+// offline CPUs there) nor counts in the quota.
+func proxyLimits(cfg *config.Config, prof config.Profile, t *topology.Topology) (Proxy, error) {
 	if cfg.OSCores.IsEmpty() {
 		return Proxy{}, errors.New("no OS cores configured (OSCores=): the mcexec proxies need somewhere to run")
 	}
@@ -156,17 +169,18 @@ func proxyLimits(cfg *config.Config, t *topology.Topology) (Proxy, error) {
 		return Proxy{}, fmt.Errorf("os cores %s: none is online (online cpus %s): the mcexec proxies need somewhere to run",
 			cfg.OSCores, t.OnlineCPUs())
 	}
-	period := cfg.ProxyCPUPeriod.Microseconds()
+	memory, percent, periodD := cfg.ProxyLimits(prof)
+	period := periodD.Microseconds()
 	if period <= 0 {
-		return Proxy{}, fmt.Errorf("proxy cpu period %s: must be positive", cfg.ProxyCPUPeriod)
+		return Proxy{}, fmt.Errorf("proxy cpu period %s: must be positive", periodD)
 	}
-	quota := period * int64(cores.Size()) * int64(cfg.ProxyCPUPercent) / 100
+	quota := period * int64(cores.Size()) * int64(percent) / 100
 	// The kernel rejects CFS quotas under 1 ms (kernel/sched/core.c min_cfs_quota_period).
 	if quota < 1000 {
 		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d online os cores × %d%%): below the kernel's 1ms minimum",
-			quota, period, cores.Size(), cfg.ProxyCPUPercent)
+			quota, period, cores.Size(), percent)
 	}
-	return Proxy{CPUs: cores, MemoryBytes: cfg.ProxyMemoryBytes, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
+	return Proxy{CPUs: cores, Mems: cfg.SystemNUMANodes, MemoryBytes: memory, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
 }
 
 // sortedNodes returns the keys of m, ascending.

@@ -417,9 +417,49 @@ Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos" AllowKargs=time_shari
 	})
 	require.NoError(t, err)
 	// Paper §3.2.4: half of two OS cores is one full CPU: quota = period.
-	require.Equal(t, Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 256 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000}, p.Proxy)
+	// Every job core went to the LWK: the batch step has only the OS cores.
+	require.Equal(t, Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 256 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000, BatchCPUs: cpuset.New(0, 1)}, p.Proxy)
 	require.Equal(t, "hidos time_sharing dump_level=0", p.Kargs)
 	require.Equal(t, lwkmode.NUMAStrict, p.NUMAPolicy)
+}
+
+func TestProxyLimitsPerCase(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader(`IHKBackend=sim
+OSCores=0-1
+Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos"
+Profile=chatty Image=/opt/mckernel/mckernel.img Kargs="hidos" ProxyMemory=1G ProxyCPUShare=25% ProxyCPUPeriod=50ms
+`), "lwk.conf")
+	require.NoError(t, err)
+	tests := []struct {
+		name      string
+		spec      string
+		wantProxy Proxy
+		wantBatch func(p *Plan) cpuset.CPUSet
+	}{
+		{name: "all cores to the LWK: batch on the OS cores", spec: "mck",
+			wantProxy: Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 128 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000},
+			wantBatch: func(*Plan) cpuset.CPUSet { return cpuset.New(0, 1) }},
+		{name: "cores=2: batch on the job's cores Linux keeps", spec: "mck:cores=2",
+			wantProxy: Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 128 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000},
+			wantBatch: func(p *Plan) cpuset.CPUSet { return mustParse(t, "2-7").Difference(p.CPUSet()) }},
+		{name: "profile overrides", spec: "chatty",
+			// 25% of two OS cores at a 50ms period: 25ms per 50ms.
+			wantProxy: Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 1024 * mib, CPUQuotaUS: 25000, CPUPeriodUS: 50000},
+			wantBatch: func(*Plan) cpuset.CPUSet { return cpuset.New(0, 1) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Make(Input{Topology: twoNode.build(t), Config: cfg, JobID: 7,
+				Alloc: Allocation{CPUs: mustParse(t, "2-7"), MemoryBytes: 2 * gib}, Request: mustRequest(t, tc.spec)})
+			require.NoError(t, err)
+			batch := tc.wantBatch(p)
+			require.False(t, batch.IsEmpty())
+			require.True(t, batch.Intersection(p.CPUSet()).IsEmpty(), "the batch step never gets an LWK CPU")
+			want := tc.wantProxy
+			want.BatchCPUs = batch
+			require.Equal(t, want, p.Proxy)
+		})
+	}
 }
 
 // TestProxyLimitsCountOnlyOnlineOSCores: an offline OS core runs no proxy,

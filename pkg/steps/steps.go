@@ -23,7 +23,12 @@ const (
 	Boot          = "boot"
 	WaitRunning   = "wait_running"
 	GrantDevice   = "grant_device"
-	WriteMarker   = "write_marker"
+	// ConfineProxies creates the cgroups of the job's Linux side (v1) and
+	// the root-only record the task wrapper joins by. Before write_marker:
+	// no task runs through mcexec, and so none joins, until the marker is
+	// there.
+	ConfineProxies = "confine_proxies"
+	WriteMarker    = "write_marker"
 )
 
 // DefragMemory is the optional pre-boot defragmentation of the job NUMA
@@ -37,13 +42,13 @@ const DefragMemory = "defrag_memory"
 // (the fault-injection tables) iterate over it.
 var All = []string{
 	ReserveMemory, ReserveCPUs, CreateOS, AssignCPUs, AssignMemory,
-	LoadImage, SetKernelArgs, Boot, WaitRunning, GrantDevice, WriteMarker,
+	LoadImage, SetKernelArgs, Boot, WaitRunning, GrantDevice, ConfineProxies, WriteMarker,
 }
 
 // NotIHK are the steps that are not an IHK operation of the same name. The
 // simulator's fault injection accepts them beside the IHK operations: its
 // client wrapper covers the operations, apply's fault hook these.
-var NotIHK = []string{WaitRunning, GrantDevice, WriteMarker}
+var NotIHK = []string{WaitRunning, GrantDevice, ConfineProxies, WriteMarker}
 
 // OSIndex returns the OS instance the job's create_os step created, once
 // that step is done: the one place a journal's OS index is decoded.
@@ -95,6 +100,15 @@ type OS struct {
 type Device struct {
 	OS   int    `json:"os"`
 	Path string `json:"path"`
+}
+
+// Confinement is the data of confine_proxies: the cgroup mode and, under
+// v1, the job's directory in each hierarchy (known before they exist, so the
+// intent names them), and the record's path.
+type Confinement struct {
+	Mode    string            `json:"mode"`
+	JobDirs map[string]string `json:"job_dirs,omitempty"`
+	Record  string            `json:"record"`
 }
 
 // Defrag is the data of defrag_memory: on done, what the step did

@@ -57,7 +57,10 @@ type Deps struct {
 	DestroyTimeout time.Duration
 	// KillGrace is how long holders get between SIGTERM and SIGKILL.
 	KillGrace time.Duration
-	Log       *slog.Logger
+	// Cgroups confines the jobs' Linux side; nil where no confinement is
+	// made (unit tests of other steps).
+	Cgroups Confiner
+	Log     *slog.Logger
 	// Memory brings job-node memory blocks a killed pre-boot
 	// defragmentation left offline back online; nil when the node has no
 	// job nodes.
@@ -85,6 +88,8 @@ type Result struct {
 	ReleasedMemory []ihk.MemChunk
 	// KmsgPaths are the saved LWK kernel logs.
 	KmsgPaths []string
+	// Cgroups is set when the job's cgroups were removed (or already gone).
+	Cgroups bool
 }
 
 // Run tears down a job from its journal, or from live state when the journal
@@ -136,6 +141,10 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 		if err := d.destroy(ctx, log, rec, idx, res); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// After the destroy: the proxies that held the device are gone.
+	if err := d.unconfine(ctx, log, jobID, res); err != nil {
+		errs = append(errs, err)
 	}
 	if err := d.releaseCPUs(ctx, log, others, res); err != nil {
 		errs = append(errs, err)

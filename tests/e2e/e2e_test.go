@@ -152,6 +152,7 @@ while [ ! -e go ]; do sleep 0.2; done
 // linuxScript is a plain Linux job with one probe step.
 const linuxScript = "#!/bin/bash\n" + probeScript + `TAG=lx: srun -n2 /bin/sh -c "$probe"
 echo "rc=$?"
+srun -n1 /bin/sh -c 'echo "lx:cgroup=$(cut -d: -f3 /proc/self/cgroup | tr "\n" " ")"; echo "lx:cpus=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"'
 `
 
 // Scenario 2: a Linux job beside an LWK job: not wrapped, no journal, no
@@ -180,6 +181,12 @@ func TestLinuxJobBesideLWKJob(t *testing.T) {
 		require.False(t, p.wrapped(2), "Linux rank %d ran through mcexec: %q", rank, p.Parent)
 		require.Contains(t, p.Parent[0], "slurmstepd", "Linux rank %d parent %q", rank, p.Parent)
 	}
+	// The Linux job keeps its own CPUs (all this host has: task/affinity
+	// with CpuBind=none) and is in no cgroup of the LWK job's.
+	require.NotContains(t, lineValue(t, out, "lx:cgroup="), "/"+h.cgroupPrefix+"/")
+	online, err := os.ReadFile("/sys/devices/system/cpu/online")
+	require.NoError(t, err)
+	require.Equal(t, strings.TrimSpace(string(online)), lineValue(t, out, "lx:cpus="))
 
 	// The LWK job still runs, untouched; the Linux job left no trace.
 	require.Equal(t, "RUNNING", h.jobFields(lwkID)["JobState"])
@@ -322,6 +329,7 @@ func TestCancelAndTimeLimitCleanUp(t *testing.T) {
 			id := h.sbatch(dir, "sleep", "--lwk-mode=mck", "-n2", "--time="+tc.timeLimit, h.writeScript(dir, "sleep.sh", sleepScript))
 			h.waitFile(filepath.Join(dir, "sleep.out"), "started", jobTimeout)
 			checkBooted(h, id)
+			h.checkConfined(id, 2)
 			if tc.cancel {
 				r := h.runIn(context.Background(), true, dir, nil, "scancel", strconv.Itoa(id))
 				require.NoError(t, r.err, "%s", r)
@@ -333,6 +341,83 @@ func TestCancelAndTimeLimitCleanUp(t *testing.T) {
 			require.True(t, st)
 		})
 	}
+}
+
+// confinedScript shows, from inside, where the batch step and a task run
+// through mcexec are: each prints its cgroups as its first action.
+const confinedScript = `#!/bin/bash
+echo "batch:cgroup=$(cut -d: -f2- /proc/self/cgroup | tr "\n" " ")"
+srun -n2 /bin/sh -c 'echo "task$SLURM_PROCID:cgroup=$(cut -d: -f2- /proc/self/cgroup | tr "\n" " ")"; echo started; exec sleep 600'
+`
+
+// Scenario 5b: the Linux side of an LWK job is confined from the first
+// instruction: the program inside mcexec starts in the job's proxy cgroups,
+// every mcexec is there with only the proxies' CPUs, the batch step is in
+// the job's batch cgroup, and Slurm still tracks them all (scancel ends
+// them, and no cgroup is left).
+func TestProxiesConfinedFromFirstInstruction(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "confined", "--lwk-mode=mck", "-n2", "--time=5", h.writeScript(dir, "confined.sh", confinedScript))
+	h.waitFile(filepath.Join(dir, "confined.out"), "started", jobTimeout)
+	var out string
+	for deadline := time.Now().Add(jobTimeout); strings.Count(out, "started") < 2; time.Sleep(pollInterval) {
+		require.True(t, time.Now().Before(deadline), "both tasks did not start: %q", out)
+		out = readFile(filepath.Join(dir, "confined.out"))
+	}
+	checkBooted(h, id)
+	h.checkConfined(id, 2)
+	job := "/" + h.cgroupPrefix + "/job-" + strconv.Itoa(id)
+	for _, tag := range []string{"task0:cgroup=", "task1:cgroup="} {
+		cg := lineValue(t, out, tag)
+		for _, c := range []string{"cpuset", "memory", "cpu"} {
+			require.Contains(t, " "+cg, " "+c+":"+job+"/proxies ", "%s %s", tag, c)
+		}
+	}
+	batch := lineValue(t, out, "batch:cgroup=")
+	require.Contains(t, " "+batch, " cpuset:"+job+"/batch ", "the batch step's cpuset")
+	rec, err := os.Stat(filepath.Join(h.runDir, "job-"+strconv.Itoa(id)+".cgroup"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), rec.Mode().Perm(), "the record is root-only")
+
+	r := h.runIn(context.Background(), true, dir, nil, "scancel", strconv.Itoa(id))
+	require.NoError(t, r.err, "%s", r)
+	f := h.waitJob(id, jobTimeout)
+	require.Equal(t, "CANCELLED", f["JobState"])
+	h.assertPristine(settleTimeout)
+}
+
+// oomScript runs a step whose program (run through the mcexec stand-in, so
+// inside the proxies' cgroup) holds far more than ProxyMemory (128M).
+const oomScript = `#!/bin/bash
+srun -n1 /bin/sh -c 'x=$(head -c 400000000 /dev/zero | tr "\\000" a); echo "survived ${#x}"'
+echo "rc=$?"
+`
+
+// Scenario 5c: a proxy over ProxyMemory is OOM-killed, and this is what the
+// user sees. The kernel SIGKILLs the biggest process in the proxies' cgroup:
+// here the program under the mcexec stand-in, which reports a killed program
+// as 128+signal, as a shell does: "task 0: Exited with exit code 137" from
+// srun; Slurm 22.05's sacct shows the step as 9:0. (A real mcexec killed
+// itself ends its task with SIGKILL: "task 0: Killed".) The job goes on;
+// the node is clean.
+func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
+	h := newLWKHarness(t)
+	h.needBinary("lwk-sim-mcexec")
+	h.assertPristine(settleTimeout)
+	dir := h.workdir()
+	id := h.sbatch(dir, "oom", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "oom.sh", oomScript))
+	f := h.waitJob(id, jobTimeout)
+	out, errOut := readFile(filepath.Join(dir, "oom.out")), readFile(filepath.Join(dir, "oom.err"))
+	t.Logf("job %d stdout:\n%sstderr:\n%s", id, out, errOut)
+	require.Equal(t, "COMPLETED", f["JobState"], "the batch script goes on after the step")
+	require.NotContains(t, out, "survived")
+	require.Contains(t, out, "rc=137\n")
+	require.Contains(t, errOut, "task 0: Exited with exit code 137")
+	require.Equal(t, "9:0", h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode, "as Slurm 22.05 records an exit status of 137")
+	h.assertPristine(settleTimeout)
 }
 
 // usr1Script runs a step whose program waits for SIGUSR1 and exits 0 on it.
@@ -351,6 +436,7 @@ func TestSignalReachesProgramInsideMcexec(t *testing.T) {
 	id := h.sbatch(dir, "usr1", "--lwk-mode=mck", "-n1", "--time=5", h.writeScript(dir, "usr1.sh", usr1Script))
 	h.waitFile(filepath.Join(dir, "usr1.out"), "ready", jobTimeout)
 	checkBooted(h, id)
+	h.checkConfined(id, 1)
 	r := h.runIn(context.Background(), true, dir, nil, "scancel", "--signal=USR1", strconv.Itoa(id))
 	require.NoError(t, r.err, "%s", r)
 	f := h.waitJob(id, jobTimeout)

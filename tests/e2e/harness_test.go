@@ -60,6 +60,9 @@ type harness struct {
 	// test started (PID -> start time), so that only new ones count as
 	// leftovers.
 	procsBefore map[int]string
+	// cgroupPrefix is lwk.conf's CgroupPrefix: the proxies' cgroups are
+	// <v1 hierarchy>/<prefix>/job-<id>.
+	cgroupPrefix string
 }
 
 // newHarness checks the preconditions every scenario shares and returns the
@@ -108,6 +111,7 @@ func newLWKHarness(t *testing.T) *harness {
 	h.stateDir = mapOr(conf, "StateDir", "/var/lib/slurm-lwk")
 	h.simStateDir = mapOr(conf, "SimStateDir", "/var/lib/slurm-lwk/sim")
 	h.devDir = mapOr(conf, "DevDir", filepath.Join(h.simStateDir, "dev"))
+	h.cgroupPrefix = mapOr(conf, "CgroupPrefix", "slurm-lwk")
 	return h
 }
 
@@ -483,11 +487,17 @@ type lwkStatus struct {
 	ReservedMemory []memChunk   `json:"reserved_memory"`
 	OSInstances    []osInstance `json:"os_instances"`
 	Jobs           []jobEntry   `json:"jobs"`
+	Cgroups        []struct {
+		JobID   int    `json:"job_id"`
+		Problem string `json:"problem"`
+	} `json:"cgroups"`
 }
 
-// pristine reports whether nothing is reserved, booted or journaled.
+// pristine reports whether nothing is reserved, booted, journaled or
+// confined.
 func (s lwkStatus) pristine() bool {
-	return s.ReservedCPUs == "" && len(s.ReservedMemory) == 0 && len(s.OSInstances) == 0 && len(s.Jobs) == 0
+	return s.ReservedCPUs == "" && len(s.ReservedMemory) == 0 && len(s.OSInstances) == 0 && len(s.Jobs) == 0 &&
+		len(s.Cgroups) == 0
 }
 
 // job returns the journal entry of a job.
@@ -526,6 +536,12 @@ func (h *harness) leftovers() []string {
 	for pid, st := range userProcs(nobodyUID) {
 		if h.procsBefore[pid] != st {
 			out = append(out, fmt.Sprintf("process %d of nobody: %s", pid, cmdline(pid)))
+		}
+	}
+	for _, c := range []string{"cpuset", "memory", "cpu"} {
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", c, h.cgroupPrefix, "job-*"))
+		for _, d := range dirs {
+			out = append(out, "cgroup "+d)
 		}
 	}
 	markers, _ := filepath.Glob(filepath.Join(h.runDir, "job-*"))
@@ -585,6 +601,67 @@ func (h *harness) clearFaults() {
 }
 
 // --- /proc --------------------------------------------------------------
+
+// procCgroups maps a process's cgroup v1 controllers (and "" for v2) to its
+// cgroup path, from /proc/PID/cgroup.
+func procCgroups(t *testing.T, pid int) map[string]string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	m := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 {
+			for _, c := range strings.Split(f[1], ",") {
+				m[c] = f[2]
+			}
+		}
+	}
+	return m
+}
+
+// procStatus returns one field of /proc/PID/status.
+func procStatus(t *testing.T, pid int, key string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", key, pid)
+	return ""
+}
+
+// checkConfined asserts that the job has at least min mcexec stand-ins and
+// that every one of them (and every thread, since a cgroup v1 move takes
+// the whole thread group) is in the job's proxy cgroups, still in Slurm's
+// freezer cgroup (tracking), and allowed only the proxies' CPUs.
+func (h *harness) checkConfined(id, min int) {
+	h.t.Helper()
+	mcexec, _ := filepath.EvalSymlinks(filepath.Join(h.binDir, "lwk-sim-mcexec"))
+	want := "/" + h.cgroupPrefix + "/job-" + strconv.Itoa(id) + "/proxies"
+	cpusFile, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuset", want, "cpuset.cpus"))
+	require.NoError(h.t, err, "job %d: proxy cpuset", id)
+	proxyCPUs := strings.TrimSpace(string(cpusFile))
+	n := 0
+	for pid, exe := range procExes() {
+		if exe != mcexec {
+			continue
+		}
+		n++
+		cg := procCgroups(h.t, pid)
+		for _, c := range []string{"cpuset", "memory", "cpu"} {
+			require.Equal(h.t, want, cg[c], "mcexec %d of job %d: %s cgroup", pid, id, c)
+		}
+		if f, ok := cg["freezer"]; ok {
+			require.Contains(h.t, f, "/job_"+strconv.Itoa(id)+"/step_", "mcexec %d: Slurm's freezer cgroup (tracking) kept", pid)
+		}
+		require.Equal(h.t, proxyCPUs, procStatus(h.t, pid, "Cpus_allowed_list"), "mcexec %d of job %d", pid, id)
+		h.t.Logf("mcexec %d of job %d: cpuset %s memory %s cpu %s freezer %s, Cpus_allowed_list %s",
+			pid, id, cg["cpuset"], cg["memory"], cg["cpu"], cg["freezer"], proxyCPUs)
+	}
+	require.GreaterOrEqual(h.t, n, min, "job %d: mcexec stand-ins running", id)
+}
 
 // procExes maps every PID to its resolved executable (where readable).
 func procExes() map[int]string {

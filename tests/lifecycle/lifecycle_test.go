@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,10 +25,13 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
 var binDir string
+
+var nodeSeq atomic.Int64
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "lwk-lifecycle-bin-")
@@ -135,9 +139,29 @@ SysfsRoot=%[2]s
 ScontrolPath=%[1]s/scontrol
 ScancelPath=%[1]s/scancel
 DestroyTimeout=5s
+CgroupPrefix=%[3]s
 Profile=mck Image=%[1]s/mckernel.img Kargs="hidos dump_level=24" AllowKargs=time_sharing
-`, dir, sysfsRoot)), 0o644))
+`, dir, sysfsRoot, cgroupPrefix(t))), 0o644))
 	return &node{t: t, dir: dir, conf: conf}
+}
+
+// cgroupPrefix gives each node its own directory under the real cgroup
+// hierarchies (the prolog confines the proxies there), removed afterwards.
+func cgroupPrefix(t *testing.T) string {
+	prefix := fmt.Sprintf("slurm-lwk-lifecycle-%d-%d", os.Getpid(), nodeSeq.Add(1))
+	t.Cleanup(func() {
+		for _, c := range []string{"cpuset", "memory", "cpu"} {
+			dir := filepath.Join("/sys/fs/cgroup", c, prefix)
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if e.IsDir() {
+					t.Errorf("cgroup left behind: %s/%s", dir, e.Name())
+				}
+			}
+			_ = os.Remove(dir)
+		}
+	})
+	return prefix
 }
 
 // copyLayout copies a fixture's CPU and NUMA node trees (not the memory
@@ -289,12 +313,49 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("os=%d\nattempt=0\ncpus=14\noversubscribe=0\n", in.Index), string(marker))
 
+	// The proxies' confinement exists before the marker, and its record is
+	// root-only (0600 in the 0700 run directory).
+	fi, err = os.Stat(filepath.Join(n.dir, "run", "job-41.cgroup"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	if layout, err := proxycgroup.Detect("/proc"); err == nil && layout.Mode == proxycgroup.V1 {
+		require.Len(t, st.Cgroups, 1)
+		require.Equal(t, uint32(41), st.Cgroups[0].JobID)
+		require.Empty(t, st.Cgroups[0].Problem)
+		cpus, err := os.ReadFile(filepath.Join(st.Cgroups[0].Dirs["cpuset"], "proxies", "cpuset.cpus"))
+		require.NoError(t, err)
+		require.Equal(t, "0-1\n", string(cpus), "the OS cores")
+		quota, err := os.ReadFile(filepath.Join(st.Cgroups[0].Dirs["cpu"], "proxies", "cpu.cfs_quota_us"))
+		require.NoError(t, err)
+		require.Equal(t, "100000\n", string(quota), "50% of two OS cores")
+	}
+
 	_, stderr, err = n.run("lwk-epilog", 41, nil)
 	require.NoError(t, err, stderr)
 	n.requirePristine("after epilog")
 	_, stderr, err = n.run("lwk-epilog", 41, nil)
 	require.NoError(t, err, "a second epilog is harmless: %s", stderr)
 	n.requirePristine("after second epilog")
+}
+
+func TestLeftoverCgroupIsAProblemUntilCleanup(t *testing.T) {
+	n := newNode(t)
+	if layout, err := proxycgroup.Detect("/proc"); err != nil || layout.Mode != proxycgroup.V1 {
+		t.Skipf("needs cgroup v1 hierarchies (this node: %v %v): under v2 nothing of ours is left to find", layout.Mode, err)
+	}
+	_, stderr, err := n.run("lwk-prolog", 43, nil)
+	require.NoError(t, err, stderr)
+	// The journal is lost (an admin removed it, a disk went away): the
+	// cgroups stay and nothing explains them.
+	require.NoError(t, os.Remove(filepath.Join(n.dir, "state", "journal", "job-43.journal")))
+	st := n.status()
+	require.Len(t, st.Cgroups, 1)
+	require.Contains(t, st.Cgroups[0].Problem, "lwkctl cleanup --job 43 removes it")
+	require.False(t, st.Pristine())
+	out, stderr, err := n.run("lwkctl", 0, nil, "cleanup", "--job", "43")
+	require.NoError(t, err, stderr)
+	require.Contains(t, out, "cgroups removed true")
+	n.requirePristine("after cleanup")
 }
 
 func TestLinuxJobPassesThrough(t *testing.T) {
@@ -314,17 +375,18 @@ func TestLinuxJobPassesThrough(t *testing.T) {
 // injected by the simulated driver, the other steps by the lifecycle itself,
 // both under the step's name.
 var injection = map[string]string{
-	steps.ReserveMemory: "reserve_memory",
-	steps.ReserveCPUs:   "reserve_cpus",
-	steps.CreateOS:      "create_os",
-	steps.AssignCPUs:    "assign_cpus",
-	steps.AssignMemory:  "assign_memory",
-	steps.LoadImage:     "load_image",
-	steps.SetKernelArgs: "set_kernel_args",
-	steps.Boot:          "boot",
-	steps.WaitRunning:   "wait_running",
-	steps.GrantDevice:   "grant_device",
-	steps.WriteMarker:   "write_marker",
+	steps.ReserveMemory:  "reserve_memory",
+	steps.ReserveCPUs:    "reserve_cpus",
+	steps.CreateOS:       "create_os",
+	steps.AssignCPUs:     "assign_cpus",
+	steps.AssignMemory:   "assign_memory",
+	steps.LoadImage:      "load_image",
+	steps.SetKernelArgs:  "set_kernel_args",
+	steps.Boot:           "boot",
+	steps.WaitRunning:    "wait_running",
+	steps.GrantDevice:    "grant_device",
+	steps.ConfineProxies: "confine_proxies",
+	steps.WriteMarker:    "write_marker",
 }
 
 func TestEveryStepHasAnInjectionRow(t *testing.T) {
