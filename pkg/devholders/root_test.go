@@ -2,10 +2,10 @@ package devholders
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/testholder"
 )
 
 func needRoot(t *testing.T) {
@@ -66,48 +68,30 @@ func holderOf(hs []Holder, pid int) (Holder, bool) {
 func TestUnsharedFileTableRoot(t *testing.T) {
 	needRoot(t)
 	node := charNode(t, "mcos0")
-	ready := make(chan int)
-	done := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is tainted by unshare: never unlock it, so the
-		// runtime ends it when this goroutine returns.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
-			errc <- err
-			close(ready)
-			return
-		}
-		fd, err := unix.Open(node, unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			close(ready)
-			return
-		}
-		ready <- unix.Gettid()
-		<-done
-		_ = unix.Close(fd)
-	}()
-	tid, ok := <-ready
-	if !ok {
-		require.NoError(t, <-errc)
-	}
-	defer close(done)
+	cmd := exec.Command(testholder.Build(t), "-u", node)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	_, err = io.ReadFull(out, make([]byte, 8))
+	require.NoError(t, err, "the holder did not start")
+	pid := cmd.Process.Pid
 
-	// The process's own table does not have it: the path-based scan of
+	// The process's own table does not have it: a path match on
 	// /proc/PID/fd finds nothing.
-	fds, err := os.ReadDir("/proc/self/fd")
+	fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
 	require.NoError(t, err)
 	for _, fd := range fds {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		target, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd.Name()))
 		require.NotEqual(t, node, target, "the descriptor must live only in the thread's table")
 	}
 
 	hs, err := Scan("/proc", node)
 	require.NoError(t, err)
-	h, ok := holderOf(hs, os.Getpid())
-	require.True(t, ok, "holders %+v miss this process", hs)
-	require.Equal(t, []int{tid}, h.TIDs, "only the unsharing thread holds it")
+	h, ok := holderOf(hs, pid)
+	require.True(t, ok, "holders %+v miss the holder", hs)
+	require.Len(t, h.TIDs, 1)
+	require.NotEqual(t, pid, h.TIDs[0], "only the unsharing thread holds it")
 }
 
 // TestBindMountInPrivateNamespaceRoot: a process in a private mount

@@ -14,7 +14,6 @@ import (
 
 	"k8s.io/utils/cpuset"
 
-	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
@@ -205,15 +204,17 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 	// Slurm has normally killed the job's processes before the epilog, so
 	// retry DESTROY_OS while it is busy and look for holders (a /proc scan)
 	// only once holderGrace has passed.
+	pol := holderPolicy{job: res.JobID, uid: jobUID(rec), warned: map[int]bool{}}
 	var stopErr error
+	var foreign []holderInfo
 	err := retry.WhileBusy(ctx, d.DestroyTimeout, func() error { return d.IHK.DestroyOS(ctx, idx) },
 		func(waited time.Duration) error {
 			if waited < holderGrace {
 				return nil
 			}
 			// The job's mcexec processes still hold the device, or
-			// something opened it again: stop them.
-			stopErr = d.killHolders(ctx, log, dev, res)
+			// something opened it again: stop the job's; note who else.
+			foreign, stopErr = d.killHolders(ctx, log, dev, pol, res)
 			return stopErr
 		})
 	switch {
@@ -225,68 +226,12 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 		return stopErr
 	case ctx.Err() != nil:
 		return fmt.Errorf("destroy os %d: %w", idx, err)
+	case len(foreign) > 0 && errors.Is(err, ihk.ErrBusy):
+		// Holders that are not the job's were left alone: name them, so
+		// the drain reason says which process keeps the LWK.
+		return fmt.Errorf("destroy os %d: %s: %w: %w", idx, describeForeign(dev, foreign), err, ErrNodeUnusable)
 	}
 	return fmt.Errorf("destroy os %d: %w: %w", idx, err, ErrNodeUnusable)
-}
-
-// killHolders stops the processes that hold the device open. Only
-// unprivileged holders are signalled (the job's mcexec proxies); root holders
-// (a monitor reading status) close the device by themselves.
-func (d Deps) killHolders(ctx context.Context, log *slog.Logger, dev string, res *Result) error {
-	pids, err := d.userHolders(dev)
-	if err != nil || len(pids) == 0 {
-		return err
-	}
-	log.Info("stopping processes that hold the device", "device", dev, "pids", pids)
-	signalAll(pids, syscall.SIGTERM)
-	if d.waitGone(ctx, dev, d.KillGrace) {
-		res.Killed = append(res.Killed, pids...)
-		return nil
-	}
-	pids, err = d.userHolders(dev)
-	if err != nil {
-		return err
-	}
-	signalAll(pids, syscall.SIGKILL)
-	res.Killed = append(res.Killed, pids...)
-	if !d.waitGone(ctx, dev, 5*time.Second) {
-		return fmt.Errorf("processes still hold %s after SIGKILL: %w", dev, ErrNodeUnusable)
-	}
-	return nil
-}
-
-func (d Deps) userHolders(dev string) ([]int, error) {
-	pids, err := devholders.Find(d.Proc.Root, dev)
-	if err != nil {
-		return nil, fmt.Errorf("find holders of %s: %w", dev, err)
-	}
-	var out []int
-	for _, pid := range pids {
-		if uid, err := d.Proc.RealUID(pid); err == nil && uid != 0 { // an error: gone
-			out = append(out, pid)
-		}
-	}
-	return out, nil
-}
-
-func (d Deps) waitGone(ctx context.Context, dev string, limit time.Duration) bool {
-	end := time.Now().Add(limit)
-	for {
-		pids, err := d.userHolders(dev)
-		if err == nil && len(pids) == 0 {
-			return true
-		}
-		if time.Now().After(end) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func signalAll(pids []int, sig syscall.Signal) {
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, sig) // ESRCH: already gone
-	}
 }
 
 // saveKmsg keeps the LWK kernel log; READ_KMSG fails before boot and after
