@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
@@ -85,9 +86,16 @@ func run(ctx context.Context, configPath string, verbose bool, start time.Time) 
 	// DESTROY_OS and the releases: finish, bounded.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.LockTimeout+cfg.DestroyTimeout+30*time.Second)
 	defer cancel()
-	res, err := node.Cleanup(tctx, env.JobID)
+	attempt, err := jobend.AttemptFromEnviron(os.Environ())
+	if err != nil {
+		return fmt.Errorf("job environment: %w", err)
+	}
+	res, err := node.EndJob(tctx, jobend.Key{JobID: env.JobID, Attempt: attempt})
 	if err != nil {
 		return err
+	}
+	if len(res.Collected) > 0 {
+		fmt.Fprintf(os.Stderr, "lwk: collected the leftovers of jobs %v, whose epilog had already run\n", res.Collected)
 	}
 	if res.Recovered && (len(res.OS) > 0 || !res.ReleasedCPUs.IsEmpty() || len(res.ReleasedMemory) > 0) {
 		fmt.Fprintf(os.Stderr, "lwk: job %d had no readable journal; recovered from live state: os %v, cpus %s, %d memory chunks\n",

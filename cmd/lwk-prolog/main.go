@@ -23,6 +23,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
@@ -107,6 +108,11 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	} else {
 		err = boot(ctx, cfg, env, req, log, o.start)
 	}
+	if errors.Is(err, errJobEnded) {
+		// The job is over: nothing to boot, nothing to cancel or drain.
+		fmt.Fprintf(os.Stderr, "lwk: job %d: %s\n", env.JobID, err)
+		return nil
+	}
 	if err != nil {
 		if env.Node == "" {
 			return err
@@ -130,6 +136,10 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// errJobEnded: the job attempt's epilog ran before this prolog took the
+// node lock.
+var errJobEnded = errors.New("the job's epilog already ran on this node; no LWK booted")
 
 // refuse records why on the job (AdminComment, shown by scontrol show job
 // and sacct) and cancels it.
@@ -161,11 +171,25 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	if err != nil {
 		return err
 	}
+	attempt, err := jobend.AttemptFromEnviron(os.Environ())
+	if err != nil {
+		return fmt.Errorf("job environment: %w", err)
+	}
 	lock, err := node.Lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer lock.Release()
+	// slurmd runs a job's epilog without waiting for its prolog: if this
+	// attempt's epilog took the lock first, nothing would tear down what we
+	// boot now.
+	key := jobend.Key{JobID: env.JobID, Attempt: attempt}
+	if ended, err := node.Ended.Ended(key); err != nil {
+		return err
+	} else if ended {
+		log.Warn("the job's epilog already ran on this node; not booting an LWK for it", "attempt", attempt)
+		return errJobEnded
+	}
 	// A journal for this job already: an earlier prolog of it (requeued to
 	// this node) died without an epilog. Tear that down first.
 	if _, err := node.Journal.Read(env.JobID); !errors.Is(err, journal.ErrNotFound) {
@@ -185,7 +209,7 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	}
 	log.Info("plan", "cpus", p.CPUSet().String(), "memory_bytes", p.MemoryBytes(), "profile", p.Profile)
 	idx, err := apply.Run(ctx, node.ApplyDeps(), apply.Job{
-		ID: env.JobID, UID: env.UID, GID: env.GID, User: env.User, Spec: env.Spec,
+		ID: env.JobID, UID: env.UID, GID: env.GID, User: env.User, Spec: env.Spec, Attempt: attempt,
 	}, p)
 	if err != nil {
 		log.Error("prolog failed", "err", err)

@@ -72,6 +72,8 @@ type Job struct {
 	UID, GID uint32
 	User     string
 	Spec     string
+	// Attempt is the job's restart count (SLURM_JOB_RESTART_COUNT).
+	Attempt uint32
 }
 
 // StepError is a failed step.
@@ -94,7 +96,7 @@ func Run(ctx context.Context, d Deps, job Job, p *plan.Plan) (int, error) {
 		return -1, fmt.Errorf("encode plan: %w", err)
 	}
 	r := &runner{d: d, p: p, rec: &journal.Record{
-		JobID: job.ID, UID: job.UID, GID: job.GID, User: job.User,
+		JobID: job.ID, UID: job.UID, GID: job.GID, User: job.User, Attempt: job.Attempt,
 		Created: time.Now().UTC(), Spec: job.Spec, Plan: planJSON,
 	}}
 	idx, err := r.run(ctx, job)

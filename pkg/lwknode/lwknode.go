@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/backend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
@@ -36,6 +37,8 @@ type Node struct {
 	// View is the node as the planner sees it, from the backend.
 	View    backend.NodeView
 	backend *backend.Opened
+	// Ended records which job attempts' epilogs have run.
+	Ended *jobend.Store
 }
 
 // JournalDir is where journals live under StateDir.
@@ -59,7 +62,8 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b}, nil
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b,
+		Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
 }
 
 // Lock takes the node lock, waiting at most LockTimeout.
@@ -99,6 +103,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 		Proc:           procfs.Default(),
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
+		Ended:          n.Ended,
 		Log:            n.Log,
 	}
 }
@@ -152,6 +157,42 @@ func (n *Node) Cleanup(ctx context.Context, jobID uint32) (*teardown.Result, err
 	}
 	defer lock.Release()
 	return teardown.Run(ctx, n.TeardownDeps(), jobID)
+}
+
+// CollectEnded tears down, under the node lock, what jobs whose epilog
+// already ran still hold (see teardown.CollectEnded); nil when none.
+func (n *Node) CollectEnded(ctx context.Context) (*teardown.Result, error) {
+	lock, err := n.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return teardown.CollectEnded(ctx, n.TeardownDeps())
+}
+
+// EndJob is the epilog: under the node lock it records that the job
+// attempt's epilog ran (so a prolog of that attempt still waiting for the
+// lock boots nothing), prunes old records, and tears the job down.
+func (n *Node) EndJob(ctx context.Context, key jobend.Key) (*teardown.Result, error) {
+	lock, err := n.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if err := n.Ended.Record(key); err != nil {
+		return nil, err
+	}
+	if _, err := n.Ended.Prune(endRecordAge(n.Config), time.Now()); err != nil {
+		n.Log.Warn("cannot prune job end records", "err", err)
+	}
+	return teardown.Run(ctx, n.TeardownDeps(), key.JobID)
+}
+
+// endRecordAge is how long an epilog's record is kept: longer than any
+// prolog can take from its start to the node lock (its Slurm calls, then
+// LockTimeout).
+func endRecordAge(cfg *config.Config) time.Duration {
+	return max(time.Hour, 2*cfg.LockTimeout)
 }
 
 // ScontrolRunner runs Slurm commands with a minimal environment that keeps

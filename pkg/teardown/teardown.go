@@ -16,6 +16,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
@@ -56,7 +57,10 @@ type Deps struct {
 	DestroyTimeout time.Duration
 	// KillGrace is how long holders get between SIGTERM and SIGKILL.
 	KillGrace time.Duration
-	Log       *slog.Logger
+	// Ended says which job attempts' epilogs have run; other jobs found
+	// there are collected like orphans. Nil: every journal claims.
+	Ended *jobend.Store
+	Log   *slog.Logger
 }
 
 // Result says what teardown did.
@@ -74,6 +78,9 @@ type Result struct {
 	ReleasedMemory []ihk.MemChunk
 	// KmsgPaths are the saved LWK kernel logs.
 	KmsgPaths []string
+	// Collected lists other jobs whose epilog had already run and whose
+	// leftovers (an LWK booted after the epilog) were torn down too.
+	Collected []uint32
 }
 
 // Run tears down a job from its journal, or from live state when the journal
@@ -142,6 +149,13 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 		}
 	} else if err := d.Journal.Remove(jobID); err != nil {
 		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
+	}
+	// What the ended jobs held was collected above; drop their records.
+	for _, id := range others.ended {
+		if err := errors.Join(jobmarker.Remove(d.RunDir, id), d.Journal.Remove(id)); err != nil {
+			return res, fmt.Errorf("teardown job %d: forget ended job %d: %w", jobID, id, err)
+		}
+		res.Collected = append(res.Collected, id)
 	}
 	// Temp files of writers killed mid-write; under the lock none is live.
 	if n, err := d.Journal.RemoveStaleTemps(time.Minute); err != nil {
@@ -294,4 +308,33 @@ func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims
 	res.ReleasedMemory = mine
 	log.Debug("memory released", "chunks", len(mine))
 	return nil
+}
+
+// CollectEnded tears down what jobs whose epilog already ran still hold
+// (an LWK their prolog booted after the epilog, by a version without the
+// check or by hand) and forgets them. It returns nil when there is none.
+// The caller holds the node lock.
+func CollectEnded(ctx context.Context, d Deps) (*Result, error) {
+	if d.Ended == nil {
+		return nil, nil
+	}
+	ids, err := d.Journal.List()
+	if err != nil {
+		return nil, fmt.Errorf("list journals: %w", err)
+	}
+	for _, id := range ids {
+		rec, err := d.Journal.Read(id)
+		if err != nil {
+			continue
+		}
+		ended, err := d.Ended.Ended(jobend.Key{JobID: id, Attempt: rec.Attempt})
+		if err != nil {
+			return nil, err
+		}
+		if ended {
+			// Tearing one ended job down collects the others too.
+			return Run(ctx, d, id)
+		}
+	}
+	return nil, nil
 }

@@ -64,7 +64,8 @@ type node struct {
 
 // fakeScontrol logs its arguments; for `show node -o node1` it prints the
 // paper node's layout, for `show job -d <id>` Slurm 22.05's output for a job
-// holding abstract CPUs 0-15 and 10 GiB on node1.
+// holding abstract CPUs 0-15 and 10 GiB on node1. While the file
+// hold-show-job exists, `show job` waits (a prolog held before the lock).
 const fakeScontrol = `#!/bin/sh
 echo "$*" >> "${0%/*}/scontrol.log"
 [ "$1" = show ] || exit 0
@@ -73,6 +74,7 @@ if [ "$2" = node ]; then
 	echo "NodeName=node1 Arch=x86_64 CoresPerSocket=4 CPUAlloc=0 CPUTot=16 Sockets=2 Boards=1 State=IDLE ThreadsPerCore=2"
 	exit 0
 fi
+while [ -f "${0%/*}/hold-show-job" ]; do sleep 0.02; done
 cat <<EOF
 JobId=$4 JobName=lifecycle
    UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
