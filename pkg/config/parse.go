@@ -22,19 +22,22 @@ const (
 	DefaultProxyCPUPercent  = 50
 	DefaultProxyCPUPeriod   = 100 * time.Millisecond
 	DefaultLWKMemoryPercent = 90
-	DefaultStateDir         = "/run/slurm-lwk/state"
-	DefaultRunDir           = "/run/slurm-lwk"
-	DefaultDevDir           = "/dev"
-	DefaultSysfsRoot        = "/"
-	DefaultLogDir           = "/var/log/slurm-lwk"
-	DefaultSimStateDir      = "/var/lib/slurm-lwk/sim"
-	DefaultSimBootDelay     = 2 * time.Second
-	DefaultMcexecPath       = "/usr/bin/mcexec"
-	DefaultScontrolPath     = "/usr/bin/scontrol"
-	DefaultScancelPath      = "/usr/bin/scancel"
-	DefaultBootTimeout      = 120 * time.Second
-	DefaultDestroyTimeout   = 30 * time.Second
-	DefaultLockTimeout      = 240 * time.Second
+	// DefaultLWKMemoryHeadroomPercent is the share of each NUMA node's
+	// MemFree the planner leaves to Linux.
+	DefaultLWKMemoryHeadroomPercent = 2
+	DefaultStateDir                 = "/run/slurm-lwk/state"
+	DefaultRunDir                   = "/run/slurm-lwk"
+	DefaultDevDir                   = "/dev"
+	DefaultSysfsRoot                = "/"
+	DefaultLogDir                   = "/var/log/slurm-lwk"
+	DefaultSimStateDir              = "/var/lib/slurm-lwk/sim"
+	DefaultSimBootDelay             = 2 * time.Second
+	DefaultMcexecPath               = "/usr/bin/mcexec"
+	DefaultScontrolPath             = "/usr/bin/scontrol"
+	DefaultScancelPath              = "/usr/bin/scancel"
+	DefaultBootTimeout              = 120 * time.Second
+	DefaultDestroyTimeout           = 30 * time.Second
+	DefaultLockTimeout              = 240 * time.Second
 )
 
 // Limits checked by Parse.
@@ -110,7 +113,7 @@ var profileKeys = map[string]string{}
 func init() {
 	for _, k := range []string{
 		"IHKBackend", "OSCores", "SystemNUMANodes", "JobNUMANodes",
-		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare",
+		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare", "LWKMemoryHeadroom", "McexecBuildID",
 		"DefaultProfile", "StateDir", "RunDir", "DevDir", "SysfsRoot", "LogDir",
 		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath", "ScancelPath",
 		"BootTimeout", "DestroyTimeout", "LockTimeout",
@@ -277,6 +280,10 @@ func (c *Config) setGlobal(key, value string) error {
 		}
 	case "LWKMemoryShare":
 		c.LWKMemoryPercent, err = parsePercent(value)
+	case "LWKMemoryHeadroom":
+		c.LWKMemoryHeadroomPercent, err = parseHeadroom(value)
+	case "McexecBuildID":
+		c.McexecBuildID, err = parseBuildID(value)
 	case "DefaultProfile":
 		if reason := checkProfileName(value); reason != "" {
 			return errors.New(reason)
@@ -325,6 +332,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 	def("ProxyCPUShare", func() { c.ProxyCPUPercent = DefaultProxyCPUPercent })
 	def("ProxyCPUPeriod", func() { c.ProxyCPUPeriod = DefaultProxyCPUPeriod })
 	def("LWKMemoryShare", func() { c.LWKMemoryPercent = DefaultLWKMemoryPercent })
+	def("LWKMemoryHeadroom", func() { c.LWKMemoryHeadroomPercent = DefaultLWKMemoryHeadroomPercent })
 	def("StateDir", func() { c.StateDir = DefaultStateDir })
 	def("RunDir", func() { c.RunDir = DefaultRunDir })
 	def("SysfsRoot", func() { c.SysfsRoot = DefaultSysfsRoot })
@@ -524,6 +532,31 @@ func ParseSize(value string) (uint64, error) {
 }
 
 // parsePercent parses "50%" or "50" into 1..100.
+// parseHeadroom reads LWKMemoryHeadroom: an integer percentage 0-50.
+func parseHeadroom(value string) (int, error) {
+	num := strings.TrimSuffix(value, "%")
+	n, err := strconv.Atoi(num)
+	if err != nil || num == "" || num[0] < '0' || num[0] > '9' || n > 50 || !strings.HasSuffix(value, "%") {
+		return 0, fmt.Errorf("bad headroom %q: want an integer percentage 0%%-50%%", value)
+	}
+	return n, nil
+}
+
+// parseBuildID reads McexecBuildID: what IHK_OS_GET_BUILDID returns, a short
+// git hash or a version string (printable ASCII, no spaces, at most 64
+// bytes).
+func parseBuildID(value string) (string, error) {
+	if value == "" || len(value) > 64 {
+		return "", fmt.Errorf("bad build id %q: want 1-64 printable characters", value)
+	}
+	for _, r := range value {
+		if r <= ' ' || r > '~' {
+			return "", fmt.Errorf("bad build id %q: want printable ASCII without spaces", value)
+		}
+	}
+	return value, nil
+}
+
 func parsePercent(value string) (int, error) {
 	num := strings.TrimSuffix(value, "%")
 	n, err := strconv.Atoi(num)

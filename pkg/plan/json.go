@@ -25,6 +25,8 @@ type planJSON struct {
 	MemoryBytes uint64         `json:"memory_bytes"`
 	NUMAPolicy  string         `json:"numa_policy"`
 	Proxy       proxyJSON      `json:"proxy"`
+	IKCMap      []ihk.IKCRoute `json:"ikc_map,omitempty"`
+	LWKNUMA     []NUMAID       `json:"lwk_numa,omitempty"`
 }
 
 type proxyJSON struct {
@@ -56,6 +58,8 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 			CPUQuotaUS:  p.Proxy.CPUQuotaUS,
 			CPUPeriodUS: p.Proxy.CPUPeriodUS,
 		},
+		IKCMap:  p.IKCMap,
+		LWKNUMA: p.LWKNUMA,
 	})
 }
 
@@ -91,6 +95,8 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 			CPUQuotaUS:  j.Proxy.CPUQuotaUS,
 			CPUPeriodUS: j.Proxy.CPUPeriodUS,
 		},
+		IKCMap:  j.IKCMap,
+		LWKNUMA: j.LWKNUMA,
 	}
 	return nil
 }
@@ -112,8 +118,25 @@ func (p *Plan) Format(w io.Writer) error {
   memory:     %s total, numa=%s
               %s
   proxies:    cpus %s, memory %s, cpu quota %dus per %dus
+  ikc map:    %s
+  lwk numa:   %s (linux:lwk)%s
 `, p.JobID, p.Profile, p.Image, p.Kargs, p.CPUSet(), strings.Join(order, ","),
 		FormatBytes(p.MemoryBytes()), p.NUMAPolicy, strings.Join(mem, ", "),
-		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS)
+		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS,
+		orNone(ihk.FormatIKCMap(p.IKCMap)), orNone(FormatNUMAMap(p.LWKNUMA)), numaNote(p))
 	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func numaNote(p *Plan) string {
+	if p.NUMAIdentical() {
+		return ""
+	}
+	return "; the LWK numbers nodes differently from Linux"
 }
