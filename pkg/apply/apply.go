@@ -36,7 +36,9 @@ type IHK interface {
 	ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) error
 	ReserveCPUs(ctx context.Context, cpus []int) error
 	CreateOS(ctx context.Context) (int, error)
+	BuildID(ctx context.Context, os int) (string, error)
 	AssignCPUs(ctx context.Context, os int, cpus []int) error
+	SetIKCMap(ctx context.Context, os int, routes []ihk.IKCRoute) error
 	AssignMemory(ctx context.Context, os int, chunks []ihk.MemChunk) error
 	LoadImage(ctx context.Context, os int, path string) error
 	SetKernelArgs(ctx context.Context, os int, kargs string) error
@@ -56,6 +58,9 @@ type Deps struct {
 	// on x86, so keep it sparse). Default 200ms.
 	StatusInterval time.Duration
 	Faults         Faults
+	// McexecBuildID is the IHK build id mcexec was compiled against
+	// (lwk.conf McexecBuildID); empty skips the check.
+	McexecBuildID string
 }
 
 // Teardown returns the embedded teardown.Deps with IHK as its driver: what
@@ -65,6 +70,10 @@ func (d Deps) Teardown() teardown.Deps {
 	td.IHK = d.IHK
 	return td
 }
+
+// ErrBuildID marks a driver whose build id differs from mcexec's: every
+// task would fail in mcexec, so the prolog fails before booting.
+var ErrBuildID = errors.New("ihk build id mismatch")
 
 // Job identifies the job the LWK is for.
 type Job struct {
@@ -155,10 +164,23 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		{steps.CreateOS, nil, func() (any, error) {
 			idx, err := retry.Value(func() (int, error) { return c.CreateOS(ctx) })
 			r.os = idx
-			return steps.OS{OS: idx}, err
+			if err != nil {
+				return steps.OS{OS: idx}, err
+			}
+			return steps.OS{OS: idx}, r.checkBuildID(ctx)
 		}},
 		{steps.AssignCPUs, nil, func() (any, error) {
-			return nil, retry.Call(func() error { return c.AssignCPUs(ctx, r.os, p.CPUs) })
+			if err := retry.Call(func() error { return c.AssignCPUs(ctx, r.os, p.CPUs) }); err != nil {
+				return nil, err
+			}
+			// Set while the instance is INITIAL, as mcreboot.sh does between
+			// assign cpu and assign mem; routes die with the instance.
+			if len(p.IKCMap) > 0 {
+				if err := retry.Call(func() error { return c.SetIKCMap(ctx, r.os, p.IKCMap) }); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
 		}},
 		{steps.AssignMemory, nil, func() (any, error) {
 			return nil, retry.Call(func() error { return c.AssignMemory(ctx, r.os, p.Memory) })
@@ -180,7 +202,7 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
 		{steps.WriteMarker, nil, func() (any, error) {
-			_, err := jobmarker.Write(r.d.RunDir, job.ID, r.os)
+			_, err := jobmarker.WriteNUMA(r.d.RunDir, job.ID, r.os, plan.FormatNUMAMap(p.LWKNUMA))
 			return nil, err
 		}},
 	}
@@ -235,6 +257,27 @@ func (r *runner) step(name string, intent any, do func() (any, error)) error {
 	r.d.Log.Debug("step done", "job", r.rec.JobID, "step", name, "os", r.os)
 	if r.d.Faults != nil {
 		r.d.Faults.After(name)
+	}
+	return nil
+}
+
+// checkBuildID compares the driver's build id with mcexec's. mcexec makes
+// the same comparison at every start and exits 1 on a mismatch, so a node
+// where they differ would boot LWKs on which no task can run.
+func (r *runner) checkBuildID(ctx context.Context) error {
+	want := r.d.McexecBuildID
+	id, err := retry.Value(func() (string, error) { return r.d.IHK.BuildID(ctx, r.os) })
+	if want == "" {
+		// Not asked to check: the id only goes to the log.
+		r.d.Log.Debug("ihk build id (not checked: McexecBuildID unset)", "job", r.rec.JobID, "os", r.os, "build_id", id, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the ihk build id to compare with mcexec's %q: %w", want, err)
+	}
+	if id != want {
+		return fmt.Errorf("ihk build id %q (IHK_OS_GET_BUILDID, os %d) differs from mcexec's %q (lwk.conf McexecBuildID): mcexec would refuse every task; install IHK, McKernel and mcexec from one build: %w",
+			id, r.os, want, ErrBuildID)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@
 // directory (RunDir, /run/slurm-lwk by default). lwk-prolog writes
 // <RunDir>/job-<id> once the job's LWK is RUNNING; the SPANK plugin checks
 // for it (as root, in task_init_privileged) before running tasks through
-// mcexec, and lwk-epilog removes it. The content is "os=<N>\n".
+// mcexec, and lwk-epilog removes it. The content is "os=<N>\n", optionally
+// followed by "lwk_numa=<linux>:<lwk>,...\n": how the LWK numbers its NUMA
+// nodes, for the plugin to export to the job's tasks as LWK_NUMA_MAP.
 package jobmarker
 
 import (
@@ -23,6 +25,19 @@ func Path(runDir string, jobID uint32) string {
 // Write creates the marker (0600) in runDir (created 0700 if missing),
 // atomically.
 func Write(runDir string, jobID uint32, osIndex int) (string, error) {
+	return WriteNUMA(runDir, jobID, osIndex, "")
+}
+
+// WriteNUMA is Write with the LWK's NUMA numbering ("0:0,1:1,4:2"; empty
+// writes none). It may hold only digits, ':' and ','.
+func WriteNUMA(runDir string, jobID uint32, osIndex int, lwkNUMA string) (string, error) {
+	if strings.Trim(lwkNUMA, "0123456789:,") != "" {
+		return "", fmt.Errorf("write marker of job %d: bad lwk numa map %q", jobID, lwkNUMA)
+	}
+	content := fmt.Sprintf("os=%d\n", osIndex)
+	if lwkNUMA != "" {
+		content += "lwk_numa=" + lwkNUMA + "\n"
+	}
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return "", fmt.Errorf("create run dir %s: %w", runDir, err)
 	}
@@ -32,7 +47,7 @@ func Write(runDir string, jobID uint32, osIndex int) (string, error) {
 		return "", fmt.Errorf("write marker %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := fmt.Fprintf(tmp, "os=%d\n", osIndex); err != nil {
+	if _, err := tmp.WriteString(content); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("write marker %s: %w", path, err)
 	}
@@ -53,7 +68,8 @@ func Read(runDir string, jobID uint32) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("read marker %s: %w", path, err)
 	}
-	v, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "os=")
+	first, _, _ := strings.Cut(string(b), "\n")
+	v, ok := strings.CutPrefix(strings.TrimSpace(first), "os=")
 	n, err := strconv.Atoi(v)
 	if !ok || err != nil || n < 0 {
 		return -1, fmt.Errorf("marker %s: malformed content %q", path, b)

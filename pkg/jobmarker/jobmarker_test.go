@@ -52,3 +52,17 @@ func TestReadMalformed(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteNUMA(t *testing.T) {
+	run := t.TempDir()
+	path, err := WriteNUMA(run, 42, 1, "0:0,1:1,2:2,4:3")
+	require.NoError(t, err)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "os=1\nlwk_numa=0:0,1:1,2:2,4:3\n", string(b))
+	idx, err := Read(run, 42)
+	require.NoError(t, err)
+	require.Equal(t, 1, idx)
+	_, err = WriteNUMA(run, 43, 1, "0:0\nos=9")
+	require.ErrorContains(t, err, "bad lwk numa map")
+}

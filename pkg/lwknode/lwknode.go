@@ -110,7 +110,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout}
+	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, McexecBuildID: n.Config.McexecBuildID}
 	if n.backend.StepFaults != nil {
 		d.Faults = n.backend.StepFaults
 	}

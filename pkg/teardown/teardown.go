@@ -256,6 +256,13 @@ func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Resu
 		log.Debug("no lwk kernel log", "err", err)
 		return
 	}
+	if n := countAllocFallback(msg); n > 0 {
+		// See README "LWK kernel log flood": a layout whose LWK CPUs sit on
+		// nodes without LWK memory makes McKernel log every allocation.
+		log.Warn("lwk kernel log holds allocation fallback messages (cpus on numa nodes without lwk memory)",
+			"lines", n, "kmsg_bytes", len(msg))
+	}
+	msg = boundKmsg(msg, kmsgSaveMax, kmsgSaveHead)
 	if err := os.MkdirAll(d.LogDir, 0o700); err != nil {
 		log.Warn("cannot save lwk kernel log", "err", err)
 		return

@@ -198,7 +198,9 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	for _, c := range in.Memory {
 		require.GreaterOrEqual(t, c.NUMANode, 2, "memory on a system node: %+v", in.Memory)
 	}
-	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index}}, st.Jobs)
+	// 9 GiB on job nodes 2-11 and CPUs on 0-1: McKernel's NUMA ids equal Linux's.
+	numa := "0:0,1:1,2:2,3:3,4:4,5:5,6:6,7:7,8:8,9:9,10:10,11:11"
+	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index, LWKNUMAMap: numa}}, st.Jobs)
 
 	// The device stays root's; the job's user, and only they, get rw
 	// through its ACL.
@@ -212,7 +214,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	require.Equal(t, []int{65534}, users)
 	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
 	require.NoError(t, err)
-	require.Equal(t, fmt.Sprintf("os=%d\n", in.Index), string(marker))
+	require.Equal(t, fmt.Sprintf("os=%d\nlwk_numa=%s\n", in.Index, numa), string(marker))
 
 	_, stderr, err = n.run("lwk-epilog", 41, nil)
 	require.NoError(t, err, stderr)

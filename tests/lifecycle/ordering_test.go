@@ -105,3 +105,21 @@ func TestLeftoverOfEndedJobIsCollected(t *testing.T) {
 		})
 	}
 }
+
+// A driver whose build id is not mcexec's fails the prolog before BOOT,
+// with a drain reason naming both ids, and leaves nothing behind.
+func TestBuildIDMismatchFailsTheProlog(t *testing.T) {
+	n := newNode(t)
+	conf, err := os.ReadFile(n.conf)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(n.conf, append(conf, "McexecBuildID=3114d9e7\n"...), 0o644))
+	_, stderr, err := n.run("lwk-prolog", 71, nil)
+	require.Error(t, err, "the node is misconfigured: the prolog fails")
+	require.Contains(t, stderr, `ihk build id "slurm-lwk-sim"`)
+	require.Contains(t, stderr, `differs from mcexec's "3114d9e7"`)
+	drains := slices.ContainsFunc(n.slurmCalls("scontrol"), func(c string) bool {
+		return strings.Contains(c, "State=DRAIN") && strings.Contains(c, "3114d9e7")
+	})
+	require.True(t, drains, "the drain reason names the ids: %v", n.slurmCalls("scontrol"))
+	n.requirePristine("after a build id mismatch")
+}
