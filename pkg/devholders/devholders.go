@@ -52,13 +52,21 @@ func TargetOf(path string) (Target, error) {
 
 func (t Target) isDevice() bool { return t.Mode == unix.S_IFCHR || t.Mode == unix.S_IFBLK }
 
-// matches reports whether a stat result is the target: the same device
+// matches reports whether a statx result is the target: the same device
 // number and type for a device node, the same inode otherwise.
-func (t Target) matches(st *unix.Stat_t) bool {
+func (t Target) matches(st *unix.Statx_t) bool {
 	if t.isDevice() {
-		return st.Mode&unix.S_IFMT == t.Mode && st.Rdev == t.Rdev
+		return uint32(st.Mode)&unix.S_IFMT == t.Mode && unix.Mkdev(st.Rdev_major, st.Rdev_minor) == t.Rdev
 	}
-	return st.Dev == t.Dev && st.Ino == t.Ino
+	return unix.Mkdev(st.Dev_major, st.Dev_minor) == t.Dev && st.Ino == t.Ino
+}
+
+// statLink stats what a /proc magic link (fd/N, map_files/RANGE) refers to.
+// AT_STATX_DONT_SYNC makes FUSE and network filesystems answer from their
+// cache: a holder's open file on a user's FUSE mount must not be able to
+// stall the epilog's scan in a getattr its daemon never answers.
+func statLink(path string, st *unix.Statx_t) error {
+	return unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE|unix.STATX_INO, st)
 }
 
 // sameInode reports whether a maps line's "major:minor inode" pair is the
@@ -115,7 +123,7 @@ func ScanTarget(procRoot string, t Target) ([]Holder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find holders of %s: %w", t.Path, err)
 	}
-	s := scanner{t: t, seen: map[mapKey]bool{}}
+	s := scanner{t: t, seen: map[mapKey]bool{}, live: isProcfs(procRoot)}
 	var out []Holder
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -134,7 +142,7 @@ func ScanTarget(procRoot string, t Target) ([]Holder, error) {
 // made after pinning a process with a pidfd, so that a PID reused since the
 // scan is never signalled.
 func Holds(procRoot string, t Target, pid int) bool {
-	s := scanner{t: t, seen: map[mapKey]bool{}}
+	s := scanner{t: t, seen: map[mapKey]bool{}, live: isProcfs(procRoot)}
 	_, ok := s.process(filepath.Join(procRoot, strconv.Itoa(pid)), pid)
 	return ok
 }
@@ -150,6 +158,26 @@ type mapKey struct {
 type scanner struct {
 	t    Target
 	seen map[mapKey]bool // inode → is the target
+	// live is set when the root is the kernel's procfs, whose task IDs
+	// kcmp(2) can compare (never for a fixture tree).
+	live bool
+}
+
+// kcmpFiles is KCMP_FILES (linux/kcmp.h): do two tasks share a file table?
+const kcmpFiles = 2
+
+// isProcfs reports whether root is a mounted procfs.
+func isProcfs(root string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(root, &st) == nil && st.Type == unix.PROC_SUPER_MAGIC
+}
+
+// sameFiles reports whether tasks a and b share one file table (threads
+// normally do; one that called unshare(CLONE_FILES) does not). Any error
+// (no kcmp in the kernel, a task gone) answers "no", so the table is read.
+func sameFiles(a, b int) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpFiles, 0, 0, 0)
+	return errno == 0 && r == 0
 }
 
 func (s *scanner) process(dir string, pid int) (Holder, bool) {
@@ -158,12 +186,34 @@ func (s *scanner) process(dir string, pid int) (Holder, bool) {
 	if err != nil {
 		return h, false // gone, or not a process directory
 	}
+	// Threads that share a file table are read once: a process with
+	// hundreds of threads costs one table, not hundreds.
+	var tables []int  // a task of each distinct table read so far
+	var holding []int // which of those tables holds the target (1) or not (0)
 	for _, task := range tasks {
 		tid, err := strconv.Atoi(task.Name())
 		if err != nil {
 			continue
 		}
-		if s.holdsFD(filepath.Join(dir, "task", task.Name(), "fd")) {
+		known := -1
+		if s.live {
+			for i, other := range tables {
+				if sameFiles(other, tid) {
+					known = i
+					break
+				}
+			}
+		}
+		if known < 0 {
+			held := 0
+			if s.holdsFD(filepath.Join(dir, "task", task.Name(), "fd")) {
+				held = 1
+			}
+			tables = append(tables, tid)
+			holding = append(holding, held)
+			known = len(tables) - 1
+		}
+		if holding[known] == 1 {
 			h.TIDs = append(h.TIDs, tid)
 		}
 	}
@@ -189,9 +239,9 @@ func (s *scanner) holdsFD(fdDir string) bool {
 	if err != nil {
 		return false
 	}
-	var st unix.Stat_t
+	var st unix.Statx_t
 	for _, fd := range fds {
-		if err := unix.Stat(filepath.Join(fdDir, fd.Name()), &st); err != nil {
+		if err := statLink(filepath.Join(fdDir, fd.Name()), &st); err != nil {
 			continue // closed since ReadDir, or a dangling fixture link
 		}
 		if s.t.matches(&st) {
@@ -233,8 +283,8 @@ func (s *scanner) maps(dir string) (mapped, ok bool) {
 		}
 		is, known := s.seen[key]
 		if !known {
-			var st unix.Stat_t
-			err := unix.Stat(filepath.Join(dir, "map_files", f[0]), &st)
+			var st unix.Statx_t
+			err := statLink(filepath.Join(dir, "map_files", f[0]), &st)
 			switch {
 			case err == nil:
 				is = s.t.matches(&st)

@@ -13,7 +13,8 @@
 //   - /proc/PID/task/TID/fd/N for every task: stat(2) follows the link to the
 //     open file itself, so a descriptor opened through a bind mount in
 //     another mount namespace matches, and a thread that called
-//     unshare(CLONE_FILES) is found in its own table.
+//     unshare(CLONE_FILES) is found in its own table. Tasks that share a
+//     table (kcmp(2) KCMP_FILES, on a live procfs) are read once.
 //   - /proc/PID/task/TID/maps ("major:minor inode") and map_files/<range>
 //     (stat, needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): a mapping keeps
 //     the device busy after its descriptor is closed.
