@@ -29,3 +29,18 @@ func TestOwnerFixture(t *testing.T) {
 	_, _, err = fs.UIDs(43)
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+func TestLocks(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(root, "locks"), []byte(
+		"1: FLOCK  ADVISORY  READ  1234 fe:00:5615264 0 EOF\n"+
+			"1: -> FLOCK  ADVISORY  WRITE 77 fe:00:5615264 0 EOF\n"+
+			"2: OFDLCK ADVISORY  READ  -1 00:05:99 0 EOF\n"), 0o644))
+	got, err := FS{Root: root}.Locks()
+	require.NoError(t, err)
+	require.Equal(t, []Lock{
+		{Class: "FLOCK", PID: 1234, Major: 0xfe, Minor: 0, Inode: 5615264},
+		{Class: "FLOCK", PID: 77, Major: 0xfe, Minor: 0, Inode: 5615264},
+		{Class: "OFDLCK", PID: -1, Major: 0, Minor: 5, Inode: 99},
+	}, got)
+}
