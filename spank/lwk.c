@@ -10,7 +10,8 @@
  *   2. runs lwk-prolog / lwk-epilog from the job_script context with
  *      fork + execve + waitpid, argv arrays and an explicit environment;
  *   3. runs each task of a normal step of an LWK job through mcexec, when
- *      the prolog left the marker <rundir>/job-<jobid> on this node.
+ *      the prolog left the marker <rundir>/job-<jobid> on this node, with
+ *      the marker's lwk_numa line in the task's LWK_NUMA_MAP.
  * What to boot, where and how much is decided in Go (pkg/lwkmode, plan,
  * apply); the grammar check is grammar.c, tested against the Go parser's
  * vectors.
@@ -499,6 +500,41 @@ static int normal_step(spank_t sp, uint32_t *job, uint32_t *step)
 }
 
 /*
+ * Exports the marker's "lwk_numa=<linux>:<lwk>,..." line, how McKernel
+ * numbers the NUMA nodes it got, to the task as LWK_NUMA_MAP: mbind and
+ * set_mempolicy inside the LWK take McKernel's ids. A marker without the
+ * line (an older prolog) exports nothing; a line with anything but digits,
+ * ':' and ',' is refused.
+ */
+static int export_numa_map(spank_t sp, const char *path)
+{
+	char buf[4096], *line, *end;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	for (line = buf; line != NULL && *line != '\0'; line = end ? end + 1 : NULL) {
+		end = strchr(line, '\n');
+		if (end != NULL)
+			*end = '\0';
+		if (strncmp(line, "lwk_numa=", 9) != 0)
+			continue;
+		line += 9;
+		if (*line == '\0' || strspn(line, "0123456789:,") != strlen(line))
+			return -1;
+		return spank_setenv(sp, "LWK_NUMA_MAP", line, 1) == ESPANK_SUCCESS ? 0 : -1;
+	}
+	return 0;
+}
+
+/*
  * Root, in the forked task process: look for the marker the prolog writes
  * once the LWK is up. RunDir is root-only, so a user cannot fake it; a
  * marker that is not a root-owned regular file is refused all the same.
@@ -527,6 +563,10 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != 0) {
 		slurm_error("lwk: step %u.%u: marker %s is not a root-owned file", job, step, path);
+		return -1;
+	}
+	if (export_numa_map(sp, path) < 0) {
+		slurm_error("lwk: step %u.%u: marker %s: bad lwk_numa line", job, step, path);
 		return -1;
 	}
 	marker_seen = 1;
