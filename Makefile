@@ -13,8 +13,16 @@
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
+#   make bench-frag memory contiguity after stress, three node preparations,
+#                   in a QEMU VM with Debian's kernel (scripts/vm-node compare)
+#   make test-vm-smoke  a short run of that VM harness (part of make test)
+#   make bench-monitor     lwk-monitor's own cost at 1 s sampling (root, ~3 min)
+#   make bench-accounting  gathering and merging a 10,000-node job's records
 #   make demo       a local Slurm, an LWK job and a Linux job (root)
 #   make install    PREFIX=/usr DESTDIR=... (binaries, plugin, examples)
+#   make packages   .deb and .rpm into build/packages/ (scripts/packages)
+#   make install-test  install them into a fresh Debian 12 root and run the
+#                   demo there (root; debootstrap, cached in build/roots/)
 
 GO        ?= go
 # /usr: the plugin's built-in defaults (/usr/libexec/slurm-lwk/lwk-prolog,
@@ -40,8 +48,11 @@ all: build spank
 
 build: $(BINARIES)
 
+# Static binaries (CGO_ENABLED=0): pflag imports net, whose cgo resolver
+# would otherwise link libc, so every prolog and epilog would pay for the
+# dynamic loader and cgo's threads at start.
 bin/%: $(GOFILES) go.mod go.sum
-	$(GO) build -trimpath -o $@ ./cmd/$*
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/$*
 
 spank:
 	$(MAKE) -C spank spank_lwk.so
@@ -49,7 +60,7 @@ spank:
 deps:
 	scripts/slurm-local deps
 
-test: deps lint unit e2e test-vm
+test: deps lint unit e2e test-vm test-vm-smoke
 
 unit:
 	$(GO) test -count=1 ./...
@@ -75,6 +86,14 @@ bench: build spank
 	spank/test_shim spank/spank_lwk.so --bench
 	$(GO) run ./tools/benchlifecycle --bin bin
 
+# lwk-monitor benchmarks (issue 11).
+.PHONY: bench-monitor bench-accounting
+bench-monitor: build
+	$(GO) run ./tools/benchmonitor --bin bin --rounds 6 --round 12s
+
+bench-accounting:
+	$(GO) run ./tools/benchaccounting --nodes 10000 --rounds 3
+
 demo: deps build spank
 	scripts/demo
 
@@ -87,6 +106,29 @@ install: build spank
 	install -m 0644 README.md lwk.conf.example slurm.conf.example plugstack.conf.example \
 		cgroup.conf.example job_submit.lua.example $(DESTDIR)$(DOCDIR)/
 
+# Packages: see scripts/packages and the README's install section.
+.PHONY: packages install-test
+packages:
+	scripts/packages
+
+install-test: packages
+	tests/packages/install-test
+
 clean:
 	rm -rf bin build
 	$(MAKE) -C spank clean
+
+# Node preparation VM harness (scripts/vm-node): Debian's own kernel under
+# QEMU with a NUMA layout like the paper's; downloads only Debian packages;
+# caches under build/vm. FRAG_SECS of stress per run, one run per variant
+# and seed.
+FRAG_SECS  ?= 60
+FRAG_SEEDS ?= 1 2 3
+
+.PHONY: bench-frag test-vm-smoke
+
+bench-frag:
+	scripts/vm-node compare $(FRAG_SECS) $(FRAG_SEEDS)
+
+test-vm-smoke:
+	scripts/vm-node smoke

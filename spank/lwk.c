@@ -10,8 +10,12 @@
  *   2. runs lwk-prolog / lwk-epilog from the job_script context with
  *      fork + execve + waitpid, argv arrays and an explicit environment;
  *   3. runs each task of a normal step of an LWK job through mcexec, when
- *      the prolog left the marker <rundir>/job-<jobid> on this node, with
- *      the marker's lwk_numa line in the task's LWK_NUMA_MAP.
+ *      the prolog left the marker <rundir>/job-<jobid> on this node for
+ *      this attempt of the job, with the marker's lwk_numa line in the
+ *      task's LWK_NUMA_MAP; a job or step that asked for an LWK which
+ *      is not there fails with the reason instead of running on Linux
+ *      (remote_check).
+ * The process runner and PATH resolver are in run.c.
  * What to boot, where and how much is decided in Go (pkg/lwkmode, plan,
  * apply); the grammar check is grammar.c, tested against the Go parser's
  * vectors.
@@ -43,6 +47,7 @@
 #include <slurm/spank.h>
 
 #include "grammar.h"
+#include "run.h"
 
 SPANK_PLUGIN(lwk, 1);
 
@@ -60,6 +65,8 @@ SPANK_PLUGIN(lwk, 1);
 
 #define LWK_SPEC_DEFAULT "default" /* normalised bare --lwk-mode */
 #define LWK_SPEC_OFF "off"
+/* The longest spec handed to lwk-prolog/lwk-epilog (see run_hook). */
+#define LWK_HOOK_SPEC_MAX 65536
 
 /* plugstack.conf arguments. */
 struct lwk_args {
@@ -73,6 +80,7 @@ struct lwk_args {
 
 static int lwk_opt_cb(int val, const char *optarg, int remote);
 static int check_spec(const struct lwk_args *a, const char *spec, char *norm, size_t cap);
+static int remote_check(spank_t sp, int ac, char **av);
 
 /* The option. Registered with spank_option_register in slurm_spank_init
  * (never exported as a spank_options table: 22.05 does not load that table
@@ -94,8 +102,22 @@ static int opt_bad;                           /* value failed the grammar */
 static char opt_spec[LWK_SPEC_MAX + 1];       /* value; "" = default profile */
 static struct lwk_grammar_error opt_err;      /* why, when opt_bad */
 
-/* Set in task_init_privileged (root) when this node booted an LWK for the
- * job; read in task_init (user) of the same forked task process. */
+/* What remote init_post_opt (root, in slurmstepd, before the batch script
+ * or any task is forked) found for this step; the forked task processes
+ * inherit it. */
+static enum {
+	STEP_LINUX,   /* a Linux job or step: run as Slurm would */
+	STEP_LWK,     /* this attempt's LWK is up: wrap the tasks in mcexec */
+	STEP_REFUSED, /* the job asked for an LWK that is not there: fail */
+} step_state;
+static char step_why[2 * PATH_MAX]; /* STEP_REFUSED: what the task prints */
+static long step_cpus;             /* STEP_LWK: LWK CPUs (0: unknown) */
+static int step_oversubscribe;     /* STEP_LWK: McKernel allows more
+				    * processes than CPUs */
+static char step_numa[256];        /* STEP_LWK: the marker's lwk_numa
+				    * ("" when it has none) */
+/* Set in task_init_privileged (root) for a task to wrap; read in task_init
+ * (user) of the same forked task process. */
 static int marker_seen;
 
 /* Environment variables copied from our environment to lwk-prolog and
@@ -103,6 +125,9 @@ static int marker_seen;
 static const char *const passed_env[] = {
 	"SLURM_JOB_ID", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
 	"SLURMD_NODENAME", "SLURM_CONF", "SLURM_JOB_PARTITION",
+	/* the attempt the marker records, and the tasks per node the plan
+	 * must hold (pkg/slurm.FromEnviron) */
+	"SLURM_JOB_RESTART_COUNT", "SLURM_JOB_NTASKS", "SLURM_JOB_NUM_NODES",
 };
 
 static int parse_args(int ac, char **av, struct lwk_args *a)
@@ -195,6 +220,10 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	struct lwk_args a;
 	spank_err_t rc;
 
+	/* Each process starts without an option value (the callback fires
+	 * after this, in every context). */
+	opt_seen = opt_bad = 0;
+	opt_spec[0] = '\0';
 	if (parse_args(ac, av, &a) < 0)
 		return -1;
 	rc = spank_option_register(sp, &lwk_option);
@@ -222,6 +251,8 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	const char *spec;
 	spank_err_t rc;
 
+	if (ctx == S_CTX_REMOTE)
+		return remote_check(sp, ac, av);
 	if ((ctx != S_CTX_LOCAL && ctx != S_CTX_ALLOCATOR) || !opt_seen)
 		return 0;
 	if (opt_bad) {
@@ -266,11 +297,12 @@ static const char *job_spec(spank_t sp)
 	return env;
 }
 
-/* Appends NAME=VALUE to the environment being built in store. */
-static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
-		   const char *name, const char *value)
+/* Appends NAME=VALUE (the first vlen bytes of value) to the environment
+ * being built in store. */
+static int add_env_n(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
+		     const char *name, const char *value, size_t vlen)
 {
-	int n = snprintf(store + *used, cap - *used, "%s=%s", name, value);
+	int n = snprintf(store + *used, cap - *used, "%s=%.*s", name, (int)vlen, value);
 
 	if (n < 0 || (size_t)n >= cap - *used)
 		return -1;
@@ -279,98 +311,23 @@ static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *n
 	return 0;
 }
 
-/*
- * Runs argv[0] with argv and envp (fork + execve, never a shell) and waits
- * for it, at most timeout_ms when that is positive. With out != NULL, the
- * child's stdout is captured into out (NUL-terminated, at most cap - 1
- * bytes; the rest is dropped). Returns the exit status (0-255), or -1 when
- * it could not be started, timed out or did not exit normally (logged).
- */
+/* Appends NAME=VALUE to the environment being built in store. */
+static int add_env(char *store, size_t cap, size_t *used, char **envp, size_t *ne,
+		   const char *name, const char *value)
+{
+	return add_env_n(store, cap, used, envp, ne, name, value, strlen(value));
+}
+
+/* Runs argv via lwk_run and logs why when it fails to give a status. */
 static int spawn_wait(const char *what, char *const argv[], char *const envp[], int timeout_ms,
 		      char *out, size_t cap)
 {
-	int status, waited = 0, pipefd[2] = { -1, -1 };
-	size_t got = 0;
-	pid_t pid, w;
+	char why[PATH_MAX + 128];
+	int rc = lwk_run(argv, envp, timeout_ms, out, cap, why, sizeof(why));
 
-	if (out != NULL) {
-		out[0] = '\0';
-		if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
-			slurm_error("lwk: %s: pipe: %m", what);
-			return -1;
-		}
-	}
-	pid = fork();
-	if (pid < 0) {
-		slurm_error("lwk: %s: fork: %m", what);
-		if (out != NULL) {
-			close(pipefd[0]);
-			close(pipefd[1]);
-		}
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		static const char msg[] = "lwk: exec failed\n";
-
-		/* Async-signal-safe calls only: the parent may be threaded. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* dup2 clears close-on-exec on the copy; the pipe's own
-		 * descriptors go with close_range or at exec. */
-		if (out != NULL && dup2(pipefd[1], STDOUT_FILENO) < 0)
-			_exit(127);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
-#endif
-		execve(argv[0], argv, envp);
-		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-			/* nothing left to report to */
-		}
-		_exit(127);
-	}
-	if (out != NULL)
-		close(pipefd[1]);
-	for (;;) {
-		w = waitpid(pid, &status, timeout_ms > 0 ? WNOHANG : 0);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w != 0)
-			break;
-		if (waited >= timeout_ms) {
-			slurm_error("lwk: %s: %s still running after %d ms; killed", what, argv[0], timeout_ms);
-			kill(pid, SIGKILL);
-			do {
-				w = waitpid(pid, &status, 0);
-			} while (w < 0 && errno == EINTR);
-			if (out != NULL)
-				close(pipefd[0]);
-			return -1;
-		}
-		usleep(10000);
-		waited += 10;
-	}
-	if (out != NULL) {
-		/* The output is one short line: it fits the pipe's buffer, so
-		 * reading it after the child exited cannot deadlock. */
-		ssize_t n;
-
-		while (got + 1 < cap && (n = read(pipefd[0], out + got, cap - 1 - got)) > 0)
-			got += (size_t)n;
-		out[got] = '\0';
-		close(pipefd[0]);
-	}
-	if (w < 0) {
-		slurm_error("lwk: %s: waitpid %d: %m", what, (int)pid);
-		return -1;
-	}
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		slurm_error("lwk: %s: %s killed by signal %d", what, argv[0], WTERMSIG(status));
-	else
-		slurm_error("lwk: %s: %s ended with wait status 0x%x", what, argv[0], status);
-	return -1;
+	if (rc < 0)
+		slurm_error("lwk: %s: %s", what, why);
+	return rc;
 }
 
 /*
@@ -381,24 +338,47 @@ static int run_hook(const char *what, const char *path, const char *spec,
 		    const struct lwk_args *a)
 {
 	enum { NPASSED = sizeof(passed_env) / sizeof(passed_env[0]) };
-	static char store[8192];
-	char *envp[NPASSED + 4], *argv[4];
-	size_t used = 0, ne = 0, i;
+	static const char hook_path[] = "/usr/sbin:/usr/bin:/sbin:/bin";
+	char *envp[NPASSED + 4], *argv[4], *store;
+	size_t used = 0, ne = 0, i, cap, speclen = strnlen(spec, LWK_HOOK_SPEC_MAX + 1);
 	int err = 0, rc;
 
-	/* Build everything before fork: the child only execs. */
+	/*
+	 * The spec is the user's, and only the plugin at submit bounded it:
+	 * one that reached the job another way (another plugstack, libslurm
+	 * bindings) may be kilobytes long. Pass it on rather than fail the
+	 * hook, which would drain the node: lwk-prolog refuses it and cancels
+	 * the job. Beyond LWK_HOOK_SPEC_MAX the prefix goes, which is refused
+	 * all the same.
+	 */
+	if (speclen > LWK_HOOK_SPEC_MAX)
+		speclen = LWK_HOOK_SPEC_MAX;
+	cap = sizeof("LWK_MODE=") + speclen + sizeof("LWK_CONF=") + strlen(a->conf) +
+	      sizeof("PATH=") + sizeof(hook_path);
 	for (i = 0; i < NPASSED; i++) {
 		const char *value = getenv(passed_env[i]);
 
 		if (value != NULL)
-			err |= add_env(store, sizeof(store), &used, envp, &ne, passed_env[i], value);
+			cap += strlen(passed_env[i]) + 1 + strlen(value) + 1;
 	}
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "LWK_MODE", spec);
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "LWK_CONF", a->conf);
-	err |= add_env(store, sizeof(store), &used, envp, &ne, "PATH",
-		       "/usr/sbin:/usr/bin:/sbin:/bin");
-	if (err) {
-		slurm_error("lwk: %s: environment for %s too large", what, path);
+	/* Build everything before fork: the child only execs. */
+	store = malloc(cap);
+	if (store == NULL) {
+		slurm_error("lwk: %s: environment for %s: %m", what, path);
+		return -1;
+	}
+	for (i = 0; i < NPASSED; i++) {
+		const char *value = getenv(passed_env[i]);
+
+		if (value != NULL)
+			err |= add_env(store, cap, &used, envp, &ne, passed_env[i], value);
+	}
+	err |= add_env_n(store, cap, &used, envp, &ne, "LWK_MODE", spec, speclen);
+	err |= add_env(store, cap, &used, envp, &ne, "LWK_CONF", a->conf);
+	err |= add_env(store, cap, &used, envp, &ne, "PATH", hook_path);
+	if (err) { /* cannot happen: cap counts every byte */
+		slurm_error("lwk: %s: environment for %s does not fit", what, path);
+		free(store);
 		return -1;
 	}
 	envp[ne] = NULL;
@@ -407,9 +387,11 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	argv[2] = (char *)a->conf;
 	argv[3] = NULL;
 
-	slurm_debug("lwk: %s: running %s (LWK_MODE=%s)", what, path, spec);
+	slurm_debug("lwk: %s: running %s (LWK_MODE=%.*s)", what, path,
+		    (int)(speclen > LWK_SPEC_MAX ? LWK_SPEC_MAX : speclen), spec);
 	/* No timeout: slurmd's PrologEpilogTimeout bounds the hooks. */
 	rc = spawn_wait(what, argv, envp, 0, NULL, 0);
+	free(store);
 	if (rc == 0)
 		return 0;
 	if (rc > 0)
@@ -499,119 +481,225 @@ static int normal_step(spank_t sp, uint32_t *job, uint32_t *step)
 	       *step != SLURM_INTERACTIVE_STEP;
 }
 
-/*
- * Exports the marker's "lwk_numa=<linux>:<lwk>,..." line, how McKernel
- * numbers the NUMA nodes it got, to the task as LWK_NUMA_MAP: mbind and
- * set_mempolicy inside the LWK take McKernel's ids. A marker without the
- * line (an older prolog) exports nothing; a line with anything but digits,
- * ':' and ',' is refused.
- */
-static int export_numa_map(spank_t sp, const char *path)
-{
-	char buf[4096], *line, *end;
-	ssize_t n;
-	int fd;
+/* A job's marker as the prolog writes it (pkg/jobmarker): "os=N" first,
+ * then key=value lines; unknown keys are ignored. numa is the lwk_numa
+ * line, "<linux>:<lwk>,...", how McKernel numbers the NUMA nodes it got
+ * (mbind and set_mempolicy inside the LWK take McKernel's ids); "" when the
+ * marker has none (an older prolog). */
+struct lwk_marker {
+	long os, attempt, cpus, oversubscribe;
+	char numa[256];
+};
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+/* Reads rundir/job-<job>. Returns 0 when read, 1 when there is none, -1
+ * when it is not a root-owned regular file or is malformed (why says so). */
+static int read_marker(const char *rundir, uint32_t job, struct lwk_marker *m, char *why,
+		       size_t wcap)
+{
+	char path[PATH_MAX], buf[512], *line, *save = NULL;
+	struct stat st;
+	ssize_t n;
+	int fd, first = 1;
+
+	m->os = -1;
+	m->attempt = m->cpus = m->oversubscribe = 0;
+	m->numa[0] = '\0';
+	if ((size_t)snprintf(path, sizeof(path), "%s/job-%u", rundir, job) >= sizeof(path)) {
+		snprintf(why, wcap, "marker path too long");
 		return -1;
+	}
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0) {
+		snprintf(why, wcap, "marker %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* RunDir is root-only, so a user cannot fake a marker; refuse one
+	 * that is not a root-owned regular file all the same. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0) {
+		close(fd);
+		snprintf(why, wcap, "marker %s is not a root-owned file", path);
+		return -1;
+	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (n < 0)
+	if (n <= 0) {
+		snprintf(why, wcap, "marker %s: empty or unreadable", path);
 		return -1;
-	buf[n] = '\0';
-	for (line = buf; line != NULL && *line != '\0'; line = end ? end + 1 : NULL) {
-		end = strchr(line, '\n');
-		if (end != NULL)
-			*end = '\0';
-		if (strncmp(line, "lwk_numa=", 9) != 0)
-			continue;
-		line += 9;
-		if (*line == '\0' || strspn(line, "0123456789:,") != strlen(line))
-			return -1;
-		return spank_setenv(sp, "LWK_NUMA_MAP", line, 1) == ESPANK_SUCCESS ? 0 : -1;
 	}
-	return 0;
+	buf[n] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '='), *end;
+		long v;
+
+		if (eq == NULL)
+			goto bad;
+		*eq = '\0';
+		if (!first && strcmp(line, "lwk_numa") == 0) {
+			/* Only digits, ':' and ',': it goes into the task's
+			 * environment as is. */
+			size_t len = strlen(eq + 1);
+
+			if (len == 0 || len >= sizeof(m->numa) || strspn(eq + 1, "0123456789:,") != len)
+				goto bad;
+			memcpy(m->numa, eq + 1, len + 1);
+			continue;
+		}
+		errno = 0;
+		v = strtol(eq + 1, &end, 10);
+		if (errno != 0 || end == eq + 1 || *end != '\0' || v < 0 || (first != (strcmp(line, "os") == 0)))
+			goto bad;
+		first = 0;
+		if (strcmp(line, "os") == 0)
+			m->os = v;
+		else if (strcmp(line, "attempt") == 0)
+			m->attempt = v;
+		else if (strcmp(line, "cpus") == 0)
+			m->cpus = v;
+		else if (strcmp(line, "oversubscribe") == 0)
+			m->oversubscribe = v;
+	}
+	if (m->os >= 0)
+		return 0;
+bad:
+	snprintf(why, wcap, "marker %s: malformed", path);
+	return -1;
+}
+
+/* The step's attempt: SLURM_RESTART_COUNT in the job's environment, which
+ * slurmd sets for the batch step (and srun passes on to steps) only when it
+ * is not 0. The SPANK item S_JOB_RESTART_COUNT is not filled in slurmstepd
+ * (22.05). */
+static long step_attempt(spank_t sp)
+{
+	char v[32], *end;
+	long n;
+
+	if (spank_getenv(sp, "SLURM_RESTART_COUNT", v, sizeof(v)) != ESPANK_SUCCESS || v[0] == '\0')
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return (errno != 0 || *end != '\0' || n < 0) ? -1 : n;
 }
 
 /*
- * Root, in the forked task process: look for the marker the prolog writes
- * once the LWK is up. RunDir is root-only, so a user cannot fake it; a
- * marker that is not a root-owned regular file is refused all the same.
+ * Remote init_post_opt, as root in slurmstepd, for the batch step and each
+ * normal step, before the script or any task is forked: decide whether the
+ * step runs on this attempt's LWK, on Linux, or not at all.
+ *
+ * A job or step that asked for an LWK must never run on Linux silently.
+ * That happens when the prolog did not run for this attempt: Slurm 22.05's
+ * slurmd takes "job id still in my credential cache" to mean "the prolog
+ * already ran" (req.c, first_job_run = !slurm_cred_jobid_cached()), and a
+ * requeued job restarted at once on the same node can meet a cache entry of
+ * its previous attempt (slurm_cred.c purges with a 2 s backoff; removed in
+ * 23.02). It also happens for `srun --lwk-mode=...` inside a job submitted
+ * without it (the prolog never saw the option). The marker records the
+ * attempt the LWK was booted for; a missing marker or another attempt's
+ * fails the step's tasks in task_init with the reason on their stderr.
+ * Failing here instead would drain the node (a remote init error does, for
+ * the batch step).
  */
-int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
+static int remote_check(spank_t sp, int ac, char **av)
 {
+	struct lwk_marker m;
 	struct lwk_args a;
-	char path[PATH_MAX];
-	struct stat st;
-	uint32_t job, step;
-	int n;
+	char why[PATH_MAX + 64];
+	uint32_t job, step, ntasks;
+	long attempt;
+	int asked, rc;
 
-	marker_seen = 0;
-	if (!spank_remote(sp) || !normal_step(sp, &job, &step))
+	step_state = STEP_LINUX;
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS)
+		return 0;
+	if (step == SLURM_EXTERN_CONT || step == SLURM_INTERACTIVE_STEP)
 		return 0;
 	if (parse_args(ac, av, &a) < 0)
 		return -1;
-	n = snprintf(path, sizeof(path), "%s/job-%u", a.rundir, job);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -1;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0; /* a Linux job, or no LWK on this node */
-		slurm_error("lwk: step %u.%u: marker %s: %m", job, step, path);
-		return -1;
+	/* The option reaches every step of a job submitted with it (through
+	 * the job's environment) and the step that gave it on srun. */
+	asked = opt_seen && (opt_bad || strcmp(opt_spec, LWK_SPEC_OFF) != 0);
+	rc = read_marker(a.rundir, job, &m, why, sizeof(why));
+	if (rc < 0) {
+		slurm_error("lwk: step %u.%u: %s", job, step, why);
+		if (!asked)
+			return 0;
+		snprintf(step_why, sizeof(step_why), "lwk: job %u: the LWK state on this node is unusable (%s); "
+			 "the step does not run on Linux instead", job, why);
+		step_state = STEP_REFUSED;
+		return 0;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0) {
-		slurm_error("lwk: step %u.%u: marker %s is not a root-owned file", job, step, path);
-		return -1;
+	if (rc == 1) {
+		if (!asked)
+			return 0;
+		snprintf(step_why, sizeof(step_why),
+			 "lwk: job %u asked for an LWK (--lwk-mode%s%s), but none was booted for it on this node: "
+			 "submit the job itself with --lwk-mode (sbatch/salloc), not only a step; "
+			 "if it was, the job's prolog did not run for this start (a requeued job restarted at once); "
+			 "resubmit or requeue it", job, opt_spec[0] ? "=" : "", opt_spec);
+		step_state = STEP_REFUSED;
+		slurm_error("%s", step_why);
+		return 0;
 	}
-	if (export_numa_map(sp, path) < 0) {
-		slurm_error("lwk: step %u.%u: marker %s: bad lwk_numa line", job, step, path);
-		return -1;
+	attempt = step_attempt(sp);
+	if (attempt != m.attempt) {
+		if (!asked)
+			return 0;
+		snprintf(step_why, sizeof(step_why),
+			 "lwk: job %u: the LWK on this node was booted for start %ld of the job, this is start %ld "
+			 "(a requeued job restarted before its prolog ran); the step does not run on Linux instead; "
+			 "requeue the job", job, m.attempt, attempt);
+		step_state = STEP_REFUSED;
+		slurm_error("%s", step_why);
+		return 0;
 	}
-	marker_seen = 1;
+	/* The batch script runs on Linux (its sruns go through mcexec), and
+	 * so do --lwk-mode=off steps. */
+	if (step == SLURM_BATCH_SCRIPT || (opt_seen && !opt_bad && strcmp(opt_spec, LWK_SPEC_OFF) == 0))
+		return 0;
+	step_state = STEP_LWK;
+	step_cpus = m.cpus;
+	memcpy(step_numa, m.numa, sizeof(step_numa));
+	step_oversubscribe = m.oversubscribe != 0;
+	/* mcexec -n N refuses N above the LWK's CPUs (exit 22): say why here,
+	 * once, instead of every task failing with mcexec's message. With
+	 * allow_oversubscribe each task runs as its own mcexec, without -n. */
+	if (m.cpus > 0 && spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks) == ESPANK_SUCCESS &&
+	    (long)ntasks > m.cpus && !step_oversubscribe) {
+		snprintf(step_why, sizeof(step_why),
+			 "lwk: step %u.%u runs %u tasks on this node but the LWK has %ld CPUs: "
+			 "use fewer tasks per node, more cores (--lwk-mode=...:cores=), or a profile with "
+			 "kargs allow_oversubscribe", job, step, ntasks, m.cpus);
+		step_state = STEP_REFUSED;
+		slurm_error("%s", step_why);
+	}
 	return 0;
 }
 
-#if SLURM_VERSION_NUMBER < SLURM_VERSION_NUM(23, 11, 0)
 /*
- * Resolves prog on the job's PATH as exec_task would (a name with a '/' is
- * taken as it is). Runs as the user, so access() checks the user's rights.
+ * Root, in the forked task process: wrap the task when remote_check found
+ * this attempt's LWK, and the step is a normal one.
  */
-static int resolve(const char *prog, char **env, char *out, size_t cap)
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
-	const char *path = "/usr/local/bin:/usr/bin:/bin", *p, *end;
-	char **e;
+	uint32_t job, step;
 
-	if (strchr(prog, '/') != NULL) {
-		if ((size_t)snprintf(out, cap, "%s", prog) >= cap)
-			return -1;
+	(void)ac;
+	(void)av;
+	marker_seen = 0;
+	if (!spank_remote(sp) || !normal_step(sp, &job, &step))
 		return 0;
+	marker_seen = step_state == STEP_LWK;
+	/* The LWK's NUMA numbering, for the task (see struct lwk_marker). */
+	if (marker_seen && step_numa[0] != '\0' &&
+	    spank_setenv(sp, "LWK_NUMA_MAP", step_numa, 1) != ESPANK_SUCCESS) {
+		slurm_error("lwk: step %u.%u: cannot set LWK_NUMA_MAP", job, step);
+		return -1;
 	}
-	for (e = env; e != NULL && *e != NULL; e++)
-		if (strncmp(*e, "PATH=", 5) == 0) {
-			path = *e + 5;
-			break;
-		}
-	for (p = path;; p = end + 1) {
-		struct stat st;
-		size_t dlen;
-		int n;
-
-		end = strchr(p, ':');
-		dlen = end ? (size_t)(end - p) : strlen(p);
-		if (dlen == 0)
-			n = snprintf(out, cap, "./%s", prog); /* empty entry: cwd */
-		else
-			n = snprintf(out, cap, "%.*s/%s", (int)dlen, p, prog);
-		if (n > 0 && (size_t)n < cap && stat(out, &st) == 0 &&
-		    S_ISREG(st.st_mode) && access(out, X_OK) == 0)
-			return 0;
-		if (end == NULL)
-			return -1;
-	}
+	return 0;
 }
-#endif
 
 /*
  * As the user, just before Slurm execs the task: run it through
@@ -624,7 +712,21 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	struct lwk_args a;
 	char *arg = NULL, ntasks_s[16];
 	uint32_t job, step, ntasks;
+	int partitioned;
 
+	if (step_state == STEP_REFUSED && spank_remote(sp)) {
+		/* As the user, with the task's stdio set up: the reason goes to
+		 * the job's error output, and the task (or batch script) fails
+		 * before it runs. */
+		size_t len = strlen(step_why);
+
+		step_why[len] = '\n';
+		if (write(STDERR_FILENO, step_why, len + 1) < 0) {
+			/* slurmd's log has it */
+		}
+		step_why[len] = '\0';
+		return -1;
+	}
 	if (!marker_seen || !spank_remote(sp) || !normal_step(sp, &job, &step))
 		return 0;
 	if (spank_option_getopt(sp, &lwk_option, &arg) == ESPANK_SUCCESS &&
@@ -639,11 +741,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 		return -1;
 	}
 	snprintf(ntasks_s, sizeof(ntasks_s), "%u", ntasks);
+	/* More tasks than LWK CPUs (remote_check allowed it only with
+	 * allow_oversubscribe): mcexec -n would refuse, so each task runs as
+	 * its own mcexec on the shared CPUs. */
+	partitioned = !(step_oversubscribe && step_cpus > 0 && (long)ntasks > step_cpus);
 
 #if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 11, 0)
 	{
 		const char *prefix[3] = { a.mcexec, "-n", ntasks_s };
-		spank_err_t rc = spank_prepend_task_argv(sp, 3, prefix);
+		spank_err_t rc = spank_prepend_task_argv(sp, partitioned ? 3 : 1, prefix);
 
 		if (rc != ESPANK_SUCCESS) {
 			slurm_error("lwk: step %u.%u: prepend %s: %s", job, step, a.mcexec,
@@ -664,13 +770,13 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	 * export), creating TMPDIR, applying the propagated rlimits
 	 * (SLURM_RLIMIT_* stay in the environment, the limits are not set),
 	 * the SELinux exec context, sbcast/container handling, and its PATH
-	 * lookup, which resolve() replaces. S_JOB_ARGV is the step's argv, so
+	 * lookup, which lwk_resolve() replaces. S_JOB_ARGV is the step's argv, so
 	 * --multi-prog steps are not supported on this path.
 	 */
 	{
 		static char resolved[PATH_MAX];
 		char **argv = NULL, **env = NULL, **nargv;
-		int argc = 0, i;
+		int argc = 0, i, n;
 
 		if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS ||
 		    spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS ||
@@ -678,7 +784,7 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 			slurm_error("lwk: step %u.%u: task argv/env unavailable", job, step);
 			return -1;
 		}
-		if (resolve(argv[0], env, resolved, sizeof(resolved)) < 0) {
+		if (lwk_resolve(argv[0], env, resolved, sizeof(resolved)) < 0) {
 			slurm_error("lwk: step %u.%u: %s: command not found on the job's PATH",
 				    job, step, argv[0]);
 			return -1;
@@ -689,12 +795,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 			return -1;
 		}
 		nargv[0] = (char *)a.mcexec;
-		nargv[1] = "-n";
-		nargv[2] = ntasks_s;
-		nargv[3] = resolved;
+		n = 1;
+		if (partitioned) {
+			nargv[n++] = "-n";
+			nargv[n++] = ntasks_s;
+		}
+		nargv[n++] = resolved;
 		for (i = 1; i < argc; i++)
-			nargv[i + 3] = argv[i];
-		nargv[argc + 3] = NULL;
+			nargv[n++] = argv[i];
+		nargv[n] = NULL;
 		slurm_debug("lwk: step %u.%u: exec %s -n %s %s", job, step, a.mcexec,
 			    ntasks_s, resolved);
 		execve(a.mcexec, nargv, env);

@@ -127,6 +127,20 @@ spank_err_t spank_setenv(spank_t sp, const char *name, const char *value, int ov
 	return ESPANK_SUCCESS;
 }
 
+/* SLURM_RESTART_COUNT in the job's environment; NULL: unset. */
+static const char *mock_restart;
+
+spank_err_t spank_getenv(spank_t sp, const char *var, char *buf, int len)
+{
+	(void)sp;
+	if (strcmp(var, "SLURM_RESTART_COUNT") != 0 || mock_restart == NULL)
+		return ESPANK_ENV_NOEXIST;
+	if ((int)strlen(mock_restart) >= len)
+		return ESPANK_NOSPACE;
+	strcpy(buf, mock_restart);
+	return ESPANK_SUCCESS;
+}
+
 spank_err_t spank_get_item(spank_t sp, spank_item_t item, ...)
 {
 	spank_err_t rc = ESPANK_SUCCESS;
@@ -182,7 +196,7 @@ static char dir[] = "/tmp/lwk-test-shim-XXXXXX";
 
 static char *slurp(const char *path)
 {
-	static char buf[8192];
+	static char buf[65536];
 	FILE *f = fopen(path, "r");
 	size_t n;
 
@@ -323,6 +337,8 @@ static void test_job_hooks(void)
 	setenv("SLURM_JOB_UID", "1000", 1);
 	setenv("SLURM_JOB_USER", "alice", 1);
 	setenv("SLURMD_NODENAME", "node1", 1);
+	setenv("SLURM_JOB_RESTART_COUNT", "2", 1);
+	setenv("SLURM_JOB_NTASKS", "4", 1);
 	setenv("SECRET_FROM_SLURMD", "leak", 1);
 	unsetenv("SPANK_LWK_MODE");
 
@@ -347,8 +363,8 @@ static void test_job_hooks(void)
 		snprintf(want, sizeof(want),
 			 "prolog\n--config\n%s\n"
 			 "LWK_CONF=%s\nLWK_MODE=mck:mem=8G\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
-			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_UID=1000\n"
-			 "SLURM_JOB_USER=alice\n",
+			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_NTASKS=4\n"
+			 "SLURM_JOB_RESTART_COUNT=2\nSLURM_JOB_UID=1000\nSLURM_JOB_USER=alice\n",
 			 path_in("lwk.conf"), path_in("lwk.conf"));
 		CHECK(strcmp(out, want) == 0, "prolog saw:\n%s\nwant:\n%s", out, want);
 	}
@@ -368,6 +384,27 @@ static void test_job_hooks(void)
 	CHECK(out != NULL && strstr(out, "LWK_MODE=big\n"), "fallback saw: %s", out ? out : "(nothing)");
 	unsetenv("SPANK_LWK_MODE");
 
+	/* A spec far beyond the grammar's limit (one that reached the job
+	 * without the submit check) still reaches lwk-prolog whole, which
+	 * cancels the job; failing the hook would drain the node. */
+	{
+		static char big[8 * 1024 + 1];
+		char *want;
+
+		memset(big, 'k', sizeof(big) - 1);
+		memcpy(big, "mck:kargs=", 10);
+		mock_getopt_set = 1;
+		mock_getopt = big;
+		CHECK(cb_prolog(NULL, 6, args) == 0, "prolog with an 8 KiB spec failed: %s", mock_log);
+		out = slurp(path_in("hook.out"));
+		want = malloc(sizeof(big) + 16);
+		if (want != NULL) {
+			snprintf(want, sizeof(big) + 16, "LWK_MODE=%s\n", big);
+			CHECK(out != NULL && strstr(out, want) != NULL, "8 KiB spec not passed whole");
+			free(want);
+		}
+	}
+
 	/* Failures come back to Slurm. */
 	mock_getopt_set = 1;
 	mock_getopt = "mck";
@@ -385,19 +422,30 @@ static void test_job_hooks(void)
 	}
 }
 
-/* One task in a forked child, as slurmstepd does. Returns what happened:
+/* One step's slurmstepd: remote init (the option callback fires with the
+ * step's --lwk-mode when it has one) and init_post_opt, then one task in a
+ * forked child, whose stderr goes to task.err. Returns what happened:
  * 0 not wrapped, -1 refused, 1 exec'ed (the mcexec stand-in wrote its
- * record). */
+ * record), -3 init_post_opt failed (slurmstepd would drain the node). */
 static int run_task(void)
 {
 	pid_t pid;
 	int status;
 
 	unlink(path_in("mcexec.out"));
+	unlink(path_in("task.err"));
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
 		mock_ctx = S_CTX_REMOTE;
+		if (cb_init(NULL, 6, args) != 0)
+			_exit(102);
+		if (mock_getopt_set && mock_opt->cb(mock_opt->val, mock_getopt, 1) != 0)
+			_exit(102);
+		if (cb_post_opt(NULL, 6, args) != 0)
+			_exit(102);
+		if (freopen(path_in("task.err"), "w", stderr) == NULL)
+			_exit(103);
 		if (cb_task_priv(NULL, 6, args) != 0)
 			_exit(101);
 		_exit(cb_task(NULL, 6, args) == 0 ? 100 : 101);
@@ -408,6 +456,8 @@ static int run_task(void)
 		return 0;
 	if (WEXITSTATUS(status) == 101)
 		return -1;
+	if (WEXITSTATUS(status) == 102)
+		return -3;
 	return access(path_in("mcexec.out"), F_OK) == 0 ? 1 : -2;
 }
 
@@ -426,9 +476,63 @@ static void test_tasks(void)
 	mock_getopt_set = 1;
 	mock_getopt = "mck";
 
-	/* No marker: not an LWK job on this node. */
+	/* No marker and no option: a Linux job. */
 	unlink(path_in("run/job-42"));
-	CHECK(run_task() == 0, "task wrapped without a marker");
+	mock_getopt_set = 0;
+	CHECK(run_task() == 0, "task of a Linux job wrapped or refused: %s", mock_log);
+	mock_step = 0xfffffffb; /* batch script */
+	CHECK(run_task() == 0, "batch script of a Linux job refused: %s", mock_log);
+	mock_getopt_set = 1;
+	mock_getopt = "off";
+	CHECK(run_task() == 0, "--lwk-mode=off step without a marker refused: %s", mock_log);
+
+	/* No marker but the option: the job asked for an LWK that is not
+	 * there (srun --lwk-mode in a Linux job, or a requeued job restarted
+	 * without its prolog). Never on Linux silently: the task fails with
+	 * the reason on its stderr, and init_post_opt does not fail (that
+	 * would drain the node). */
+	mock_getopt = "mck";
+	mock_step = 0;
+	CHECK(run_task() == -1, "step asking for an LWK ran without one");
+	out = slurp(path_in("task.err"));
+	CHECK(out != NULL && strstr(out, "lwk: job 42 asked for an LWK (--lwk-mode=mck), but none was booted") != NULL,
+	      "task stderr: %s", out ? out : "(nothing)");
+	mock_step = 0xfffffffb;
+	CHECK(run_task() == -1, "batch script of an LWK job ran without its LWK");
+	mock_step = 0xfffffffc; /* extern: not ours */
+	CHECK(run_task() == 0, "extern step refused");
+	mock_step = 0;
+
+	/* The marker is keyed by the attempt: SLURM_RESTART_COUNT (unset for
+	 * the first start) must match the marker's attempt. */
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=4\noversubscribe=0\n", 0600);
+	mock_restart = "1";
+	CHECK(run_task() == -1, "step of start 1 ran on the LWK of start 0");
+	out = slurp(path_in("task.err"));
+	CHECK(out != NULL && strstr(out, "booted for start 0 of the job, this is start 1") != NULL,
+	      "task stderr: %s", out ? out : "(nothing)");
+	mock_step = 0xfffffffb;
+	CHECK(run_task() == -1, "batch script of start 1 ran with start 0's marker");
+	mock_step = 0;
+	write_file(path_in("run/job-42"), "os=0\nattempt=1\ncpus=4\noversubscribe=0\n", 0600);
+	CHECK(run_task() == 1, "step of start 1 not wrapped with start 1's marker: %s", mock_log);
+	mock_step = 0xfffffffb;
+	CHECK(run_task() == 0, "batch script of start 1 refused or wrapped: %s", mock_log);
+	mock_step = 0;
+	mock_restart = NULL;
+
+	/* More local tasks than LWK CPUs: refused with the reason, unless the
+	 * LWK allows oversubscription; then each task is its own mcexec. */
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=1\noversubscribe=0\n", 0600);
+	CHECK(run_task() == -1, "2 tasks on a 1-CPU LWK not refused");
+	out = slurp(path_in("task.err"));
+	CHECK(out != NULL && strstr(out, "lwk: step 42.0 runs 2 tasks on this node but the LWK has 1 CPUs") != NULL,
+	      "task stderr: %s", out ? out : "(nothing)");
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=1\noversubscribe=1\n", 0600);
+	CHECK(run_task() == 1, "oversubscribing step not wrapped: %s", mock_log);
+	out = slurp(path_in("mcexec.out"));
+	snprintf(want, sizeof(want), "%s\na b\n--flag\n", path_in("bin/myprog"));
+	CHECK(out != NULL && strncmp(out, want, strlen(want)) == 0, "mcexec (no -n) saw:\n%s", out ? out : "");
 
 	write_file(path_in("run/job-42"), "os=0\n", 0600);
 	CHECK(run_task() == 1, "task of an LWK step not wrapped: %s", mock_log);
@@ -438,13 +542,13 @@ static void test_tasks(void)
 	CHECK(out != NULL && strcmp(out, want) == 0, "mcexec saw:\n%s\nwant:\n%s", out ? out : "", want);
 
 	/* The marker's NUMA numbering reaches the task as LWK_NUMA_MAP. */
-	write_file(path_in("run/job-42"), "os=0\nlwk_numa=0:0,1:1,4:2\n", 0600);
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=4\noversubscribe=0\nlwk_numa=0:0,1:1,4:2\n", 0600);
 	CHECK(run_task() == 1, "task with a NUMA map not wrapped: %s", mock_log);
 	out = slurp(path_in("mcexec.out"));
 	snprintf(want, sizeof(want), "-n\n2\n%s\na b\n--flag\nFOO=bar\nLWK_NUMA_MAP=0:0,1:1,4:2\n%s\n",
 		 path_in("bin/myprog"), path_env);
 	CHECK(out != NULL && strcmp(out, want) == 0, "mcexec saw:\n%s\nwant:\n%s", out ? out : "", want);
-	write_file(path_in("run/job-42"), "os=0\nlwk_numa=0:0;x\n", 0600);
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=4\noversubscribe=0\nlwk_numa=0:0;x\n", 0600);
 	CHECK(run_task() == -1, "malformed lwk_numa accepted");
 	write_file(path_in("run/job-42"), "os=0\n", 0600);
 
@@ -459,6 +563,13 @@ static void test_tasks(void)
 	CHECK(run_task() == 0, "--lwk-mode=off step wrapped");
 	mock_getopt_set = 0; /* the step did not repeat the option: still wrapped */
 	CHECK(run_task() == 1, "step without the option not wrapped");
+	/* A malformed marker: a step asking for an LWK fails, never runs on
+	 * Linux. */
+	write_file(path_in("run/job-42"), "attempt=0\nos=0\n", 0600);
+	mock_getopt_set = 1;
+	mock_getopt = "mck";
+	CHECK(run_task() == -1, "malformed marker accepted");
+	write_file(path_in("run/job-42"), "os=0\n", 0600);
 
 	mock_getopt_set = 1;
 	mock_getopt = "mck";

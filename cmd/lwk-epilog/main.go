@@ -60,16 +60,21 @@ func fail(err error) {
 
 func run(ctx context.Context, configPath string, verbose bool, start time.Time) error {
 	env, err := slurm.FromEnviron(os.Environ())
-	if err != nil {
+	var specErr *slurm.SpecError
+	if err != nil && !errors.As(err, &specErr) {
 		return fmt.Errorf("job environment: %w", err)
 	}
-	if lwknode.LinuxJob(env.Spec) {
-		return nil
-	}
-	// An unparsable spec cannot have booted anything, but a spec that only
-	// this version rejects might have: tear down regardless.
-	if req, err := lwkmode.Parse(env.Spec); err == nil && req.Off {
-		return nil
+	// A malformed spec (the prolog cancelled the job) cannot have booted
+	// anything, nor can an unparsable one, but a spec that only this
+	// version rejects might have: tear down regardless. Failing here would
+	// drain the node for the user's mistake.
+	if specErr == nil {
+		if lwknode.LinuxJob(env.Spec) {
+			return nil
+		}
+		if req, err := lwkmode.Parse(env.Spec); err == nil && req.Off {
+			return nil
+		}
 	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
@@ -86,11 +91,7 @@ func run(ctx context.Context, configPath string, verbose bool, start time.Time) 
 	// DESTROY_OS and the releases: finish, bounded.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.LockTimeout+cfg.DestroyTimeout+30*time.Second)
 	defer cancel()
-	attempt, err := jobend.AttemptFromEnviron(os.Environ())
-	if err != nil {
-		return fmt.Errorf("job environment: %w", err)
-	}
-	res, err := node.EndJob(tctx, jobend.Key{JobID: env.JobID, Attempt: attempt})
+	res, err := node.EndJob(tctx, jobend.Key{JobID: env.JobID, Attempt: env.RestartCount})
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
-// Command lwk-monitor samples every LWK instance on the node — its status
-// and its rusage (IHK_OS_STATUS, IHK_OS_GETRUSAGE: reads of memory McKernel
-// shares with Linux, which do not interrupt the LWK) — and prints one JSON
-// line per instance per sample. It pins itself to the node's OS cores first,
-// so it never runs on an application core.
-//
-// This is the sampling core only: feeding Slurm accounting, Prometheus
-// metrics and the panic/hang reaction come with the monitoring work.
+// Command lwk-monitor is the node daemon that watches the LWK instances of
+// slurm-lwk jobs without disturbing them. It runs on the OS cores (it pins
+// itself and all its threads there first), outside Slurm's cgroups (as a
+// systemd service: dist/systemd/lwk-monitor.service), and learns about LWK
+// jobs from the prolog's journals and markers. Per instance it waits on
+// IHK's OOM and STATUS eventfds, runs hang detection, samples rusage, freezes
+// the LWK while Slurm has the job suspended, and on a panic, hang or OOM
+// saves the LWK kernel log, fails the job with the reason and drains the
+// node. It serves Prometheus metrics at /metrics and the per-job node
+// records that `lwkctl account` gathers at /v1/jobs/<id>/record, with TLS
+// and basic authentication from an exporter-toolkit web configuration file.
 package main
 
 import (
@@ -13,28 +16,67 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
-	"github.com/slurm-lwk/slurm-lwk/pkg/sample"
+	"github.com/slurm-lwk/slurm-lwk/pkg/metrics"
+	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
+	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
+	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
+// DefaultPort is the monitor's HTTP port (metrics and records).
+const DefaultPort = 9417
+
+type options struct {
+	config          string
+	node            string
+	interval        time.Duration
+	hangInterval    time.Duration
+	suspendInterval time.Duration
+	listen          []string
+	webConfig       string
+	spoolDir        string
+	spoolMax        int64
+	jobSamplesMax   int64
+	perf            []string
+	once            bool
+	verbose         bool
+}
+
 func main() {
+	var o options
 	fs := pflag.NewFlagSet("lwk-monitor", pflag.ContinueOnError)
-	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
-	once := fs.Bool("once", false, "take one sample and exit")
-	interval := fs.Duration("interval", 10*time.Second, "sampling interval")
+	fs.StringVar(&o.config, "config", lwknode.DefaultConfigPath(), "node configuration file")
+	fs.StringVar(&o.node, "node", "", "this node's Slurm NodeName (default: the short host name)")
+	fs.DurationVar(&o.interval, "interval", monitor.DefaultInterval, "rusage sampling interval (at least 1s)")
+	fs.DurationVar(&o.hangInterval, "hang-interval", time.Minute, "IHK hang detection interval, 0 disables (only one program per node may run it: start ihkmond without -i)")
+	fs.DurationVar(&o.suspendInterval, "suspend-interval", time.Second, "how often job proxies are checked for suspension, 0 disables freezing")
+	fs.StringSliceVar(&o.listen, "web.listen-address", []string{":" + strconv.Itoa(DefaultPort)}, "addresses to serve metrics and records on")
+	fs.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
+	fs.StringVar(&o.spoolDir, "spool-dir", "/var/spool/slurm-lwk/monitor", "root-only directory for samples, records and kernel logs")
+	fs.Int64Var(&o.spoolMax, "spool-max-bytes", spool.DefaultMaxTotalBytes, "bound on the spool directory's size")
+	fs.Int64Var(&o.jobSamplesMax, "job-max-bytes", spool.DefaultMaxJobBytes, "bound on one job's sample log (and one saved kernel log)")
+	fs.StringArrayVar(&o.perf, "perf", nil, "PROFILE=CODE[,CODE...]: raw CPU counter event codes to program for jobs of a profile (repeatable)")
+	fs.BoolVar(&o.once, "once", false, "find the jobs, take one sample, print the status as JSON and exit")
+	fs.BoolVar(&o.verbose, "verbose", false, "log at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return
@@ -43,7 +85,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, *configPath, *once, *interval, os.Stdout); err != nil {
+	if err := run(ctx, o); err != nil {
 		fatal(err)
 	}
 }
@@ -53,57 +95,190 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func run(ctx context.Context, configPath string, once bool, interval time.Duration, out io.Writer) error {
-	if interval <= 0 {
-		return fmt.Errorf("--interval %s: must be positive", interval)
+func run(ctx context.Context, o options) error {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
 	}
-	cfg, err := config.Load(configPath)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	perf, err := parsePerf(o.perf)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := outsideSlurm("/proc/self/cgroup"); err != nil {
+		return err
+	}
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return err
+	}
 	if err := pinToOSCores(cfg); err != nil {
 		return err
+	}
+	if o.node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("host name: %w", err)
+		}
+		o.node, _, _ = strings.Cut(h, ".")
+	}
+	if err := slurm.CheckNodeName(o.node); err != nil {
+		return fmt.Errorf("--node: %w", err)
 	}
 	node, err := lwknode.Open(cfg, log, false)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(out)
-	for {
-		err := emit(ctx, node.IHK, enc)
-		if once {
-			return err
-		}
-		if err != nil {
-			log.Warn("sample failed; trying again next interval", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(interval):
-		}
-	}
-}
-
-func emit(ctx context.Context, c sample.IHK, enc *json.Encoder) error {
-	samples, err := sample.Take(ctx, c, time.Now)
+	journals, err := journal.OpenReader(lwknode.JournalDir(cfg))
 	if err != nil {
 		return err
 	}
-	for _, s := range samples {
-		if err := enc.Encode(s); err != nil {
+	sp, err := spool.Open(o.spoolDir, o.spoolMax, o.jobSamplesMax)
+	if err != nil {
+		return err
+	}
+	numa, err := readinessNodes(cfg)
+	if err != nil {
+		return err
+	}
+	runner := slurm.ExecRunner{}
+	if c := os.Getenv("SLURM_CONF"); c != "" {
+		runner.Env = append(append([]string(nil), slurm.DefaultEnv...), "SLURM_CONF="+c)
+	}
+	m, err := monitor.New(monitor.Config{
+		Node: o.node, DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
+		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
+		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perf,
+	}, monitor.Deps{
+		IHK:      withActivity(node.IHK),
+		Journals: journals,
+		Lock:     monitor.NodeLock{Dir: cfg.StateDir},
+		Slurm:    slurmActions{r: runner, scontrol: cfg.ScontrolPath, scancel: cfg.ScancelPath, node: o.node},
+		Proxies:  monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Spool:    sp,
+		Log:      log,
+	})
+	if err != nil {
+		return err
+	}
+	if o.once {
+		m.Once(ctx)
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(m.Snapshot())
+	}
+	return serve(ctx, m, o, log)
+}
+
+// serve runs the monitor and its HTTP endpoint until ctx ends.
+func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger) error {
+	if o.webConfig != "" {
+		if err := web.Validate(o.webConfig); err != nil {
+			return fmt.Errorf("--web.config.file %s: %w", o.webConfig, err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(m), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.Handle("/v1/", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	flags := &web.FlagConfig{WebListenAddresses: &o.listen, WebSystemdSocket: new(bool), WebConfigFile: &o.webConfig}
+	errc := make(chan error, len(o.listen)+1)
+	for _, addr := range o.listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		log.Info("serving metrics and records", "address", l.Addr().String())
+		go func() { errc <- web.Serve(l, srv, flags, log) }()
+	}
+	go func() { errc <- m.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// slurmActions fails jobs and drains the node through scontrol and scancel.
+type slurmActions struct {
+	r                       slurm.Runner
+	scontrol, scancel, node string
+}
+
+// FailJob puts the reason in the job's Comment (scontrol show job and
+// sacct show it to the user) and cancels the job.
+func (s slurmActions) FailJob(ctx context.Context, jobID uint32, reason string) error {
+	errComment := slurm.SetComment(ctx, s.r, s.scontrol, jobID, reason)
+	return errors.Join(errComment, slurm.CancelJob(ctx, s.r, s.scancel, jobID))
+}
+
+// DrainNode drains this node.
+func (s slurmActions) DrainNode(ctx context.Context, reason string) error {
+	return slurm.DrainNode(ctx, s.r, s.scontrol, s.node, reason)
+}
+
+// parsePerf parses --perf PROFILE=CODE[,CODE...] values.
+func parsePerf(specs []string) (map[string][]ihk.PerfAttr, error) {
+	out := map[string][]ihk.PerfAttr{}
+	for _, s := range specs {
+		prof, codes, ok := strings.Cut(s, "=")
+		if !ok || prof == "" || codes == "" {
+			return nil, fmt.Errorf("--perf %q: want PROFILE=CODE[,CODE...]", s)
+		}
+		for _, c := range strings.Split(codes, ",") {
+			v, err := strconv.ParseUint(strings.TrimSpace(c), 0, 64)
+			if err != nil {
+				return nil, fmt.Errorf("--perf %q: event code %q: %w", s, c, err)
+			}
+			out[prof] = append(out[prof], ihk.PerfAttr{Config: v, ExcludeKernel: true})
+		}
+	}
+	return out, nil
+}
+
+// outsideSlurm refuses to run inside Slurm's cgroup tree: a monitor started
+// from a job would be killed with it, and counted in its usage.
+func outsideSlurm(cgroupFile string) error {
+	b, err := os.ReadFile(cgroupFile)
+	if err != nil {
+		return nil // no cgroups: nothing to be inside of
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		_, path, _ := strings.Cut(line, "::")
+		if i := strings.LastIndexByte(line, ':'); i >= 0 {
+			path = line[i+1:]
+		}
+		if strings.Contains(path, "/slurm/") || strings.Contains(path, "/slurm_") || strings.Contains(path, "slurmstepd.scope") ||
+			strings.Contains(path, "/job_") {
+			return fmt.Errorf("running inside Slurm's cgroup %s: start lwk-monitor as a service (dist/systemd/lwk-monitor.service), not from a job or slurmd", path)
 		}
 	}
 	return nil
 }
 
-// pinToOSCores restricts the process to the online OS cores.
+// readinessNodes are the job NUMA nodes (all nodes when the node is not
+// split).
+func readinessNodes(cfg *config.Config) ([]int, error) {
+	if !cfg.JobNUMANodes.IsEmpty() {
+		return cfg.JobNUMANodes.List(), nil
+	}
+	topo, err := topology.ReadLayout(cfg.SysfsRoot)
+	if err != nil {
+		return nil, err
+	}
+	return topo.MemoryNodes().List(), nil
+}
+
+// pinToOSCores restricts every thread of the process to the OS cores that
+// are online on this machine (with the simulator, the configuration's
+// topology may describe a larger machine). Threads the runtime creates
+// later, and commands the monitor runs, inherit the mask.
 func pinToOSCores(cfg *config.Config) error {
-	// sched_setaffinity speaks of this machine's CPUs: read the host's
-	// layout, whatever machine SysfsRoot describes (a fixture, with the
-	// simulator, may be larger than this one).
 	host, err := topology.ReadLayout("/")
 	if err != nil {
 		return err
@@ -116,8 +291,6 @@ func pinToOSCores(cfg *config.Config) error {
 	for _, c := range cpus.List() {
 		set.Set(c)
 	}
-	// sched_setaffinity acts on one thread; the Go runtime already runs
-	// several, and new ones inherit from their creator. Pin them all.
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return fmt.Errorf("pin to os cores %s: %w", cpus, err)

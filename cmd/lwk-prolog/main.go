@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
+	"github.com/slurm-lwk/slurm-lwk/pkg/verdict"
 )
 
 type options struct {
@@ -88,73 +91,67 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return dryRun(cfg, o, stdout)
 	}
 	env, err := slurm.FromEnviron(os.Environ())
-	if err != nil {
+	var specErr *slurm.SpecError
+	if err != nil && !errors.As(err, &specErr) {
 		return fmt.Errorf("job environment: %w", err)
 	}
-	if lwknode.LinuxJob(env.Spec) {
+	if specErr == nil && lwknode.LinuxJob(env.Spec) {
 		return nil
 	}
 	log, closer := lwknode.Logger(cfg.LogDir, "lwk-prolog", o.verbose)
 	defer closer.Close()
 	log = log.With("job", env.JobID)
-	req, err := lwkmode.Parse(env.Spec)
-	if err == nil && req.Off {
-		return nil
-	}
-	if err != nil {
-		// The submit-side check let it through (a plugin or version skew):
-		// still the user's request, not the node's fault.
-		err = fmt.Errorf("%w: %w", err, plan.ErrRequest)
+	if specErr != nil {
+		// A spec that never passed the plugin's submit check (another
+		// plugstack, libslurm bindings): the user's error.
+		err = fmt.Errorf("--lwk-mode: %w", specErr)
 	} else {
-		err = boot(ctx, cfg, env, req, log, o.start)
+		var req lwkmode.Request
+		req, err = lwkmode.Parse(env.Spec)
+		if err == nil && req.Off {
+			return nil
+		}
+		if err != nil {
+			// The submit-side check let it through (a plugin or version
+			// skew): still the user's request, not the node's fault.
+			err = fmt.Errorf("%w: %w", err, plan.ErrRequest)
+		} else {
+			err = boot(ctx, cfg, env, req, log, o.start)
+		}
+	}
+	if err == nil {
+		return nil
 	}
 	if errors.Is(err, errJobEnded) {
 		// The job is over: nothing to boot, nothing to cancel or drain.
 		fmt.Fprintf(os.Stderr, "lwk: job %d: %s\n", env.JobID, err)
 		return nil
 	}
-	if err != nil {
-		if env.Node == "" {
-			return err
+	// Cancel, requeue or drain (pkg/verdict). The calls are bounded apart
+	// from ctx: slurmd's timeout must not stop us halfway.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	res, herr := verdict.Handle(hctx, verdict.Slurm{
+		Runner: lwknode.ScontrolRunner(env), Scontrol: cfg.ScontrolPath, Scancel: cfg.ScancelPath,
+	}, env, err)
+	switch res.Action {
+	case verdict.Cancel:
+		log.Warn("request cannot be met on this node; job cancelled", "err", err, "decided", res.Decided.String())
+		fmt.Fprintf(os.Stderr, "lwk: job %d cancelled: %s\n", env.JobID, lwknode.OneLine(err))
+	case verdict.Requeue:
+		log.Warn("another job's LWK is on this node; job requeued", "err", err)
+		fmt.Fprintf(os.Stderr, "lwk: job %d requeued: %s\n", env.JobID, lwknode.OneLine(err))
+	default:
+		if res.Decided != verdict.Drain {
+			log.Error("cannot "+res.Decided.String()+" the job; draining the node", "err", herr)
 		}
-		// Nothing was reserved when planning refused the request: cancel
-		// the job rather than fail the prolog, which would drain the node
-		// for a user's mistake.
-		if errors.Is(err, plan.ErrRequest) {
-			cerr := refuse(cfg, env, err)
-			if cerr == nil {
-				log.Warn("request cannot be satisfied on this node; job cancelled", "err", err)
-				fmt.Fprintf(os.Stderr, "lwk: job %d cancelled: %s\n", env.JobID, lwknode.OneLine(err))
-				return nil
-			}
-			log.Error("cannot cancel the job; failing the prolog", "err", cerr)
-		}
-		if derr := drain(cfg, env, err); derr != nil {
-			return fmt.Errorf("%w (and setting the drain reason failed: %w)", err, derr)
-		}
-		return err
 	}
-	return nil
+	return herr
 }
 
 // errJobEnded: the job attempt's epilog ran before this prolog took the
 // node lock.
 var errJobEnded = errors.New("the job's epilog already ran on this node; no LWK booted")
-
-// refuse records why on the job (AdminComment, shown by scontrol show job
-// and sacct) and cancels it.
-func refuse(cfg *config.Config, env slurm.JobEnv, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	r := lwknode.ScontrolRunner(env)
-	comment := slurm.SanitizeReason("lwk: " + lwknode.OneLine(cause))
-	// Without the comment the user sees only CANCELLED; still cancel.
-	cerr := slurm.SetAdminComment(ctx, r, cfg.ScontrolPath, env.JobID, comment)
-	if err := slurm.CancelJob(ctx, r, cfg.ScancelPath, env.JobID); err != nil {
-		return errors.Join(err, cerr)
-	}
-	return nil
-}
 
 // boot plans and boots the job's LWK.
 func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger, start time.Time) error {
@@ -171,10 +168,6 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	if err != nil {
 		return err
 	}
-	attempt, err := jobend.AttemptFromEnviron(os.Environ())
-	if err != nil {
-		return fmt.Errorf("job environment: %w", err)
-	}
 	lock, err := node.Lock(ctx)
 	if err != nil {
 		return err
@@ -183,11 +176,11 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	// slurmd runs a job's epilog without waiting for its prolog: if this
 	// attempt's epilog took the lock first, nothing would tear down what we
 	// boot now.
-	key := jobend.Key{JobID: env.JobID, Attempt: attempt}
+	key := jobend.Key{JobID: env.JobID, Attempt: env.RestartCount}
 	if ended, err := node.Ended.Ended(key); err != nil {
 		return err
 	} else if ended {
-		log.Warn("the job's epilog already ran on this node; not booting an LWK for it", "attempt", attempt)
+		log.Warn("the job's epilog already ran on this node; not booting an LWK for it", "attempt", env.RestartCount)
 		return errJobEnded
 	}
 	// A journal for this job already: an earlier prolog of it (requeued to
@@ -198,6 +191,11 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 			return fmt.Errorf("clean up the job's earlier attempt: %w", err)
 		}
 	}
+	// IHK boots one OS per device: while another job's LWK is here (its
+	// journal says so), this job cannot boot one. Requeue it, do not drain.
+	if err := checkNodeFree(node, env.JobID); err != nil {
+		return err
+	}
 	// Re-read under the lock: another job may have taken CPUs offline.
 	topo, held, err := node.View.Snapshot(ctx)
 	if err != nil {
@@ -207,9 +205,12 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	if err != nil {
 		return err
 	}
+	if err := plan.CheckTasks(p, env.NTasks, env.NumNodes); err != nil {
+		return err
+	}
 	log.Info("plan", "cpus", p.CPUSet().String(), "memory_bytes", p.MemoryBytes(), "profile", p.Profile)
 	idx, err := apply.Run(ctx, node.ApplyDeps(), apply.Job{
-		ID: env.JobID, UID: env.UID, GID: env.GID, User: env.User, Spec: env.Spec, Attempt: attempt,
+		ID: env.JobID, UID: env.UID, GID: env.GID, User: env.User, Spec: env.Spec, Attempt: env.RestartCount,
 	}, p)
 	if err != nil {
 		log.Error("prolog failed", "err", err)
@@ -219,15 +220,24 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 	return nil
 }
 
-// drain sets the node's drain reason to the prolog's error. slurmd drains a
-// node whose prolog fails with the fixed reason "Prolog error"; a node that
-// is already drained keeps the reason it has, so setting ours first is what
-// lets the admin see which step failed and why.
-func drain(cfg *config.Config, env slurm.JobEnv, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	reason := fmt.Sprintf("lwk: job %d: %s", env.JobID, lwknode.OneLine(cause))
-	return slurm.DrainNode(ctx, lwknode.ScontrolRunner(env), cfg.ScontrolPath, env.Node, reason)
+// checkNodeFree fails with verdict.ErrNodeBusy when another job has a
+// journal on this node: its LWK is booted, or being booted or torn down. The
+// caller holds the node lock.
+func checkNodeFree(node *lwknode.Node, jobID uint32) error {
+	ids, err := node.Journal.List()
+	if err != nil {
+		return err
+	}
+	var others []string
+	for _, id := range ids {
+		if id != jobID {
+			others = append(others, strconv.FormatUint(uint64(id), 10))
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	return fmt.Errorf("job %s holds this node's LWK (one LWK job per node): %w", strings.Join(others, ","), verdict.ErrNodeBusy)
 }
 
 func dryRun(cfg *config.Config, o options, stdout io.Writer) error {

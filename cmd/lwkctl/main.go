@@ -5,8 +5,12 @@
 //	lwkctl cleanup run the epilog's recovery for a job by hand, or for every
 //	               job whose epilog already ran but whose LWK is still here
 //	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
+//	lwkctl stats   decode a job's LWK usage record from accounting
+//	lwkctl account gather, merge and store a job's LWK usage record
 //	lwkctl check-spec  validate a --lwk-mode spec against lwk.conf (the
 //	               SPANK plugin runs it at submit time, as the user)
+//	lwkctl node    plan, apply (or undo) and report node preparation for
+//	               contiguous LWK memory
 package main
 
 import (
@@ -47,6 +51,14 @@ commands:
            check a --lwk-mode spec against lwk.conf's profiles and allowed kernel
            arguments and print its normalised form; exit 0 valid, 3 invalid,
            2 cannot check here (no readable lwk.conf), 1 any other error
+  node     plan|apply [--undo]|report [--json] [--root DIR]
+           prepare the node for contiguous LWK memory (see lwkctl node --help)
+
+  stats    JOBID [--json] [--field SystemComment]
+           decode the job's LWK usage record from the accounting database
+  account  [--job ID --nodes LIST | --since DURATION] [--field F] [--port 9417] [--dry-run]
+           gather the job's node records from lwk-monitor, merge them and store
+           them with sacctmgr (EpilogSlurmctld, or a catch-up timer with --since)
 
 common flags:
   --config FILE   node configuration (default $LWK_CONF or /etc/slurm/lwk.conf)
@@ -93,6 +105,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return cpusCmd(fs, configPath, args, stdout)
 	case "check-spec":
 		return checkSpecCmd(fs, configPath, args, stdout)
+	case "node":
+		return nodeCmd(ctx, fs, configPath, args, stdout)
+	case "stats":
+		return statsCmd(ctx, fs, args, stdout)
+	case "account":
+		return accountCmd(ctx, fs, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q (try lwkctl --help)", cmd)
 }
@@ -273,8 +291,8 @@ func checkSpecCmd(fs *pflag.FlagSet, configPath *string, args []string, stdout i
 	if err != nil {
 		return &invalidSpecError{fmt.Errorf("invalid --lwk-mode %q: %w", spec, err)}
 	}
-	if err := lwkmode.Validate(req, prof); err != nil {
-		return &invalidSpecError{fmt.Errorf("invalid %w", err)}
+	if err := prof.CheckKargs(req.Kargs); err != nil {
+		return &invalidSpecError{fmt.Errorf("invalid lwk-mode %q: %w", req.String(), err)}
 	}
 	_, err = fmt.Fprintln(stdout, req.String())
 	return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -158,4 +159,40 @@ func TestCheckSpec(t *testing.T) {
 	err = run(context.Background(), []string{"check-spec", "--config", conf}, &bytes.Buffer{})
 	require.Error(t, err)
 	require.False(t, errors.As(err, &inv))
+}
+
+// TestCheckSpecKargs checks a parsed request's extra kernel arguments
+// against the profile it selects, as the prolog's planner will.
+func TestCheckSpecKargs(t *testing.T) {
+	conf := writeConf(t, `IHKBackend=sim
+OSCores=0-1
+Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos dump_level=24" AllowKargs=allow_oversubscribe,time_sharing,idle_halt,dump_level=
+Profile=plain Image=/opt/mckernel/mckernel.img Kargs=hidos
+`)
+	tests := []struct {
+		name    string
+		spec    string
+		wantErr string
+	}{
+		{name: "off", spec: "off"},
+		{name: "default profile without kargs", spec: "default"},
+		{name: "allowed flags", spec: "mck:kargs=idle_halt+time_sharing"},
+		{name: "allowed key with any value", spec: "mck:mem=8G,kargs=dump_level=0"},
+		{name: "not on the list", spec: "mck:kargs=panic=1", wantErr: `lwk-mode "mck:kargs=panic=1": kernel argument "panic=1": not allowed by profile "mck"`},
+		{name: "profile without allow list", spec: "plain:kargs=idle_halt", wantErr: `profile "plain" allows no extra kernel arguments`},
+		{name: "too long together", spec: "mck:kargs=dump_level=" + strings.Repeat("1", 230), wantErr: "at most 255"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"check-spec", "--config", conf, "--", tt.spec}, &out)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+			var inv *invalidSpecError
+			require.True(t, errors.As(err, &inv), "an invalid spec exits 3: %v", err)
+		})
+	}
 }

@@ -61,6 +61,16 @@ type Deps struct {
 	// McexecBuildID is the IHK build id mcexec was compiled against
 	// (lwk.conf McexecBuildID); empty skips the check.
 	McexecBuildID string
+	// Defrag runs the profile's pre-boot defragmentation of the job NUMA
+	// nodes (nodeprep.Defragmenter); nil when the node has no job nodes,
+	// and then a profile asking for it is logged and skipped.
+	Defrag Defragmenter
+}
+
+// Defragmenter defragments the job NUMA nodes and returns its result as
+// JSON (duration, contiguous share before and after).
+type Defragmenter interface {
+	Defrag(ctx context.Context, dropCaches bool, budget time.Duration) (json.RawMessage, error)
 }
 
 // Teardown returns the embedded teardown.Deps with IHK as its driver: what
@@ -81,7 +91,9 @@ type Job struct {
 	UID, GID uint32
 	User     string
 	Spec     string
-	// Attempt is the job's restart count (SLURM_JOB_RESTART_COUNT).
+	// Attempt is the job's restart count (SLURM_JOB_RESTART_COUNT), kept
+	// in the marker so the plugin never takes an earlier attempt's LWK
+	// for this one's.
 	Attempt uint32
 }
 
@@ -202,9 +214,17 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 			return nil, devperm.Grant(r.device(), int(job.UID))
 		}},
 		{steps.WriteMarker, nil, func() (any, error) {
-			_, err := jobmarker.WriteNUMA(r.d.RunDir, job.ID, r.os, plan.FormatNUMAMap(p.LWKNUMA))
+			_, err := jobmarker.WriteMarker(r.d.RunDir, job.ID, jobmarker.Marker{
+				OS: r.os, Attempt: job.Attempt, CPUs: len(p.CPUs), Oversubscribe: p.Oversubscribe(),
+				LWKNUMA: plan.FormatNUMAMap(p.LWKNUMA),
+			})
 			return nil, err
 		}},
+	}
+	if p.Defrag.Enabled {
+		if err := r.defrag(ctx); err != nil {
+			return -1, err
+		}
 	}
 	for _, s := range seq {
 		intent := s.intent
@@ -280,6 +300,28 @@ func (r *runner) checkBuildID(ctx context.Context) error {
 			id, r.os, want, ErrBuildID)
 	}
 	return nil
+}
+
+// defrag runs the pre-boot defragmentation as a journaled step. Its own
+// failures never fail the prolog (it is an optimisation; the result or the
+// error is journaled and logged); only a journal write does.
+func (r *runner) defrag(ctx context.Context) error {
+	if r.d.Defrag == nil {
+		r.d.Log.Warn("profile asks for pre-boot defragmentation but lwk.conf sets no JobNUMANodes; skipped", "job", r.rec.JobID, "step", steps.DefragMemory)
+		return nil
+	}
+	policy := r.p.Defrag
+	return r.step(steps.DefragMemory, steps.Defrag{}, func() (any, error) {
+		start := time.Now()
+		res, err := r.d.Defrag.Defrag(ctx, policy.DropCaches, policy.Budget)
+		data := steps.Defrag{Result: res}
+		if err != nil {
+			data.Err = err.Error()
+			r.d.Log.Warn("pre-boot defragmentation failed; booting anyway", "job", r.rec.JobID, "step", steps.DefragMemory, "err", err)
+		}
+		r.d.Log.Info("pre-boot defragmentation", "job", r.rec.JobID, "step", steps.DefragMemory, "duration", time.Since(start), "result", string(res))
+		return data, nil
+	})
 }
 
 // device is the instance's device node.

@@ -12,12 +12,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/cpuhotplug"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/ioctl"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
@@ -58,18 +60,23 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 		if err != nil {
 			return nil, err
 		}
-		return &Opened{Client: c, View: sysfsView{root: cfg.SysfsRoot, c: c}}, nil
+		return &Opened{Client: c, View: sysfsView{root: cfg.SysfsRoot, cache: layoutCache(cfg), c: c}}, nil
 	case config.BackendSim:
-		topo, err := topology.ReadLayout(cfg.SysfsRoot)
+		topo, _, err := topology.ReadLayoutCached(cfg.SysfsRoot, layoutCache(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("simulated ihk: node topology: %w", err)
 		}
+		var hotplug sim.CPUHotplug
+		if cfg.SimOfflineCPUs {
+			hotplug = cpuhotplug.New(cfg.SysfsRoot)
+		}
 		b, err := sim.Open(sim.Options{
-			StateDir:  cfg.SimStateDir,
-			DevDir:    cfg.DevDir,
-			Topology:  topo,
-			BootDelay: cfg.SimBootDelay,
-			Logger:    log,
+			CPUHotplug: hotplug,
+			StateDir:   cfg.SimStateDir,
+			DevDir:     cfg.DevDir,
+			Topology:   topo,
+			BootDelay:  cfg.SimBootDelay,
+			Logger:     log,
 		})
 		if err != nil {
 			return nil, err
@@ -94,19 +101,36 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 	return nil, fmt.Errorf("ihk backend %q: unknown (want ihk or sim)", cfg.Backend)
 }
 
-// sysfsView reads the topology fresh from sysfs: IHK offlines reserved CPUs
-// and takes reserved memory out of MemFree, so the kernel's view changes
-// under us and already shows what IHK holds, except which online CPUs are
-// reserved or assigned.
+// sysfsView reads the topology from sysfs: IHK offlines reserved CPUs and
+// takes reserved memory out of MemFree, so the kernel's view changes under
+// us and already shows what IHK holds, except which online CPUs are
+// reserved or assigned. The layout comes through StateDir's cache, whose key
+// includes the online CPUs, so the offlining is seen; MemFree is read fresh.
 type sysfsView struct {
 	root string
-	c    ihk.Client
+	// cache is the layout cache file (see topology.ReadLayoutCached): the
+	// layout is read from sysfs only when the node changed, free memory
+	// always.
+	cache string
+	c     ihk.Client
 }
 
-func (v sysfsView) Layout() (*topology.Topology, error) { return topology.ReadLayout(v.root) }
+// layoutCache is the node layout's cache file in StateDir; "" (no cache)
+// when StateDir is not an absolute path.
+func layoutCache(cfg *config.Config) string {
+	if !filepath.IsAbs(cfg.StateDir) {
+		return ""
+	}
+	return filepath.Join(cfg.StateDir, topology.CacheFileName)
+}
+
+func (v sysfsView) Layout() (*topology.Topology, error) {
+	t, _, err := topology.ReadLayoutCached(v.root, v.cache)
+	return t, err
+}
 
 func (v sysfsView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error) {
-	t, err := topology.ReadLayout(v.root)
+	t, _, err := topology.ReadLayoutCached(v.root, v.cache)
 	if err != nil {
 		return nil, plan.Held{}, err
 	}

@@ -93,6 +93,12 @@ type Config struct {
 	SimStateDir string
 	// SimBootDelay is how long a simulated boot takes (SimBootDelay=2s).
 	SimBootDelay time.Duration
+	// SimOfflineCPUs gives the simulator IHK's real Linux-side effect on
+	// CPUs (SimOfflineCPUs=yes): reserving takes them offline through
+	// <SysfsRoot>/sys/devices/system/cpu/cpuN/online, releasing brings them
+	// back. Off by default (the demo's SysfsRoot is a fixture); only for a
+	// throw-away machine such as the VM harness's guest.
+	SimOfflineCPUs bool
 
 	// McexecPath is the mcexec binary tasks run through
 	// (McexecPath=/usr/bin/mcexec; the simulator's stand-in in sim mode).
@@ -125,4 +131,26 @@ type Profile struct {
 	// AllowedKargs are the kernel arguments users may add with kargs=. An
 	// entry ending in "=" allows any value for that key ("dump_level=").
 	AllowedKargs []string
+	// Defrag is the pre-boot defragmentation of the job NUMA nodes the
+	// prolog runs right before reserving LWK memory (Defrag=yes,
+	// DefragDropCaches=yes, DefragBudget=10s). Off by default.
+	Defrag DefragPolicy
+}
+
+// DefaultDefragBudget bounds the pre-boot defragmentation when the
+// profile does not say (DefragBudget=).
+const DefaultDefragBudget = 10 * time.Second
+
+// DefragPolicy is a profile's pre-boot defragmentation.
+type DefragPolicy struct {
+	// Enabled runs it (Defrag=yes): compact the job nodes and offline and
+	// online their partly used Movable memory blocks.
+	Enabled bool `json:"enabled"`
+	// DropCaches also drops the clean page cache first
+	// (DefragDropCaches=yes); drop_caches is machine-wide, so only where
+	// the site allows it.
+	DropCaches bool `json:"drop_caches,omitempty"`
+	// Budget bounds the whole step (DefragBudget=10s); steps not started
+	// in time are skipped.
+	Budget time.Duration `json:"budget_ns,omitempty"`
 }

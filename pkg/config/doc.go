@@ -14,4 +14,9 @@
 // AllowKargs), like a slurm.conf NodeName= line. Errors are *ParseError
 // values located by file and line. See lwk.conf.example at the repository
 // root for every key and its default.
+//
+// Each key is registered once, as a row of the keys table (keys.go): its
+// parser, its default and what it is; the tests hold lwk.conf.example to
+// that table. Profile names, the kernel arguments of AllowKargs and sizes
+// follow the --lwk-mode grammar, whose rules package lwkmode owns.
 package config

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path"
 	"slices"
@@ -14,30 +13,8 @@ import (
 	"time"
 
 	"k8s.io/utils/cpuset"
-)
 
-// Defaults applied by Parse to keys the file does not set.
-const (
-	DefaultProxyMemoryBytes = 128 << 20
-	DefaultProxyCPUPercent  = 50
-	DefaultProxyCPUPeriod   = 100 * time.Millisecond
-	DefaultLWKMemoryPercent = 90
-	// DefaultLWKMemoryHeadroomPercent is the share of each NUMA node's
-	// MemFree the planner leaves to Linux.
-	DefaultLWKMemoryHeadroomPercent = 2
-	DefaultStateDir                 = "/run/slurm-lwk/state"
-	DefaultRunDir                   = "/run/slurm-lwk"
-	DefaultDevDir                   = "/dev"
-	DefaultSysfsRoot                = "/"
-	DefaultLogDir                   = "/var/log/slurm-lwk"
-	DefaultSimStateDir              = "/var/lib/slurm-lwk/sim"
-	DefaultSimBootDelay             = 2 * time.Second
-	DefaultMcexecPath               = "/usr/bin/mcexec"
-	DefaultScontrolPath             = "/usr/bin/scontrol"
-	DefaultScancelPath              = "/usr/bin/scancel"
-	DefaultBootTimeout              = 120 * time.Second
-	DefaultDestroyTimeout           = 30 * time.Second
-	DefaultLockTimeout              = 240 * time.Second
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 )
 
 // Limits checked by Parse.
@@ -48,8 +25,6 @@ const (
 	// MaxKargsLen is the longest kernel argument string IHK accepts
 	// (IHK_OS_SET_KARGS). Units: bytes.
 	MaxKargsLen = 255
-	// MaxProfileNameLen is the longest profile name (as in --lwk-mode).
-	MaxProfileNameLen = 32
 	// RequiredKarg must be among every profile's fixed kernel arguments: it
 	// keeps the McKernel from touching Linux's devices.
 	RequiredKarg = "hidos"
@@ -103,28 +78,6 @@ type pair struct {
 	key, value string
 }
 
-// globalKeys are the keys of ordinary lines, lower-cased, mapped to their
-// canonical spelling (used in messages and for duplicate detection).
-var globalKeys = map[string]string{}
-
-// profileKeys are the keys allowed after Profile= on a profile line.
-var profileKeys = map[string]string{}
-
-func init() {
-	for _, k := range []string{
-		"IHKBackend", "OSCores", "SystemNUMANodes", "JobNUMANodes",
-		"ProxyMemory", "ProxyCPUShare", "ProxyCPUPeriod", "LWKMemoryShare", "LWKMemoryHeadroom", "McexecBuildID",
-		"DefaultProfile", "StateDir", "RunDir", "DevDir", "SysfsRoot", "LogDir",
-		"SimStateDir", "SimBootDelay", "McexecPath", "ScontrolPath", "ScancelPath",
-		"BootTimeout", "DestroyTimeout", "LockTimeout",
-	} {
-		globalKeys[strings.ToLower(k)] = k
-	}
-	for _, k := range []string{"Image", "Kargs", "AllowKargs"} {
-		profileKeys[strings.ToLower(k)] = k
-	}
-}
-
 // Parse reads an lwk.conf from r; name is used in error messages. Keys are
 // case-insensitive, as in Slurm's files; values may be double-quoted; '#'
 // outside quotes starts a comment. Defaults are applied to keys not set, then
@@ -166,18 +119,21 @@ func Parse(r io.Reader, name string) (*Config, error) {
 			continue
 		}
 		for _, kv := range pairs {
-			canon, ok := globalKeys[strings.ToLower(kv.key)]
+			k, ok := keyIndex[strings.ToLower(kv.key)]
 			if !ok {
-				if _, isProfileKey := profileKeys[strings.ToLower(kv.key)]; isProfileKey {
+				if findProfileKey(kv.key) != nil {
 					return nil, fail(kv.key, errors.New("allowed only on a Profile= line"))
 				}
 				return nil, fail("", fmt.Errorf("unknown key %q", kv.key))
 			}
-			if prev, dup := set[canon]; dup {
+			if prev, dup := set[k.name]; dup {
 				return nil, fail(kv.key, fmt.Errorf("already set on line %d", prev))
 			}
-			set[canon] = lineNo
-			if err := c.setGlobal(canon, kv.value); err != nil {
+			set[k.name] = lineNo
+			if kv.value == "" {
+				return nil, fail(kv.key, errors.New("empty value"))
+			}
+			if err := k.set(c, kv.value); err != nil {
 				return nil, fail(kv.key, err)
 			}
 		}
@@ -186,7 +142,9 @@ func Parse(r io.Reader, name string) (*Config, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 
-	c.applyDefaults(set)
+	if err := c.applyDefaults(set); err != nil {
+		return nil, &ParseError{File: name, Err: err}
+	}
 	if err := c.validate(set); err != nil {
 		var pe *ParseError
 		if errors.As(err, &pe) {
@@ -248,110 +206,29 @@ func splitLine(line string) ([]pair, error) {
 	}
 }
 
-// setGlobal parses value into the field of the canonical key.
-func (c *Config) setGlobal(key, value string) error {
-	if value == "" {
-		return errors.New("empty value")
-	}
-	var err error
-	switch key {
-	case "IHKBackend":
-		switch b := Backend(strings.ToLower(value)); b {
-		case BackendIHK, BackendSim:
-			c.Backend = b
-		default:
-			return fmt.Errorf("unknown backend %q (want ihk or sim)", value)
-		}
-	case "OSCores":
-		c.OSCores, err = parseSet(value)
-	case "SystemNUMANodes":
-		c.SystemNUMANodes, err = parseSet(value)
-	case "JobNUMANodes":
-		c.JobNUMANodes, err = parseSet(value)
-	case "ProxyMemory":
-		c.ProxyMemoryBytes, err = ParseSize(value)
-	case "ProxyCPUShare":
-		c.ProxyCPUPercent, err = parsePercent(value)
-	case "ProxyCPUPeriod":
-		c.ProxyCPUPeriod, err = parseDuration(value)
-		if err == nil && (c.ProxyCPUPeriod < time.Millisecond || c.ProxyCPUPeriod > time.Second) {
-			// The kernel's cpu.cfs_period_us accepts 1000..1000000.
-			err = fmt.Errorf("%s: the CFS period must be between 1ms and 1s", value)
-		}
-	case "LWKMemoryShare":
-		c.LWKMemoryPercent, err = parsePercent(value)
-	case "LWKMemoryHeadroom":
-		c.LWKMemoryHeadroomPercent, err = parseHeadroom(value)
-	case "McexecBuildID":
-		c.McexecBuildID, err = parseBuildID(value)
-	case "DefaultProfile":
-		if reason := checkProfileName(value); reason != "" {
-			return errors.New(reason)
-		}
-		c.DefaultProfile = value
-	case "StateDir":
-		c.StateDir, err = parsePath(value)
-	case "RunDir":
-		c.RunDir, err = parsePath(value)
-	case "DevDir":
-		c.DevDir, err = parsePath(value)
-	case "SysfsRoot":
-		c.SysfsRoot, err = parsePath(value)
-	case "LogDir":
-		c.LogDir, err = parsePath(value)
-	case "SimStateDir":
-		c.SimStateDir, err = parsePath(value)
-	case "SimBootDelay":
-		c.SimBootDelay, err = parseDuration(value)
-	case "McexecPath":
-		c.McexecPath, err = parsePath(value)
-	case "ScontrolPath":
-		c.ScontrolPath, err = parsePath(value)
-	case "ScancelPath":
-		c.ScancelPath, err = parsePath(value)
-	case "BootTimeout":
-		c.BootTimeout, err = parsePositiveDuration(value)
-	case "DestroyTimeout":
-		c.DestroyTimeout, err = parsePositiveDuration(value)
-	case "LockTimeout":
-		c.LockTimeout, err = parsePositiveDuration(value)
-	default:
-		return errors.New("key not handled") // unreachable: globalKeys and this switch agree
-	}
-	return err
-}
-
-// applyDefaults fills in every key the file did not set.
-func (c *Config) applyDefaults(set map[string]int) {
-	def := func(key string, apply func()) {
-		if _, ok := set[key]; !ok {
-			apply()
+// applyDefaults fills in every key the file did not set: first the fixed
+// defaults, then those computed from other keys.
+func (c *Config) applyDefaults(set map[string]int) error {
+	for _, derived := range []bool{false, true} {
+		for _, k := range keys {
+			if _, given := set[k.name]; given || (k.defFrom != nil) != derived {
+				continue
+			}
+			def := k.def
+			if derived {
+				if d := k.defFrom(c); d != "" {
+					def = d
+				}
+			}
+			if def == "" {
+				continue
+			}
+			if err := k.set(c, def); err != nil {
+				return fmt.Errorf("default %s=%s: %w", k.name, def, err)
+			}
 		}
 	}
-	def("ProxyMemory", func() { c.ProxyMemoryBytes = DefaultProxyMemoryBytes })
-	def("ProxyCPUShare", func() { c.ProxyCPUPercent = DefaultProxyCPUPercent })
-	def("ProxyCPUPeriod", func() { c.ProxyCPUPeriod = DefaultProxyCPUPeriod })
-	def("LWKMemoryShare", func() { c.LWKMemoryPercent = DefaultLWKMemoryPercent })
-	def("LWKMemoryHeadroom", func() { c.LWKMemoryHeadroomPercent = DefaultLWKMemoryHeadroomPercent })
-	def("StateDir", func() { c.StateDir = DefaultStateDir })
-	def("RunDir", func() { c.RunDir = DefaultRunDir })
-	def("SysfsRoot", func() { c.SysfsRoot = DefaultSysfsRoot })
-	def("LogDir", func() { c.LogDir = DefaultLogDir })
-	def("SimStateDir", func() { c.SimStateDir = DefaultSimStateDir })
-	def("SimBootDelay", func() { c.SimBootDelay = DefaultSimBootDelay })
-	def("McexecPath", func() { c.McexecPath = DefaultMcexecPath })
-	def("ScontrolPath", func() { c.ScontrolPath = DefaultScontrolPath })
-	def("ScancelPath", func() { c.ScancelPath = DefaultScancelPath })
-	def("BootTimeout", func() { c.BootTimeout = DefaultBootTimeout })
-	def("DestroyTimeout", func() { c.DestroyTimeout = DefaultDestroyTimeout })
-	def("LockTimeout", func() { c.LockTimeout = DefaultLockTimeout })
-	def("DevDir", func() {
-		if c.Backend == BackendSim {
-			c.DevDir = path.Join(c.SimStateDir, "dev")
-		} else {
-			c.DevDir = DefaultDevDir
-		}
-	})
+	return nil
 }
 
 // validate checks what needs the whole file. Errors about one key carry the
@@ -362,6 +239,9 @@ func (c *Config) validate(set map[string]int) error {
 	}
 	if c.Backend == "" {
 		return at("IHKBackend", errors.New("required: name the IHK backend, IHKBackend=ihk (the real driver) or IHKBackend=sim (the simulator)"))
+	}
+	if c.SimOfflineCPUs && c.Backend != BackendSim {
+		return at("SimOfflineCPUs", errors.New("only with IHKBackend=sim (the real driver offlines CPUs itself)"))
 	}
 	if c.OSCores.IsEmpty() {
 		return at("OSCores", errors.New("required: the CPUs kept for the system and the mcexec proxies, e.g. OSCores=0-1"))
@@ -391,48 +271,32 @@ func (c *Config) validate(set map[string]int) error {
 // parseProfile parses a line whose first pair is Profile=NAME.
 func parseProfile(pairs []pair) (Profile, error) {
 	p := Profile{Name: pairs[0].value}
-	if reason := checkProfileName(p.Name); reason != "" {
-		return Profile{}, &ParseError{Key: pairs[0].key, Err: errors.New(reason)}
+	if err := lwkmode.CheckProfileName(p.Name); err != nil {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: err}
 	}
 	seen := map[string]bool{}
 	for _, kv := range pairs[1:] {
-		canon, ok := profileKeys[strings.ToLower(kv.key)]
-		if !ok {
-			return Profile{}, &ParseError{Err: fmt.Errorf("unknown key %q on a Profile= line (want Image, Kargs, AllowKargs)", kv.key)}
+		k := findProfileKey(kv.key)
+		if k == nil {
+			var names []string
+			for _, pk := range profileKeys {
+				names = append(names, pk.name)
+			}
+			return Profile{}, &ParseError{Err: fmt.Errorf("unknown key %q on a Profile= line (want %s)", kv.key, strings.Join(names, ", "))}
 		}
-		fail := func(err error) error { return &ParseError{Key: kv.key, Err: err} }
-		if seen[canon] {
-			return Profile{}, fail(errors.New("given twice"))
+		if seen[k.name] {
+			return Profile{}, &ParseError{Key: kv.key, Err: errors.New("given twice")}
 		}
-		seen[canon] = true
-		switch canon {
-		case "Image":
-			img, err := parsePath(kv.value)
-			if err != nil {
-				return Profile{}, fail(err)
-			}
-			if len(img) > MaxImagePathLen {
-				return Profile{}, fail(fmt.Errorf("path is %d bytes, at most %d", len(img), MaxImagePathLen))
-			}
-			p.Image = img
-		case "Kargs":
-			p.Kargs = strings.Fields(kv.value)
-			for _, k := range p.Kargs {
-				if !printableKarg(k) {
-					return Profile{}, fail(fmt.Errorf("bad kernel argument %q", k))
-				}
-			}
-			if joined := strings.Join(p.Kargs, " "); len(joined) > MaxKargsLen {
-				return Profile{}, fail(fmt.Errorf("kernel arguments are %d bytes, at most %d", len(joined), MaxKargsLen))
-			}
-		case "AllowKargs":
-			for _, a := range strings.Split(kv.value, ",") {
-				if !validKargToken(a) {
-					return Profile{}, fail(fmt.Errorf("bad entry %q (a kernel argument name, NAME=VALUE, or NAME= to allow any value)", a))
-				}
-				p.AllowedKargs = append(p.AllowedKargs, a)
-			}
+		seen[k.name] = true
+		if err := k.set(&p, kv.value); err != nil {
+			return Profile{}, &ParseError{Key: kv.key, Err: err}
 		}
+	}
+	if p.Defrag.Enabled && p.Defrag.Budget == 0 {
+		p.Defrag.Budget = DefaultDefragBudget
+	}
+	if !p.Defrag.Enabled && (p.Defrag.DropCaches || p.Defrag.Budget != 0) {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: DefragDropCaches and DefragBudget need Defrag=yes", p.Name)}
 	}
 	if p.Image == "" {
 		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q has no Image=", p.Name)}
@@ -443,56 +307,6 @@ func parseProfile(pairs []pair) (Profile, error) {
 	return p, nil
 }
 
-// checkProfileName returns why name cannot be a profile name, or "". The rule
-// is the --lwk-mode one ([A-Za-z][A-Za-z0-9_.-]{0,31}); "off" and "default"
-// are reserved in any letter case.
-func checkProfileName(name string) string {
-	if name == "" || len(name) > MaxProfileNameLen {
-		return fmt.Sprintf("bad profile name %q: 1 to %d characters", name, MaxProfileNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		b := name[i]
-		letter := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
-		if i == 0 && !letter || !letter && !('0' <= b && b <= '9') && b != '_' && b != '.' && b != '-' {
-			return fmt.Sprintf("bad profile name %q: a letter, then letters, digits, _ . -", name)
-		}
-	}
-	if strings.EqualFold(name, "off") || strings.EqualFold(name, "default") {
-		return fmt.Sprintf("profile name %q is reserved", name)
-	}
-	return ""
-}
-
-// validKargToken reports whether s is a kernel argument a user may pass in
-// --lwk-mode kargs=: [A-Za-z0-9_][A-Za-z0-9_.=-]*.
-func validKargToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		ok := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '_'
-		if i > 0 {
-			ok = ok || b == '.' || b == '=' || b == '-'
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// printableKarg reports whether an admin's fixed kernel argument is printable
-// ASCII without quotes or backslashes.
-func printableKarg(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\'' || s[i] == '\\' {
-			return false
-		}
-	}
-	return s != ""
-}
-
 func parseSet(value string) (cpuset.CPUSet, error) {
 	s, err := cpuset.Parse(value)
 	if err != nil {
@@ -501,37 +315,6 @@ func parseSet(value string) (cpuset.CPUSet, error) {
 	return s, nil
 }
 
-// ParseSize parses a size with a binary unit: B, K, M, G or T (case
-// insensitive), e.g. "128M". A bare number is rejected: Slurm reads those
-// as MiB, and a silent unit mismatch is worse than an error. Zero is
-// rejected.
-func ParseSize(value string) (uint64, error) {
-	i := 0
-	for i < len(value) && '0' <= value[i] && value[i] <= '9' {
-		i++
-	}
-	num, unit := value[:i], strings.ToUpper(value[i:])
-	if num == "" {
-		return 0, fmt.Errorf("bad size %q: want a number with a unit (B, K, M, G, T)", value)
-	}
-	mult := map[string]uint64{"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
-	if mult == 0 {
-		if unit == "" {
-			return 0, fmt.Errorf("bad size %q: missing unit (B, K, M, G, T)", value)
-		}
-		return 0, fmt.Errorf("bad size %q: unknown unit %q", value, value[i:])
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n > math.MaxUint64/mult {
-		return 0, fmt.Errorf("bad size %q: too large", value)
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("bad size %q: must be positive", value)
-	}
-	return n * mult, nil
-}
-
-// parsePercent parses "50%" or "50" into 1..100.
 // parseHeadroom reads LWKMemoryHeadroom: an integer percentage 0-50.
 func parseHeadroom(value string) (int, error) {
 	num := strings.TrimSuffix(value, "%")
@@ -557,6 +340,7 @@ func parseBuildID(value string) (string, error) {
 	return value, nil
 }
 
+// parsePercent parses "50%" or "50" into 1..100.
 func parsePercent(value string) (int, error) {
 	num := strings.TrimSuffix(value, "%")
 	n, err := strconv.Atoi(num)
@@ -654,4 +438,15 @@ func (p Profile) allows(k string) bool {
 // arguments, then the extra ones, joined by single spaces.
 func (p Profile) KernelArgs(extra []string) string {
 	return strings.Join(append(slices.Clone(p.Kargs), extra...), " ")
+}
+
+// parseYesNo parses yes/no (also true/false, 1/0; any letter case).
+func parseYesNo(value string) (bool, error) {
+	switch strings.ToLower(value) {
+	case "yes", "true", "1":
+		return true, nil
+	case "no", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("want yes or no, not %q", value)
 }

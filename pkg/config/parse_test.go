@@ -142,6 +142,41 @@ Profile=p Image=/k.img Kargs=hidos
 	}
 }
 
+func TestParseDefragKeys(t *testing.T) {
+	const head = "IHKBackend=sim\nOSCores=0-1\n"
+	for _, tc := range []struct {
+		name, line string
+		want       DefragPolicy
+		err        string
+	}{
+		{name: "off by default", line: "Profile=a Image=/i Kargs=hidos", want: DefragPolicy{}},
+		{name: "on with default budget", line: "Profile=a Image=/i Kargs=hidos Defrag=yes", want: DefragPolicy{Enabled: true, Budget: DefaultDefragBudget}},
+		{name: "all keys", line: "Profile=a Image=/i Kargs=hidos defrag=YES DefragDropCaches=true DefragBudget=3s",
+			want: DefragPolicy{Enabled: true, DropCaches: true, Budget: 3 * time.Second}},
+		{name: "bad yes/no", line: "Profile=a Image=/i Kargs=hidos Defrag=maybe", err: `Defrag: want yes or no, not "maybe"`},
+		{name: "budget must be positive", line: "Profile=a Image=/i Kargs=hidos Defrag=yes DefragBudget=0s", err: "must be positive"},
+		{name: "drop caches without defrag", line: "Profile=a Image=/i Kargs=hidos DefragDropCaches=yes", err: "need Defrag=yes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(head+tc.line+"\n"), "lwk.conf")
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.Profiles["a"].Defrag)
+		})
+	}
+}
+
+func TestParseSimOfflineCPUs(t *testing.T) {
+	c, err := Parse(strings.NewReader("IHKBackend=sim\nOSCores=0-1\nSimOfflineCPUs=yes\nProfile=a Image=/i Kargs=hidos\n"), "lwk.conf")
+	require.NoError(t, err)
+	require.True(t, c.SimOfflineCPUs)
+	_, err = Parse(strings.NewReader("IHKBackend=ihk\nOSCores=0-1\nSimOfflineCPUs=yes\nProfile=a Image=/i Kargs=hidos\n"), "lwk.conf")
+	require.ErrorContains(t, err, "only with IHKBackend=sim")
+}
+
 func TestParseErrors(t *testing.T) {
 	const head = "IHKBackend=sim\nOSCores=0-1\n"                // lines 1-2
 	const prof = "Profile=mck Image=/opt/mck.img Kargs=hidos\n" // a valid profile line
@@ -172,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "headroom without unit", conf: head + "LWKMemoryHeadroom=2\n", want: `lwk.conf:3: LWKMemoryHeadroom: bad headroom "2": want an integer percentage 0%-50%`},
 		{name: "build id with a space", conf: head + "McexecBuildID=\"a b\"\n", want: `lwk.conf:3: McexecBuildID: bad build id "a b": want printable ASCII without spaces`},
 		{name: "size without unit", conf: head + "ProxyMemory=128\n", want: `lwk.conf:3: ProxyMemory: bad size "128": missing unit (B, K, M, G, T)`},
-		{name: "size bad unit", conf: head + "ProxyMemory=128Q\n", want: `lwk.conf:3: ProxyMemory: bad size "128Q": unknown unit "Q"`},
+		{name: "size bad unit", conf: head + "ProxyMemory=128Q\n", want: `lwk.conf:3: ProxyMemory: bad size "128Q": unknown suffix "Q"`},
 		{name: "size zero", conf: head + "ProxyMemory=0M\n", want: `lwk.conf:3: ProxyMemory: bad size "0M": must be positive`},
 		{name: "duration without unit", conf: head + "BootTimeout=120\n", want: `lwk.conf:3: BootTimeout: bad duration "120": want a number with a unit, e.g. 100ms, 2s, 1m`},
 		{name: "duration zero", conf: head + "LockTimeout=0s\n", want: `lwk.conf:3: LockTimeout: bad duration "0s": must be positive`},
@@ -182,9 +217,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "trailing slash", conf: head + "DevDir=/dev/\n", want: `lwk.conf:3: DevDir: path "/dev/" is not clean (want "/dev")`},
 		{name: "no profile", conf: head, want: `lwk.conf: no LWK profile: add a line like Profile=mck Image=/path/mckernel.img Kargs=hidos`},
 		{name: "profile key on global line", conf: head + "Image=/a.img\n", want: `lwk.conf:3: Image: allowed only on a Profile= line`},
-		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs)`},
-		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs)`},
-		{name: "bad profile name", conf: head + "Profile=9mck Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: bad profile name "9mck": a letter, then letters, digits, _ . -`},
+		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget)`},
+		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget)`},
+		{name: "bad profile name", conf: head + "Profile=9mck Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: bad name "9mck": must start with a letter`},
 		{name: "reserved profile name", conf: head + "Profile=Default Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: profile name "Default" is reserved`},
 		{name: "duplicate profile", conf: head + prof + "\n" + prof, want: `lwk.conf:5: Profile: profile "mck" already defined on line 3`},
 		{name: "profile without image", conf: head + "Profile=mck Kargs=hidos\n", want: `lwk.conf:3: Profile: profile "mck" has no Image=`},
@@ -276,30 +311,79 @@ func TestExampleFile(t *testing.T) {
 	require.NotEmpty(t, c.ProfileNames)
 }
 
-// settingLine is a commented-out setting in lwk.conf.example.
-var settingLine = regexp.MustCompile(`^#[A-Za-z]+=[^ ]+$`)
+// settingLine is a setting in lwk.conf.example, commented out or not.
+var settingLine = regexp.MustCompile(`^(#?)([A-Za-z]+)=([^ ]+)$`)
 
-// TestExampleDefaults uncomments every "#Key=Value" line of
-// lwk.conf.example: the values it documents must be the defaults Parse
+// TestExampleDefaults checks lwk.conf.example against the key table: every
+// key appears as a setting line, a key with a default as "#Key=default"
+// exactly, and the comments say each key's doc. Then it uncomments every
+// "#Key=default" line: the values it documents must be the defaults Parse
 // applies.
 func TestExampleDefaults(t *testing.T) {
 	raw, err := os.ReadFile("../../lwk.conf.example")
 	require.NoError(t, err)
-	var b strings.Builder
+	var b, comments strings.Builder
+	shown := map[string]string{} // key → "#Key=Value" or "Key=Value" as shown
 	uncommented := 0
 	for _, line := range strings.Split(string(raw), "\n") {
-		if settingLine.MatchString(line) &&
-			!strings.HasPrefix(line, "#SystemNUMANodes") && !strings.HasPrefix(line, "#JobNUMANodes") &&
-			!strings.HasPrefix(line, "#DefaultProfile") && !strings.HasPrefix(line, "#McexecBuildID") {
-			line = line[1:]
-			uncommented++
+		if text, ok := strings.CutPrefix(line, "##"); ok {
+			comments.WriteString(text + " ")
+		}
+		if m := settingLine.FindStringSubmatch(line); m != nil {
+			k, known := keyIndex[strings.ToLower(m[2])]
+			require.True(t, known, "lwk.conf.example shows %q, which is not a key", line)
+			require.Equal(t, k.name, m[2], "lwk.conf.example spells the key as the table does")
+			require.NotContains(t, shown, k.name, "lwk.conf.example shows %s twice", k.name)
+			shown[k.name] = line
+			if m[1] == "#" && k.def != "" {
+				line = line[1:]
+				uncommented++
+			}
 		}
 		b.WriteString(line + "\n")
 	}
-	require.Equal(t, 18, uncommented, "every defaulted key is documented")
+	doc := strings.Join(strings.Fields(comments.String()), " ")
+	withDefault := 0
+	for _, k := range keys {
+		require.Contains(t, shown, k.name, "lwk.conf.example must show every key")
+		if k.def != "" {
+			withDefault++
+			require.Equal(t, "#"+k.name+"="+k.def, shown[k.name], "lwk.conf.example must show the default")
+		}
+		require.NotEmpty(t, k.doc, "key %s", k.name)
+		require.True(t, strings.Contains(doc, k.doc), "lwk.conf.example's comments must say %s's doc %q", k.name, k.doc)
+	}
+	for _, k := range profileKeys {
+		require.NotEmpty(t, k.doc, "key %s", k.name)
+		require.True(t, strings.Contains(doc, k.doc), "lwk.conf.example's comments must say %s's doc %q", k.name, k.doc)
+	}
+	require.Positive(t, withDefault)
+	require.Equal(t, withDefault, uncommented, "every defaulted key is documented")
 	withDefaults, err := Parse(strings.NewReader(string(raw)), "lwk.conf.example")
 	require.NoError(t, err)
 	explicit, err := Parse(strings.NewReader(b.String()), "lwk.conf.example")
 	require.NoError(t, err)
 	require.Equal(t, withDefaults, explicit)
+}
+
+// TestKeyTable checks the key table's own consistency: names unique in any
+// letter case and apart from the Profile= line's keys, and every default
+// accepted by its own parser.
+func TestKeyTable(t *testing.T) {
+	seen := map[string]bool{"profile": true}
+	for _, k := range keys {
+		lower := strings.ToLower(k.name)
+		require.False(t, seen[lower], "key %s registered twice", k.name)
+		seen[lower] = true
+		require.NotNil(t, k.set, "key %s", k.name)
+		if k.def != "" {
+			require.NoError(t, k.set(&Config{}, k.def), "default of %s", k.name)
+		}
+	}
+	require.Empty(t, keyIndex["ihkbackend"].def, "the backend is never chosen silently")
+	for _, k := range profileKeys {
+		lower := strings.ToLower(k.name)
+		require.False(t, seen[lower], "key %s registered twice", k.name)
+		seen[lower] = true
+	}
 }

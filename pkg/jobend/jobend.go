@@ -115,21 +115,3 @@ func (s *Store) Prune(age time.Duration, now time.Time) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
-
-// AttemptFromEnviron returns SLURM_JOB_RESTART_COUNT from a prolog's or
-// epilog's environment (0 when unset, as slurmd leaves it for a job that
-// was never requeued on older releases).
-func AttemptFromEnviron(env []string) (uint32, error) {
-	for _, kv := range env {
-		v, ok := strings.CutPrefix(kv, "SLURM_JOB_RESTART_COUNT=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("SLURM_JOB_RESTART_COUNT=%q: not a count", v)
-		}
-		return uint32(n), nil
-	}
-	return 0, nil
-}

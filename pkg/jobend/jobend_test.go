@@ -59,14 +59,3 @@ func TestParseName(t *testing.T) {
 		require.False(t, ok, bad)
 	}
 }
-
-func TestAttemptFromEnviron(t *testing.T) {
-	n, err := AttemptFromEnviron([]string{"A=1"})
-	require.NoError(t, err)
-	require.Zero(t, n)
-	n, err = AttemptFromEnviron([]string{"SLURM_JOB_RESTART_COUNT=3"})
-	require.NoError(t, err)
-	require.Equal(t, uint32(3), n)
-	_, err = AttemptFromEnviron([]string{"SLURM_JOB_RESTART_COUNT=-1"})
-	require.ErrorContains(t, err, "SLURM_JOB_RESTART_COUNT")
-}

@@ -44,6 +44,9 @@ func TestReadMalformed(t *testing.T) {
 		{"no prefix", "3\n"},
 		{"negative", "os=-1\n"},
 		{"junk", "os=abc\n"},
+		{"os not first", "attempt=1\nos=3\n"},
+		{"attempt not a number", "os=3\nattempt=x\n"},
+		{"line without =", "os=3\nattempt\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, os.WriteFile(Path(run, 7), []byte(tc.content), 0o600))
@@ -53,16 +56,60 @@ func TestReadMalformed(t *testing.T) {
 	}
 }
 
-func TestWriteNUMA(t *testing.T) {
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
 	run := t.TempDir()
-	path, err := WriteNUMA(run, 42, 1, "0:0,1:1,2:2,4:3")
+	// The marker's path is a non-empty directory: the rename fails.
+	require.NoError(t, os.MkdirAll(filepath.Join(Path(run, 9), "x"), 0o700))
+	_, err := Write(run, 9, 0)
+	require.ErrorContains(t, err, "write marker "+Path(run, 9))
+	ents, err := os.ReadDir(run)
 	require.NoError(t, err)
-	b, err := os.ReadFile(path)
+	require.Len(t, ents, 1, "only the blocking directory is left")
+}
+
+func TestMarkerFields(t *testing.T) {
+	run := t.TempDir()
+	want := Marker{OS: 2, Attempt: 3, CPUs: 12, Oversubscribe: true}
+	_, err := WriteMarker(run, 9, want)
 	require.NoError(t, err)
-	require.Equal(t, "os=1\nlwk_numa=0:0,1:1,2:2,4:3\n", string(b))
-	idx, err := Read(run, 42)
+	b, err := os.ReadFile(Path(run, 9))
 	require.NoError(t, err)
-	require.Equal(t, 1, idx)
-	_, err = WriteNUMA(run, 43, 1, "0:0\nos=9")
+	// spank/lwk.c parses this text: keep it line-based, os first.
+	require.Equal(t, "os=2\nattempt=3\ncpus=12\noversubscribe=1\n", string(b))
+	got, err := ReadMarker(run, 9)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// A marker of an older release (os only) is the first attempt.
+	require.NoError(t, os.WriteFile(Path(run, 9), []byte("os=4\n"), 0o600))
+	got, err = ReadMarker(run, 9)
+	require.NoError(t, err)
+	require.Equal(t, Marker{OS: 4}, got)
+	// Unknown keys are ignored.
+	require.NoError(t, os.WriteFile(Path(run, 9), []byte("os=4\nattempt=1\nfuture=7\n"), 0o600))
+	got, err = ReadMarker(run, 9)
+	require.NoError(t, err)
+	require.Equal(t, Marker{OS: 4, Attempt: 1}, got)
+}
+
+func TestMarkerLWKNUMA(t *testing.T) {
+	run := t.TempDir()
+	want := Marker{OS: 1, Attempt: 2, CPUs: 4, LWKNUMA: "0:0,1:1,2:2,4:3"}
+	_, err := WriteMarker(run, 42, want)
+	require.NoError(t, err)
+	b, err := os.ReadFile(Path(run, 42))
+	require.NoError(t, err)
+	require.Equal(t, "os=1\nattempt=2\ncpus=4\noversubscribe=0\nlwk_numa=0:0,1:1,2:2,4:3\n", string(b))
+	got, err := ReadMarker(run, 42)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	// Nothing but digits, ':' and ',' reaches the file (a newline would
+	// forge a key).
+	_, err = WriteMarker(run, 43, Marker{OS: 1, LWKNUMA: "0:0\nos=9"})
 	require.ErrorContains(t, err, "bad lwk numa map")
+	_, err = os.Stat(Path(run, 43))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, os.WriteFile(Path(run, 44), []byte("os=1\nlwk_numa=0:0;rm\n"), 0o600))
+	_, err = ReadMarker(run, 44)
+	require.ErrorContains(t, err, "malformed content")
 }

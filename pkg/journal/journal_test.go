@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +198,24 @@ func TestCorruption(t *testing.T) {
 		b[i] ^= 0x01
 		return b
 	}
+	// otherHexDigit replaces a checksum digit with another lower-case hex
+	// digit, so the header stays well-formed whatever the checksum is (a
+	// bit flip turns 'a' into '`' and 'f' into 'g').
+	otherHexDigit := func(i int) []byte {
+		b := bytes.Clone(good)
+		if b[i] == '0' {
+			b[i] = '1'
+		} else {
+			b[i] = '0'
+		}
+		return b
+	}
+	sumAt := len("slurm-lwk-journal v1 sha256=")
+	setByte := func(i int, c byte) []byte {
+		b := bytes.Clone(good)
+		b[i] = c
+		return b
+	}
 
 	tests := []struct {
 		name       string
@@ -205,7 +224,10 @@ func TestCorruption(t *testing.T) {
 	}{
 		{name: "byte flipped in body", data: flip(headerLen + 40), wantReason: "checksum mismatch"},
 		{name: "last body byte flipped", data: flip(len(good) - 1), wantReason: "checksum mismatch"},
-		{name: "byte flipped in checksum", data: flip(len("slurm-lwk-journal v1 sha256=") + 3), wantReason: "checksum mismatch"},
+		{name: "first checksum digit changed", data: otherHexDigit(sumAt), wantReason: "checksum mismatch"},
+		{name: "checksum digit changed", data: otherHexDigit(sumAt + 3), wantReason: "checksum mismatch"},
+		{name: "last checksum digit changed", data: otherHexDigit(sumAt + 63), wantReason: "checksum mismatch"},
+		{name: "checksum digit made non-hex", data: setByte(sumAt+5, 'g'), wantReason: "not 64 lower-case hex digits"},
 		{name: "byte flipped in magic", data: flip(2), wantReason: "not a slurm-lwk journal"},
 		{name: "byte flipped in length", data: flip(headerLen - 3), wantReason: ""},
 		{name: "newline of header flipped", data: flip(headerLen - 1), wantReason: "bad header"},
@@ -607,4 +629,33 @@ func TestConcurrentReaders(t *testing.T) {
 	}
 	require.Positive(t, reads.Load(), "readers must have read something")
 	requireNoTemps(t, s.Dir)
+}
+
+// TestFailedWriteLeavesNoTemp fills a small tmpfs as StateDir: the write
+// fails with ENOSPC, the old journal stays, and no temp file is left to
+// keep the file system full.
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs that fills up")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=32k,mode=0700"); err != nil {
+		t.Skipf("cannot mount tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	s, err := Open(dir)
+	require.NoError(t, err)
+	require.NoError(t, s.Write(sampleRecord(t, 3)))
+	before, err := os.ReadFile(s.Path(3))
+	require.NoError(t, err)
+
+	big := sampleRecord(t, 3)
+	big.Plan = json.RawMessage(`{"pad":"` + strings.Repeat("x", 64<<10) + `"}`)
+	err = s.Write(big)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.ErrorContains(t, err, "write journal "+s.Path(3))
+	requireNoTemps(t, s.Dir)
+	after, err := os.ReadFile(s.Path(3))
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the old journal is untouched")
 }

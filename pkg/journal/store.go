@@ -1,8 +1,6 @@
 package journal
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/atomicfile"
 )
 
 const (
@@ -107,68 +107,10 @@ func (s *Store) Write(rec *Record) error {
 	}
 	rec.Version = Version
 	final := s.Path(rec.JobID)
-	tmp, err := s.writeTemp(rec.JobID, data)
+	prefix := tempPrefix + filePrefix + strconv.FormatUint(uint64(rec.JobID), 10) + "-"
+	err = atomicfile.Write(s.Dir, filepath.Base(final), data, atomicfile.Options{Perm: 0o600, TempPrefix: prefix, Durable: true})
 	if err != nil {
 		return fmt.Errorf("write journal %s: %w", final, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write journal %s: %w", final, err)
-	}
-	if err := syncDir(s.Dir); err != nil {
-		return fmt.Errorf("write journal %s: %w", final, err)
-	}
-	return nil
-}
-
-// writeTemp creates a fresh temp file in Dir holding data, fsynced and
-// closed, and returns its path.
-func (s *Store) writeTemp(jobID uint32, data []byte) (path string, err error) {
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("temp name: %w", err)
-	}
-	path = filepath.Join(s.Dir, tempPrefix+filePrefix+strconv.FormatUint(uint64(jobID), 10)+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil && f != nil {
-			_ = f.Close()
-			_ = os.Remove(path)
-		}
-	}()
-	// The umask can only remove bits from 0600, but make the mode explicit.
-	if err = f.Chmod(0o600); err != nil {
-		return "", err
-	}
-	if _, err = f.Write(data); err != nil {
-		return "", err
-	}
-	if err = f.Sync(); err != nil {
-		return "", err
-	}
-	if err = f.Close(); err != nil {
-		_ = os.Remove(path)
-		return "", err
-	}
-	f = nil
-	return path, nil
-}
-
-// syncDir fsyncs a directory so that a rename or unlink in it is durable.
-func syncDir(dir string) error {
-	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	if err := d.Close(); err != nil {
-		return fmt.Errorf("close dir %s: %w", dir, err)
 	}
 	return nil
 }
@@ -190,7 +132,7 @@ func (s *Store) Remove(jobID uint32) error {
 		}
 		return fmt.Errorf("remove journal %s: %w", p, err)
 	}
-	if err := syncDir(s.Dir); err != nil {
+	if err := atomicfile.SyncDir(s.Dir); err != nil {
 		return fmt.Errorf("remove journal %s: %w", p, err)
 	}
 	return nil

@@ -1,5 +1,7 @@
-// Package lwkmode parses the --lwk-mode job option into a typed Request and
-// checks a Request against an LWK profile of the node configuration.
+// Package lwkmode parses the --lwk-mode job option into a typed Request. It
+// owns the pieces of that grammar the node configuration reuses: profile
+// names (CheckProfileName), kernel-argument tokens (CheckKarg) and sizes
+// (ParseSize). It imports no other package of this module.
 //
 // It speaks no kernel interface: the specification arrives as a string from
 // the SPANK job-control environment (LWK_MODE / SPANK_LWK_MODE, see the
@@ -28,7 +30,7 @@
 // rejected because Slurm's own --mem reads bare numbers as MiB.
 //
 // Parsing checks only the grammar. Whether the profile exists, and whether
-// the extra kernel arguments are allowed, is checked by Validate against the
-// node's configuration; whether the CPUs and memory exist is the planner's
-// business.
+// it allows the extra kernel arguments, is the node configuration's business
+// (config.Config.Profile, config.Profile.CheckKargs); whether the CPUs and
+// memory exist is the planner's.
 package lwkmode

@@ -1,6 +1,7 @@
 package lwkmode
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -155,7 +156,8 @@ func specByte(b byte) bool {
 	return strings.IndexByte("_.=,:+%-", b) >= 0
 }
 
-// checkProfile returns why name is not a profile name, or "".
+// checkProfile returns why name is not a profile name in a specification,
+// or "". The exact reserved spellings pass: Parse gives them their meaning.
 func checkProfile(name string) string {
 	switch {
 	case name == "":
@@ -177,6 +179,20 @@ func checkProfile(name string) string {
 		}
 	}
 	return ""
+}
+
+// CheckProfileName reports why name cannot name a profile in the node
+// configuration, or nil: it must be a profile name of the grammar, and not
+// "off" or "default" in any letter case (those spellings have a fixed
+// meaning in a specification).
+func CheckProfileName(name string) error {
+	if strings.EqualFold(name, SpecOff) || strings.EqualFold(name, SpecDefault) {
+		return fmt.Errorf("profile name %q is reserved", name)
+	}
+	if reason := checkProfile(name); reason != "" {
+		return errors.New(reason)
+	}
+	return nil
 }
 
 func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
@@ -217,29 +233,54 @@ func parseMemory(value string) (Memory, string) {
 		}
 		return Memory{Percent: int(pct)}, ""
 	}
+	n, reason := parseSize(value, true)
+	return Memory{Bytes: n}, reason
+}
+
+// ParseSize parses an absolute size: a positive integer and a binary unit,
+// B, K, M, G or T (case-insensitive), e.g. "128M". A bare number is
+// rejected: Slurm reads those as MiB, and a silent unit mismatch is worse
+// than an error. It is the size of mem= without the percentage form; the
+// node configuration and lwkctl use it too.
+func ParseSize(value string) (uint64, error) {
+	n, reason := parseSize(value, false)
+	if reason != "" {
+		return 0, errors.New(reason)
+	}
+	return n, nil
+}
+
+// parseSize parses a size with a unit; the second result is the reason it
+// is bad, or "". withPercent says whether the caller also accepts a
+// percentage, which the messages then offer.
+func parseSize(value string, withPercent bool) (uint64, string) {
+	units, orPercent := "B, K, M, G, T", ""
+	if withPercent {
+		units, orPercent = "B, K, M, G, T or %", " or a percentage"
+	}
 	i := 0
 	for i < len(value) && isDigit(value[i]) {
 		i++
 	}
 	num, suffix := value[:i], value[i:]
 	if num == "" {
-		return Memory{}, fmt.Sprintf("bad size %q: want a number with a unit (B, K, M, G, T) or a percentage", value)
+		return 0, fmt.Sprintf("bad size %q: want a number with a unit (B, K, M, G, T)%s", value, orPercent)
 	}
 	if suffix == "" {
-		return Memory{}, fmt.Sprintf("bad size %q: missing unit (B, K, M, G, T or %%)", value)
+		return 0, fmt.Sprintf("bad size %q: missing unit (%s)", value, units)
 	}
 	mult, known := sizeUnits[upper(suffix[0])]
 	if len(suffix) != 1 || !known {
-		return Memory{}, fmt.Sprintf("bad size %q: unknown suffix %q", value, suffix)
+		return 0, fmt.Sprintf("bad size %q: unknown suffix %q", value, suffix)
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil || n > math.MaxUint64/mult {
-		return Memory{}, fmt.Sprintf("bad size %q: too large", value)
+		return 0, fmt.Sprintf("bad size %q: too large", value)
 	}
 	if n == 0 {
-		return Memory{}, fmt.Sprintf("bad size %q: must be positive", value)
+		return 0, fmt.Sprintf("bad size %q: must be positive", value)
 	}
-	return Memory{Bytes: n * mult}, ""
+	return n * mult, ""
 }
 
 func upper(b byte) byte {
@@ -277,17 +318,39 @@ func parseKargs(value string) ([]string, string) {
 		if t == "" {
 			return nil, fmt.Sprintf("empty kernel argument in %q (stray +)", value)
 		}
-		if !isLetter(t[0]) && !isDigit(t[0]) && t[0] != '_' {
-			return nil, fmt.Sprintf("bad kernel argument %q: must start with a letter, digit or _", t)
-		}
-		for i := 1; i < len(t); i++ {
-			b := t[i]
-			if !isLetter(b) && !isDigit(b) && b != '_' && b != '.' && b != '=' && b != '-' {
-				return nil, fmt.Sprintf("bad kernel argument %q: %q not allowed (letters, digits, _ . = -)", t, b)
-			}
+		if reason := checkKarg(t); reason != "" {
+			return nil, reason
 		}
 	}
 	return tokens, ""
+}
+
+// checkKarg returns why t is not a kernel argument a user may pass in
+// kargs=, or "".
+func checkKarg(t string) string {
+	if t == "" {
+		return "empty kernel argument"
+	}
+	if !isLetter(t[0]) && !isDigit(t[0]) && t[0] != '_' {
+		return fmt.Sprintf("bad kernel argument %q: must start with a letter, digit or _", t)
+	}
+	for i := 1; i < len(t); i++ {
+		b := t[i]
+		if !isLetter(b) && !isDigit(b) && b != '_' && b != '.' && b != '=' && b != '-' {
+			return fmt.Sprintf("bad kernel argument %q: %q not allowed (letters, digits, _ . = -)", t, b)
+		}
+	}
+	return ""
+}
+
+// CheckKarg reports why t is not one kernel argument of kargs=
+// ([A-Za-z0-9_][A-Za-z0-9_.=-]*), or nil. The node configuration's allow
+// lists use the same syntax.
+func CheckKarg(t string) error {
+	if reason := checkKarg(t); reason != "" {
+		return errors.New(reason)
+	}
+	return nil
 }
 
 // String returns the normalised specification: "off", or the profile name

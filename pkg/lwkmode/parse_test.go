@@ -3,7 +3,10 @@ package lwkmode
 import (
 	"bufio"
 	"errors"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,4 +187,96 @@ func TestFormatSize(t *testing.T) {
 			require.Equal(t, tt.want, FormatSize(tt.bytes))
 		})
 	}
+}
+
+// TestConfigPieces checks the grammar pieces the node configuration reuses:
+// the same rules, and the same words, as inside a specification.
+func TestConfigPieces(t *testing.T) {
+	names := []struct {
+		name, wantErr string
+	}{
+		{name: "mck"},
+		{name: "M.2_x-y"},
+		{name: strings.Repeat("p", MaxProfileLen)},
+		{name: "", wantErr: "empty profile name"},
+		{name: strings.Repeat("p", MaxProfileLen+1), wantErr: "too long"},
+		{name: "9mck", wantErr: `bad name "9mck": must start with a letter`},
+		{name: "mck+x", wantErr: `'+' not allowed`},
+		{name: "default", wantErr: `profile name "default" is reserved`},
+		{name: "off", wantErr: `profile name "off" is reserved`},
+		{name: "Default", wantErr: `profile name "Default" is reserved`},
+	}
+	for _, tt := range names {
+		err := CheckProfileName(tt.name)
+		if tt.wantErr == "" {
+			require.NoError(t, err, "profile name %q", tt.name)
+		} else {
+			require.ErrorContains(t, err, tt.wantErr, "profile name %q", tt.name)
+		}
+	}
+
+	kargs := []struct {
+		token, wantErr string
+	}{
+		{token: "idle_halt"},
+		{token: "dump_level="},
+		{token: "a.b-c=d=e"},
+		{token: "", wantErr: "empty kernel argument"},
+		{token: "=x", wantErr: "must start with a letter, digit or _"},
+		{token: "a b", wantErr: `' ' not allowed`},
+	}
+	for _, tt := range kargs {
+		err := CheckKarg(tt.token)
+		if tt.wantErr == "" {
+			require.NoError(t, err, "karg %q", tt.token)
+		} else {
+			require.ErrorContains(t, err, tt.wantErr, "karg %q", tt.token)
+		}
+	}
+
+	sizes := []struct {
+		value   string
+		want    uint64
+		wantErr string
+	}{
+		{value: "128M", want: 128 << 20},
+		{value: "3k", want: 3 << 10},
+		{value: "1B", want: 1},
+		{value: "128", wantErr: `bad size "128": missing unit (B, K, M, G, T)`},
+		{value: "G", wantErr: `bad size "G": want a number with a unit (B, K, M, G, T)`},
+		{value: "8X", wantErr: `bad size "8X": unknown suffix "X"`},
+		{value: "0M", wantErr: `bad size "0M": must be positive`},
+		{value: "16777216T", wantErr: "too large"},
+		{value: "50%", wantErr: `unknown suffix "%"`},
+	}
+	for _, tt := range sizes {
+		got, err := ParseSize(tt.value)
+		if tt.wantErr == "" {
+			require.NoError(t, err, "size %q", tt.value)
+			require.Equal(t, tt.want, got)
+		} else {
+			require.ErrorContains(t, err, tt.wantErr, "size %q", tt.value)
+		}
+	}
+}
+
+// TestLeaf keeps lwkmode a leaf: it imports no package of this module, so
+// the node configuration can use its grammar without a cycle.
+func TestLeaf(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range f.Imports {
+			require.False(t, strings.HasPrefix(imp.Path.Value, `"github.com/slurm-lwk/slurm-lwk/`), "%s imports %s", name, imp.Path.Value)
+		}
+		checked++
+	}
+	require.Positive(t, checked)
 }

@@ -42,7 +42,7 @@ func DryRun(r PlanRequest) (*plan.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cpus %q: %w", r.CPUs, err)
 	}
-	mem, err := config.ParseSize(r.Mem)
+	mem, err := lwkmode.ParseSize(r.Mem)
 	if err != nil {
 		return nil, fmt.Errorf("--mem %q: %w", r.Mem, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
 	"github.com/slurm-lwk/slurm-lwk/pkg/plan"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
@@ -94,7 +95,7 @@ func (n *Node) LogDone(msg string, start time.Time) {
 
 // TeardownDeps returns the epilog's collaborators.
 func (n *Node) TeardownDeps() teardown.Deps {
-	return teardown.Deps{
+	d := teardown.Deps{
 		IHK:            n.IHK,
 		Journal:        n.Journal,
 		DevDir:         n.Config.DevDir,
@@ -106,6 +107,22 @@ func (n *Node) TeardownDeps() teardown.Deps {
 		Ended:          n.Ended,
 		Log:            n.Log,
 	}
+	if df, ok := n.defragmenter(); ok {
+		d.Memory = df
+	}
+	return d
+}
+
+// defragmenter is the job nodes' pre-boot defragmentation, when lwk.conf
+// names job nodes. It acts on the real machine below SysfsRoot.
+func (n *Node) defragmenter() (nodeprep.Defragmenter, bool) {
+	if n.Config.JobNUMANodes.IsEmpty() {
+		return nodeprep.Defragmenter{}, false
+	}
+	return nodeprep.Defragmenter{Root: n.Config.SysfsRoot, Log: n.Log, Settings: nodeprep.Settings{
+		OSCores: n.Config.OSCores, SystemNodes: n.Config.SystemNUMANodes, JobNodes: n.Config.JobNUMANodes,
+		PageBytes: uint64(os.Getpagesize()),
+	}}, true
 }
 
 // ApplyDeps returns the prolog's collaborators.
@@ -113,6 +130,9 @@ func (n *Node) ApplyDeps() apply.Deps {
 	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, McexecBuildID: n.Config.McexecBuildID}
 	if n.backend.StepFaults != nil {
 		d.Faults = n.backend.StepFaults
+	}
+	if df, ok := n.defragmenter(); ok {
+		d.Defrag = df
 	}
 	return d
 }

@@ -13,9 +13,12 @@ import (
 // bigMachine is 512 logical CPUs: 4 sockets × 64 cores × 2 threads, 32 NUMA
 // nodes of 8 cores each (e.g. 4-socket EPYC in NPS8-like layout), 16 GiB free
 // per node. Linux numbering: thread 0 of every core first, then siblings.
-func bigMachine() *topology.Topology {
-	const sockets, coresPerSocket, nodes = 4, 64, 32
-	const cores = sockets * coresPerSocket
+func bigMachine() *topology.Topology { return machineOf(4, 64, 32) }
+
+// machineOf is a 2-thread machine of sockets × coresPerSocket cores in
+// nodes NUMA nodes, numbered as bigMachine is.
+func machineOf(sockets, coresPerSocket, nodes int) *topology.Topology {
+	cores := sockets * coresPerSocket
 	coresPerNode := cores / nodes
 	t := &topology.Topology{}
 	for n := 0; n < nodes; n++ {

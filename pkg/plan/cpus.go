@@ -2,11 +2,13 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -21,13 +23,23 @@ type coreGroup struct {
 // pickCPUs chooses the LWK CPUs from the job's allocation and returns them in
 // IHK assignment order.
 //
-// Usable CPUs are the job's CPUs minus OS cores, offline CPUs and CPUs IHK
-// already holds. With cores=N the accumulator takes, in order:
-//  1. whole NUMA nodes (every online CPU of the node usable), lowest node first;
-//  2. whole cores, from nodes already taken first, then from the node with the
-//     most usable whole cores, lowest IDs breaking ties;
+// Usable CPUs are the job's CPUs minus OS cores, offline CPUs, CPUs IHK
+// already holds and CPUs the driver cannot take (IDs from 512 up). With
+// cores=N the accumulator takes, in order:
+//  1. whole NUMA nodes (every online CPU of the node usable) that fit in N,
+//     nodes that can hold the LWK memory first, then lowest node first;
+//  2. whole cores, from nodes already taken first, then from nodes that can
+//     hold the LWK memory, then from the node with the most usable whole
+//     cores, lowest IDs breaking ties;
 //  3. partial cores (single threads whose siblings are not the job's), in the
 //     same node order.
+//
+// A node "can hold the LWK memory" when the memory its CPUs may use under
+// the request's NUMA policy (its nearest tier under numa=strict, every
+// eligible node under numa=near) has room for all of it. So a node without
+// memory, or with too little, is not chosen while another node could meet
+// the request; when no single node can, the order is the one above without
+// that preference, and memory placement says what is short.
 func pickCPUs(in Input) ([]int, error) {
 	t := in.Topology
 	job := in.Alloc.CPUs
@@ -38,8 +50,13 @@ func pickCPUs(in Input) ([]int, error) {
 		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
 	}
 	offline := job.Difference(t.OnlineCPUs())
-	nonOS := job.Difference(in.Config.OSCores)
+	// IHK cannot take CPUs the driver cannot number: on a node with more
+	// CPUs than that, the rest stay Linux's.
+	nonOS := job.Difference(in.Config.OSCores).Difference(beyondDriver(job))
 	usable := nonOS.Difference(offline).Difference(in.Held.CPUs)
+	if usable.IsEmpty() && nonOS.IsEmpty() && !beyondDriver(job).IsEmpty() {
+		return nil, fmt.Errorf("job cpus %s: ihk can take only cpus 0-%d (SMP_MAX_CPUS): %w", job, driverMaxCPUs-1, ErrRequest)
+	}
 	// Offline CPUs, CPUs IHK still holds, or a job made only of OS cores
 	// (slurm.conf's CpuSpecList and lwk.conf's OSCores disagree) are the
 	// node's problem, not the request's: these errors do not wrap ErrRequest,
@@ -63,12 +80,20 @@ func pickCPUs(in Input) ([]int, error) {
 		return nil, fmt.Errorf("%w: %w", err, ErrRequest)
 	}
 
-	var acc accumulator
-	// Step 1: whole NUMA nodes.
+	acc := accumulator{holds: memoryHolders(in)}
+	anyHolds := len(acc.holds) > 0
+	// Step 1: whole NUMA nodes, those that can hold the memory first.
 	onlineCPUs := t.OnlineCPUs()
-	for _, node := range t.Nodes {
+	nodes := slices.Clone(t.Nodes)
+	sort.SliceStable(nodes, func(i, j int) bool { return acc.holds[nodes[i].ID] && !acc.holds[nodes[j].ID] })
+	for _, node := range nodes {
 		online := node.CPUs.Intersection(onlineCPUs)
 		if online.IsEmpty() || !online.IsSubsetOf(usable) {
+			continue
+		}
+		// A node that cannot hold the memory is taken only beside one
+		// that can, or when none can.
+		if anyHolds && !acc.holds[node.ID] && !acc.hasHolder() {
 			continue
 		}
 		var inNode []coreGroup
@@ -94,6 +119,22 @@ func pickCPUs(in Input) ([]int, error) {
 		}
 	}
 	return assignmentOrder(t, acc.cpus()), nil
+}
+
+// driverMaxCPUs is the IHK-SMP driver's SMP_MAX_CPUS: every CPU ID in a
+// reserve or assign request must be below it (and a request holds at most
+// that many), so CPUs from it up can never be LWK CPUs.
+const driverMaxCPUs = 512
+
+// beyondDriver returns the CPUs of s the driver cannot take.
+func beyondDriver(s cpuset.CPUSet) cpuset.CPUSet {
+	var ids []int
+	for _, id := range s.List() {
+		if id >= driverMaxCPUs {
+			ids = append(ids, id)
+		}
+	}
+	return cpuset.New(ids...)
 }
 
 // coreGroups groups usable CPUs by core, ascending core ID. A group is
@@ -154,10 +195,55 @@ func coresPerNode(groups []coreGroup) string {
 	return strings.Join(parts, "; ")
 }
 
+// memoryHolders returns the NUMA nodes whose CPUs could take all the LWK
+// memory under the request's policy (see pickCPUs). It is empty when the
+// memory request or the node split is in error: placeMemory reports that.
+func memoryHolders(in Input) map[int]bool {
+	total, err := lwkMemoryBytes(in)
+	if err != nil {
+		return nil
+	}
+	eligible, err := eligibleNodes(in)
+	if err != nil {
+		return nil
+	}
+	t := in.Topology
+	avail := availableBytes(t, eligible, in.Config.LWKMemoryHeadroomPercent)
+	unsplit := in.Config.JobNUMANodes.IsEmpty()
+	holds := map[int]bool{}
+	for _, n := range t.Nodes {
+		reach := rankByDistance(t, n.ID, eligible)
+		if in.Request.NUMA != lwkmode.NUMANear {
+			reach = nearestTier(t, n.ID, reach, unsplit)
+		}
+		var sum uint64
+		for _, m := range reach {
+			sum += avail[m]
+		}
+		if sum >= total {
+			holds[n.ID] = true
+		}
+	}
+	return holds
+}
+
 // accumulator collects the chosen cores.
 type accumulator struct {
 	taken []coreGroup
 	seen  map[int]bool
+	// holds are the nodes that can hold the LWK memory (memoryHolders).
+	holds map[int]bool
+}
+
+// hasHolder reports whether a taken core is on a node that can hold the
+// LWK memory.
+func (a *accumulator) hasHolder() bool {
+	for _, g := range a.taken {
+		if a.holds[g.node] {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *accumulator) count() int { return len(a.taken) }
@@ -183,8 +269,9 @@ func (a *accumulator) cpus() cpuset.CPUSet {
 }
 
 // order returns the untaken groups with the given wholeness: those on nodes
-// already used first, then by the node's count of such groups (descending),
-// then by node ID and core ID.
+// already used first, then those on nodes that can hold the LWK memory, then
+// by the node's count of such groups (descending), then by node ID and core
+// ID.
 func (a *accumulator) order(groups []coreGroup, whole bool) []coreGroup {
 	used := map[int]bool{}
 	for _, g := range a.taken {
@@ -202,6 +289,9 @@ func (a *accumulator) order(groups []coreGroup, whole bool) []coreGroup {
 		x, y := out[i], out[j]
 		if used[x.node] != used[y.node] {
 			return used[x.node]
+		}
+		if a.holds[x.node] != a.holds[y.node] {
+			return a.holds[x.node]
 		}
 		if perNode[x.node] != perNode[y.node] {
 			return perNode[x.node] > perNode[y.node]

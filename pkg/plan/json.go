@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 )
@@ -27,6 +28,8 @@ type planJSON struct {
 	Proxy       proxyJSON      `json:"proxy"`
 	IKCMap      []ihk.IKCRoute `json:"ikc_map,omitempty"`
 	LWKNUMA     []NUMAID       `json:"lwk_numa,omitempty"`
+	// Defrag is present only when the profile defragments before reserving.
+	Defrag *config.DefragPolicy `json:"defrag,omitempty"`
 }
 
 type proxyJSON struct {
@@ -42,7 +45,13 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 	if mem == nil {
 		mem = []ihk.MemChunk{}
 	}
+	var defrag *config.DefragPolicy
+	if p.Defrag.Enabled {
+		d := p.Defrag
+		defrag = &d
+	}
 	return json.Marshal(planJSON{
+		Defrag:      defrag,
 		JobID:       p.JobID,
 		Profile:     p.Profile,
 		Image:       p.Image,
@@ -81,7 +90,12 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	if !lwk.Equals(cpuset.New(j.CPUOrder...)) || len(j.CPUOrder) != lwk.Size() {
 		return fmt.Errorf("plan: lwk_cpu_order %v does not match lwk_cpus %s", j.CPUOrder, j.LWKCPUs)
 	}
+	var defrag config.DefragPolicy
+	if j.Defrag != nil {
+		defrag = *j.Defrag
+	}
 	*p = Plan{
+		Defrag:     defrag,
 		JobID:      j.JobID,
 		Profile:    j.Profile,
 		Image:      j.Image,

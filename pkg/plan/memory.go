@@ -16,25 +16,32 @@ const granule = ihk.MemoryGranule
 
 // lwkMemoryBytes is the LWK's total memory: mem= as bytes or a share of the
 // job's memory, else the node's default share; rounded down to the granule.
+// Its errors name what was asked: the mem= value, or the share and the job
+// memory it was taken of.
 func lwkMemoryBytes(in Input) (uint64, error) {
 	job := in.Alloc.MemoryBytes
 	req := in.Request.Memory
 	var want uint64
+	var asked string
 	switch {
 	case req.Bytes > 0:
 		want = req.Bytes
+		asked = "mem=" + FormatBytes(want)
 	case req.Percent > 0:
 		want = percentOf(job, req.Percent)
+		asked = fmt.Sprintf("mem=%d%% of the job's %s on this node (%s)", req.Percent, FormatBytes(job), FormatBytes(want))
 	default:
 		want = percentOf(job, in.Config.LWKMemoryPercent)
+		asked = fmt.Sprintf("the default LWKMemoryShare=%d%% of the job's %s on this node (%s)",
+			in.Config.LWKMemoryPercent, FormatBytes(job), FormatBytes(want))
 	}
 	if want > job {
-		return 0, fmt.Errorf("mem=%s: more than the job's memory on this node (%s): %w",
-			FormatBytes(want), FormatBytes(job), ErrRequest)
+		return 0, fmt.Errorf("%s: more than the job's memory on this node (%s): %w", asked, FormatBytes(job), ErrRequest)
 	}
 	want -= want % granule
 	if want == 0 {
-		return 0, fmt.Errorf("lwk memory: less than %s (job memory %s): %w", FormatBytes(granule), FormatBytes(job), ErrRequest)
+		return 0, fmt.Errorf("lwk memory %s: less than %s, the unit IHK reserves memory in: %w",
+			asked, FormatBytes(granule), ErrRequest)
 	}
 	return want, nil
 }
@@ -110,17 +117,38 @@ func placeMemory(in Input, cpus []int, policy lwkmode.NUMAPolicy) ([]ihk.MemChun
 }
 
 // eligibleNodes returns the nodes LWK memory may come from: the job NUMA
-// nodes on a split node, otherwise every node that is not a system node.
+// nodes on a split node, otherwise every node that is not a system node;
+// in both cases only nodes with memory. Job NUMA nodes that are online but
+// hold neither CPUs nor memory (Grace-like machines list such nodes for
+// GPU or CXL memory) give nothing and are not an error; job NUMA nodes the
+// kernel does not have are.
 func eligibleNodes(in Input) (cpuset.CPUSet, error) {
-	all := cpuset.New(in.Topology.NodeIDs()...)
+	t := in.Topology
+	all := cpuset.New(t.NodeIDs()...)
+	withMemory := t.MemoryNodes()
 	if in.Config.JobNUMANodes.IsEmpty() {
-		return all.Difference(in.Config.SystemNUMANodes), nil
+		return all.Difference(in.Config.SystemNUMANodes).Intersection(withMemory), nil
 	}
-	if missing := in.Config.JobNUMANodes.Difference(all); !missing.IsEmpty() {
-		return cpuset.CPUSet{}, fmt.Errorf("job numa nodes %s: nodes %s do not exist (nodes %s)",
-			in.Config.JobNUMANodes, missing, all)
+	job := in.Config.JobNUMANodes
+	empty := cpuset.New(t.EmptyNodes...)
+	if missing := job.Difference(all).Difference(empty); !missing.IsEmpty() {
+		return cpuset.CPUSet{}, fmt.Errorf("job numa nodes %s: nodes %s do not exist (online nodes with cpus or memory: %s; without either: %s)",
+			job, missing, all, emptyList(empty))
 	}
-	return in.Config.JobNUMANodes, nil
+	eligible := job.Intersection(withMemory)
+	if eligible.IsEmpty() {
+		return cpuset.CPUSet{}, fmt.Errorf("job numa nodes %s: none has memory (online without cpus or memory: %s; nodes with memory: %s)",
+			job, emptyList(job.Intersection(empty)), withMemory)
+	}
+	return eligible, nil
+}
+
+// emptyList prints a set, or "none" when it is empty.
+func emptyList(s cpuset.CPUSet) string {
+	if s.IsEmpty() {
+		return "none"
+	}
+	return s.String()
 }
 
 // availableBytes is what the planner may reserve on each eligible node: its
@@ -223,7 +251,7 @@ func nearestTier(t *topology.Topology, src int, ranked []int, unsplit bool) []in
 }
 
 // takeFrom takes up to need bytes from the nodes in order and returns what
-// it took.
+// it took. Only nodes that give something get an entry in got.
 func takeFrom(nodes []int, avail, got map[int]uint64, need uint64) uint64 {
 	var took uint64
 	for _, n := range nodes {
@@ -231,6 +259,11 @@ func takeFrom(nodes []int, avail, got map[int]uint64, need uint64) uint64 {
 			break
 		}
 		x := min(avail[n], need-took)
+		if x == 0 {
+			// A node with less than a granule free gives nothing and
+			// must not appear in the plan: RESERVE_MEM refuses size 0.
+			continue
+		}
 		avail[n] -= x
 		got[n] += x
 		took += x

@@ -41,7 +41,7 @@ type Input struct {
 
 // Proxy is the confinement of the job's mcexec proxies.
 type Proxy struct {
-	// CPUs is the proxies' cpuset: the node's OS cores.
+	// CPUs is the proxies' cpuset: the node's online OS cores.
 	CPUs cpuset.CPUSet
 	// MemoryBytes is the proxies' memory limit. Units: bytes.
 	MemoryBytes uint64
@@ -74,6 +74,8 @@ type Plan struct {
 	// LWKNUMA is how McKernel numbers the NUMA nodes it gets, which the job
 	// is told (LWK_NUMA_MAP) because it may differ from Linux's.
 	LWKNUMA []NUMAID
+	// Defrag is the profile's pre-boot defragmentation of the job nodes.
+	Defrag config.DefragPolicy
 }
 
 // CPUSet returns the LWK CPUs as a set.
@@ -121,7 +123,7 @@ func Make(in Input) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
 	}
-	proxy, err := proxyLimits(in.Config)
+	proxy, err := proxyLimits(in.Config, in.Topology)
 	if err != nil {
 		return nil, fmt.Errorf("plan job %d: %w", in.JobID, err)
 	}
@@ -136,6 +138,7 @@ func Make(in Input) (*Plan, error) {
 		Proxy:      proxy,
 		IKCMap:     ikcMap(in.Topology, cpus, in.Config.OSCores),
 		LWKNUMA:    lwkNUMAIDs(in.Topology, cpus, mem),
+		Defrag:     prof.Defrag,
 	}, nil
 }
 
@@ -149,23 +152,30 @@ func kernelArgs(prof config.Profile, extra []string) (string, error) {
 	return prof.KernelArgs(extra), nil
 }
 
-// proxyLimits derives the proxy cgroup limits: the OS cores, the memory cap,
-// and a CFS quota that is the configured share of the OS cores' capacity.
-func proxyLimits(cfg *config.Config) (Proxy, error) {
+// proxyLimits derives the proxy cgroup limits: the online OS cores, the
+// memory cap, and a CFS quota that is the configured share of those cores'
+// capacity. An offline OS core runs nothing, so it neither joins the
+// cpuset (cgroup v1 refuses offline CPUs there) nor counts in the quota.
+func proxyLimits(cfg *config.Config, t *topology.Topology) (Proxy, error) {
 	if cfg.OSCores.IsEmpty() {
 		return Proxy{}, errors.New("no OS cores configured (OSCores=): the mcexec proxies need somewhere to run")
+	}
+	cores := cfg.OSCores.Intersection(t.OnlineCPUs())
+	if cores.IsEmpty() {
+		return Proxy{}, fmt.Errorf("os cores %s: none is online (online cpus %s): the mcexec proxies need somewhere to run",
+			cfg.OSCores, t.OnlineCPUs())
 	}
 	period := cfg.ProxyCPUPeriod.Microseconds()
 	if period <= 0 {
 		return Proxy{}, fmt.Errorf("proxy cpu period %s: must be positive", cfg.ProxyCPUPeriod)
 	}
-	quota := period * int64(cfg.OSCores.Size()) * int64(cfg.ProxyCPUPercent) / 100
+	quota := period * int64(cores.Size()) * int64(cfg.ProxyCPUPercent) / 100
 	// The kernel rejects CFS quotas under 1 ms (kernel/sched/core.c min_cfs_quota_period).
 	if quota < 1000 {
-		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d cores × %d%%): below the kernel's 1ms minimum",
-			quota, period, cfg.OSCores.Size(), cfg.ProxyCPUPercent)
+		return Proxy{}, fmt.Errorf("proxy cpu quota %dµs (period %dµs × %d online os cores × %d%%): below the kernel's 1ms minimum",
+			quota, period, cores.Size(), cfg.ProxyCPUPercent)
 	}
-	return Proxy{CPUs: cfg.OSCores, MemoryBytes: cfg.ProxyMemoryBytes, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
+	return Proxy{CPUs: cores, MemoryBytes: cfg.ProxyMemoryBytes, CPUQuotaUS: quota, CPUPeriodUS: period}, nil
 }
 
 // sortedNodes returns the keys of m, ascending.

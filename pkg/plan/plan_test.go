@@ -57,11 +57,13 @@ type machine struct {
 	offline  string
 	free     map[int]uint64
 	group    map[int]int
+	// empty are online nodes with neither cpus nor memory.
+	empty []int
 }
 
 func (m machine) build(t testing.TB) *topology.Topology {
 	t.Helper()
-	topo := &topology.Topology{}
+	topo := &topology.Topology{EmptyNodes: m.empty}
 	offline := cpuset.New()
 	if m.offline != "" {
 		offline = mustParse(t, m.offline)
@@ -125,6 +127,17 @@ var split = machine{
 	free:  map[int]uint64{0: 512 * mib, 1: 512 * mib, 2: gib, 3: gib, 4: gib, 5: gib},
 	group: map[int]int{0: 0, 1: 1, 2: 0, 3: 1, 4: 0, 5: 1},
 }
+
+// twoNodeFull1 is twoNode with nothing free on node 1.
+var twoNodeFull1 = machine{
+	nodes: map[int]string{0: "0-3", 1: "4-7"},
+	free:  map[int]uint64{0: 4 * gib, 1: 0},
+	group: map[int]int{0: 0, 1: 1},
+}
+
+// splitEmpty is split with online nodes 6-8 holding neither cpus nor
+// memory, as Grace lists nodes for GPU memory.
+var splitEmpty = func() machine { m := split; m.empty = []int{6, 7, 8}; return m }()
 
 // hbm has CPUs and DDR on node 0 and a memory-only HBM node 1.
 var hbm = machine{
@@ -282,6 +295,68 @@ func TestMake(t *testing.T) {
 			nodeErr: true,
 		},
 		{
+			name: "mem=50% too small names what was asked",
+			m:    twoNode, cpus: "4-7", mem: 6 * mib, spec: "mck:mem=50%",
+			wantErr: "lwk memory mem=50% of the job's 6 MiB on this node (3 MiB): less than 4 MiB, the unit IHK reserves memory in",
+		},
+		{
+			name: "default share too small names the share and the job memory",
+			m:    twoNode, cpus: "4-7", mem: 4 * mib, spec: "mck",
+			wantErr: "lwk memory the default LWKMemoryShare=90% of the job's 4 MiB on this node (3.6 MiB): less than 4 MiB",
+		},
+		{
+			name: "mem= bytes too small",
+			m:    twoNode, cpus: "4-7", mem: 6 * mib, spec: "mck:mem=3M",
+			wantErr: "lwk memory mem=3 MiB: less than 4 MiB",
+		},
+		{
+			name: "cores=N avoids the node without free memory",
+			// Node 1 has the most whole cores but nothing free; under
+			// numa=strict its cores could not get memory, node 0's can.
+			m: twoNodeFull1, cpus: "1-7", mem: 4 * gib, spec: "mck:cores=2,mem=1G",
+			want:    []int{1, 2},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "cores=N skips a whole node without memory until one with memory is taken",
+			m:    twoNodeFull1, cpus: "1-7", mem: 4 * gib, spec: "mck:cores=4,mem=1G",
+			want:    []int{1, 2, 3, 4},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "cores=N with numa=near keeps the most-cores order",
+			m:    twoNodeFull1, cpus: "1-7", mem: 4 * gib, spec: "mck:cores=2,mem=1G,numa=near",
+			want:    []int{4, 5},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
+		},
+		{
+			name: "cores=N when no single node holds the memory: most cores first",
+			m:    twoNode, cpus: "1-7", mem: 8 * gib, spec: "mck:cores=5,mem=6G",
+			want:    []int{1, 4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}, {NUMANode: 1, Bytes: 4 * gib}},
+		},
+		{
+			name: "empty online job nodes give nothing and are no error",
+			m:    splitEmpty, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-8\n",
+			cpus: "4-7", mem: 4 * gib, spec: "mck:mem=1G",
+			want:    []int{4, 5, 6, 7},
+			wantMem: []ihk.MemChunk{{NUMANode: 3, Bytes: gib}},
+		},
+		{
+			name: "job nodes that do not exist are told from empty ones",
+			m:    splitEmpty, conf: "SystemNUMANodes=0-1\nJobNUMANodes=2-9\n",
+			cpus: "4-7", mem: 4 * gib, spec: "mck:mem=1G",
+			wantErr: "job numa nodes 2-9: nodes 9 do not exist (online nodes with cpus or memory: 0-5; without either: 6-8)",
+			nodeErr: true,
+		},
+		{
+			name: "job nodes that are all empty",
+			m:    splitEmpty, conf: "SystemNUMANodes=0-1\nJobNUMANodes=6-8\n",
+			cpus: "4-7", mem: 4 * gib, spec: "mck:mem=1G",
+			wantErr: "job numa nodes 6-8: none has memory (online without cpus or memory: 6-8; nodes with memory: 0-5)",
+			nodeErr: true,
+		},
+		{
 			name: "unknown profile",
 			m:    twoNode, cpus: "1-7", mem: 2 * gib, spec: "linux2",
 			wantErr: `profile "linux2"`,
@@ -349,4 +424,75 @@ Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos" AllowKargs=time_shari
 	require.Equal(t, Proxy{CPUs: cpuset.New(0, 1), MemoryBytes: 256 * mib, CPUQuotaUS: 100000, CPUPeriodUS: 100000}, p.Proxy)
 	require.Equal(t, "hidos time_sharing dump_level=0", p.Kargs)
 	require.Equal(t, lwkmode.NUMAStrict, p.NUMAPolicy)
+}
+
+// TestProxyLimitsCountOnlyOnlineOSCores: an offline OS core runs no proxy,
+// so it is neither in the proxies' cpuset nor in their CPU quota.
+func TestProxyLimitsCountOnlyOnlineOSCores(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader(`IHKBackend=sim
+OSCores=0-1
+ProxyCPUShare=50%
+ProxyCPUPeriod=100ms
+Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos"
+`), "lwk.conf")
+	require.NoError(t, err)
+	tests := []struct {
+		name      string
+		offline   string
+		wantCPUs  cpuset.CPUSet
+		wantQuota int64
+		wantErr   string
+	}{
+		{name: "both online", wantCPUs: cpuset.New(0, 1), wantQuota: 100000},
+		{name: "cpu 1 offline", offline: "1", wantCPUs: cpuset.New(0), wantQuota: 50000},
+		{name: "both offline", offline: "0-1", wantErr: "os cores 0-1: none is online (online cpus 2-7)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := twoNode
+			m.offline = tc.offline
+			p, err := Make(Input{Topology: m.build(t), Config: cfg, JobID: 7,
+				Alloc: Allocation{CPUs: mustParse(t, "2-7"), MemoryBytes: 2 * gib}, Request: mustRequest(t, "mck")})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.NotErrorIs(t, err, ErrRequest, "the node's configuration, not the job's request")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, tc.wantCPUs.Equals(p.Proxy.CPUs), "proxy cpus %s", p.Proxy.CPUs)
+			require.Equal(t, tc.wantQuota, p.Proxy.CPUQuotaUS)
+		})
+	}
+}
+
+// TestDriverCPULimit: the IHK-SMP driver refuses CPU IDs from 512 up
+// (SMP_MAX_CPUS), so on a 1024-CPU node a plan must never hold them.
+func TestDriverCPULimit(t *testing.T) {
+	topo := machineOf(4, 128, 32) // CPUs 0-511 thread 0 of each core, 512-1023 the siblings
+	cfg := mustConfig(t, "")
+	tests := []struct {
+		name, cpus, spec string
+		wantCPUs         string
+		wantErr          string
+	}{
+		{name: "whole node: only the cpus below 512", cpus: "0-1023", spec: "mck:mem=1G", wantCPUs: "1-511"},
+		{name: "cores=4 takes single threads below 512, node with the most", cpus: "0-1023", spec: "mck:cores=4,mem=1G", wantCPUs: "16-19"},
+		{name: "job only above 511", cpus: "600-700", spec: "mck:mem=1G",
+			wantErr: "job cpus 600-700: ihk can take only cpus 0-511 (SMP_MAX_CPUS)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topology: topo, Config: cfg, JobID: 3, Request: mustRequest(t, tc.spec),
+				Alloc: Allocation{CPUs: mustParse(t, tc.cpus), MemoryBytes: 64 * gib}}
+			p, err := Make(in)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.ErrorIs(t, err, ErrRequest)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantCPUs, p.CPUSet().String())
+			checkRules(t, in, p)
+		})
+	}
 }

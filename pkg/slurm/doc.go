@@ -2,7 +2,7 @@
 // job environment slurmd gives Prolog=/Epilog= and the SPANK shim's hooks
 // (FromEnviron), the output of `scontrol show job -d` (ParseShowJob), and the
 // scontrol calls made by argv, never through a shell (ShowJob, DrainNode,
-// SetAdminComment) behind the small Runner interface.
+// SetAdminComment, CancelJob, RequeueJob) behind the small Runner interface.
 //
 // Interfaces spoken: the process environment set by slurmd
 // (src/plugins/prep/script/prep_script_slurmd.c, _build_env: SLURM_JOB_ID,
@@ -23,14 +23,18 @@
 // and add fields elsewhere in the record, which the parser ignores. A
 // pending job has neither JOB_GRES= nor detail lines (ErrNotAllocated).
 // One-line output (scontrol -o) is not supported. CPU_IDs are Slurm's
-// abstract CPU IDs, not kernel CPU numbers.
+// abstract CPU IDs, not kernel CPU numbers. Slurm 22.05's scontrol has no
+// JSON output for jobs (`scontrol show job --json` is "unrecognized option"
+// on 22.05.8), so the text is read in every supported series.
 //
 // Slurm prints user-controlled fields verbatim, newlines included (checked
 // on 22.05.8: a job name or comment can contain a line "Nodes=vm
 // CPU_IDs=0-15 ..."). The parser therefore reads only the detail block after
 // the record's single JOB_GRES= line and returns ErrAmbiguous when the
 // record, the anchor line or a node is duplicated: a forged allocation is
-// refused, never used.
+// refused, never used. lwk-prolog cancels such a job (pkg/verdict): the
+// line break is the user's doing, set at submit or later with `scontrol
+// update` (job_submit.lua.example refuses both).
 //
 // Slurm's documentation advises against calling Slurm commands from
 // Prolog/Epilog (one RPC per node per job; slurmctld may be slow), and

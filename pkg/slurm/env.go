@@ -24,6 +24,12 @@ const (
 	EnvSpankLWKMode  = "SPANK_LWK_MODE"
 	EnvScriptContext = "SLURM_SCRIPT_CONTEXT"
 	EnvSlurmConf     = "SLURM_CONF"
+	// EnvRestartCount is how often the job was requeued: the prolog's and
+	// epilog's SLURM_JOB_RESTART_COUNT (0 for the first attempt).
+	EnvRestartCount = "SLURM_JOB_RESTART_COUNT"
+	// EnvNTasks and EnvNumNodes are the job's task and node counts.
+	EnvNTasks   = "SLURM_JOB_NTASKS"
+	EnvNumNodes = "SLURM_JOB_NUM_NODES"
 )
 
 // Script contexts slurmd puts in SLURM_SCRIPT_CONTEXT.
@@ -56,7 +62,28 @@ type JobEnv struct {
 	// path); empty if unset. Pass it on to scontrol through ExecRunner.Env
 	// when it is not the default /etc/slurm/slurm.conf.
 	SlurmConf string
+	// RestartCount is SLURM_JOB_RESTART_COUNT, the job's attempt: 0 for the
+	// first run, n after n requeues; 0 if unset.
+	RestartCount uint32
+	// NTasks and NumNodes are SLURM_JOB_NTASKS and SLURM_JOB_NUM_NODES; 0
+	// if unset.
+	NTasks, NumNodes uint32
 }
+
+// SpecError is a --lwk-mode value in the environment that fails the raw
+// check (too long, or bytes outside printable ASCII). It is the user's
+// request that is malformed, not the environment: FromEnviron returns it
+// with every other field filled in, so the prolog can cancel the job.
+type SpecError struct {
+	// Var is the variable that held the spec (LWK_MODE or SPANK_LWK_MODE).
+	Var string
+	Err error
+}
+
+func (e *SpecError) Error() string { return e.Var + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *SpecError) Unwrap() error { return e.Err }
 
 // SpecFromEnviron returns the --lwk-mode value (LWK_MODE, else
 // SPANK_LWK_MODE) without parsing or checking anything else, for the
@@ -86,7 +113,9 @@ func SpecFromEnviron(env []string) string {
 // are optional but checked when present. Numbers must be plain decimal
 // (no sign, spaces or leading zeros). A variable that appears twice, or
 // SLURM_JOB_ID and SLURM_JOBID that disagree, is an error. Errors name the
-// variable.
+// variable. A spec that fails the raw check is a *SpecError, returned with
+// the JobEnv otherwise complete (Spec empty); it is checked last, so any
+// other error takes precedence.
 func FromEnviron(env []string) (JobEnv, error) {
 	vars := map[string]string{}
 	for _, kv := range env {
@@ -96,7 +125,8 @@ func FromEnviron(env []string) (JobEnv, error) {
 		}
 		switch k {
 		case EnvJobID, EnvJobIDLegacy, EnvJobUID, EnvJobGID, EnvJobUser,
-			EnvNodeName, EnvLWKMode, EnvSpankLWKMode, EnvScriptContext, EnvSlurmConf:
+			EnvNodeName, EnvLWKMode, EnvSpankLWKMode, EnvScriptContext, EnvSlurmConf,
+			EnvRestartCount, EnvNTasks, EnvNumNodes:
 		default:
 			continue
 		}
@@ -144,18 +174,6 @@ func FromEnviron(env []string) (JobEnv, error) {
 		}
 		je.Node = v
 	}
-	for _, k := range []string{EnvLWKMode, EnvSpankLWKMode} {
-		v, ok := vars[k]
-		if !ok {
-			continue
-		}
-		if err := checkSpec(v); err != nil {
-			return JobEnv{}, fmt.Errorf("%s: %w", k, err)
-		}
-		if je.Spec == "" {
-			je.Spec = v
-		}
-	}
 	if v, ok := vars[EnvScriptContext]; ok {
 		for _, c := range v {
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
@@ -169,6 +187,32 @@ func FromEnviron(env []string) (JobEnv, error) {
 			return JobEnv{}, fmt.Errorf("%s=%q: not a clean absolute path", EnvSlurmConf, v)
 		}
 		je.SlurmConf = v
+	}
+	for _, c := range []struct {
+		name string
+		dst  *uint32
+	}{{EnvRestartCount, &je.RestartCount}, {EnvNTasks, &je.NTasks}, {EnvNumNodes, &je.NumNodes}} {
+		if v, ok := vars[c.name]; ok {
+			n, err := parseDecimal32(v)
+			if err != nil {
+				return JobEnv{}, fmt.Errorf("%s=%q: %w", c.name, v, err)
+			}
+			*c.dst = n
+		}
+	}
+	// Last: the spec is the user's, and a malformed one must not hide the
+	// fields the prolog needs to cancel the job.
+	for _, k := range []string{EnvLWKMode, EnvSpankLWKMode} {
+		v, ok := vars[k]
+		if !ok {
+			continue
+		}
+		if err := checkSpec(v); err != nil {
+			return je, &SpecError{Var: k, Err: err}
+		}
+		if je.Spec == "" {
+			je.Spec = v
+		}
 	}
 	return je, nil
 }

@@ -1,6 +1,7 @@
 package slurm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -46,27 +47,27 @@ func TestFromEnviron(t *testing.T) {
 		{
 			name: "prolog with SPANK shim spec",
 			env:  prologEnv("LWK_MODE=mckernel:mem=50%"),
-			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel:mem=50%", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf"},
+			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel:mem=50%", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1},
 		},
 		{
 			name: "job-control copy when the shim did not set LWK_MODE",
 			env:  prologEnv("SPANK_LWK_MODE=mckernel"),
-			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf"},
+			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1},
 		},
 		{
 			name: "LWK_MODE wins over SPANK_LWK_MODE",
 			env:  prologEnv("SPANK_LWK_MODE=off", "LWK_MODE=mckernel"),
-			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf"},
+			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", Spec: "mckernel", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1},
 		},
 		{
 			name: "Linux job: no spec",
 			env:  prologEnv(),
-			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf"},
+			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1},
 		},
 		{
 			name: "only SLURM_JOBID",
 			env:  without(prologEnv(), "SLURM_JOB_ID"),
-			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf"},
+			want: JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", ScriptContext: ContextPrologSlurmd, SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1},
 		},
 		{
 			name: "minimal: root job, optional variables absent",
@@ -97,8 +98,8 @@ func TestFromEnviron(t *testing.T) {
 		{name: "user with newline", env: append(without(prologEnv(), "SLURM_JOB_USER"), "SLURM_JOB_USER=a\nb"), wantErr: "SLURM_JOB_USER"},
 		{name: "node hostlist", env: append(without(prologEnv(), "SLURMD_NODENAME"), "SLURMD_NODENAME=n[1-2]"), wantErr: "SLURMD_NODENAME: node name \"n[1-2]\""},
 		{name: "node empty", env: append(without(prologEnv(), "SLURMD_NODENAME"), "SLURMD_NODENAME="), wantErr: "SLURMD_NODENAME"},
-		{name: "spec with control character", env: prologEnv("LWK_MODE=mck\x1b[2J"), wantErr: "LWK_MODE: spec contains byte 0x1b"},
-		{name: "spec too long", env: prologEnv("SPANK_LWK_MODE=" + string(make([]byte, 2000))), wantErr: "SPANK_LWK_MODE: spec is 2000 bytes"},
+		{name: "restart count not a number", env: append(without(prologEnv(), "SLURM_JOB_RESTART_COUNT"), "SLURM_JOB_RESTART_COUNT=x"), wantErr: "SLURM_JOB_RESTART_COUNT=\"x\""},
+		{name: "bad spec and bad UID: the UID is reported", env: append(without(prologEnv("LWK_MODE=mck\t"), "SLURM_JOB_UID"), "SLURM_JOB_UID=x"), wantErr: "SLURM_JOB_UID"},
 		{name: "relative SLURM_CONF", env: append(without(prologEnv(), "SLURM_CONF"), "SLURM_CONF=slurm.conf"), wantErr: "SLURM_CONF=\"slurm.conf\": not a clean absolute path"},
 		{name: "script context odd", env: append(without(prologEnv(), "SLURM_SCRIPT_CONTEXT"), "SLURM_SCRIPT_CONTEXT=a;b"), wantErr: "SLURM_SCRIPT_CONTEXT"},
 	}
@@ -112,6 +113,37 @@ func TestFromEnviron(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// A malformed spec is the user's error: FromEnviron says so with a
+// *SpecError and still returns what the prolog needs to cancel the job.
+func TestFromEnvironMalformedSpec(t *testing.T) {
+	base := JobEnv{JobID: 13, UID: 65534, GID: 65534, User: "nobody", Node: "vm", ScriptContext: ContextPrologSlurmd,
+		SlurmConf: "/etc/slurm/slurm.conf", NTasks: 2, NumNodes: 1, RestartCount: 2}
+	env := func(extra string) []string {
+		return append(without(prologEnv(), "SLURM_JOB_RESTART_COUNT"), "SLURM_JOB_RESTART_COUNT=2", extra)
+	}
+	tests := []struct {
+		name    string
+		env     []string
+		wantVar string
+		wantErr string
+	}{
+		{name: "tab", env: env("LWK_MODE=mck\tx"), wantVar: "LWK_MODE", wantErr: "spec contains byte 0x09"},
+		{name: "escape sequence", env: env("LWK_MODE=mck\x1b[2J"), wantVar: "LWK_MODE", wantErr: "spec contains byte 0x1b"},
+		{name: "full-width G", env: env("SPANK_LWK_MODE=mck:mem=8Ｇ"), wantVar: "SPANK_LWK_MODE", wantErr: "spec contains byte 0xef"},
+		{name: "over 1024 bytes", env: env("SPANK_LWK_MODE=mck:kargs=" + strings.Repeat("k", 8<<10)), wantVar: "SPANK_LWK_MODE", wantErr: "spec is 8202 bytes, limit 1024"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := FromEnviron(tc.env)
+			var se *SpecError
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, tc.wantVar, se.Var)
+			require.ErrorContains(t, err, tc.wantErr)
+			require.Equal(t, base, got)
 		})
 	}
 }

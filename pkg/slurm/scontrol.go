@@ -110,6 +110,22 @@ func CancelJob(ctx context.Context, r Runner, scancel string, jobID uint32) erro
 	return nil
 }
 
+// RequeueJob runs `scontrol requeue <jobID>`: the job goes back to the
+// queue (slurmctld delays its next start by the credential lifetime, 120 s by
+// default). Slurm refuses it for jobs that are not batch jobs.
+func RequeueJob(ctx context.Context, r Runner, scontrol string, jobID uint32) error {
+	if err := checkProgram(scontrol); err != nil {
+		return err
+	}
+	if jobID == 0 {
+		return fmt.Errorf("requeue job: job ID 0")
+	}
+	if _, err := r.Run(ctx, []string{scontrol, "requeue", strconv.FormatUint(uint64(jobID), 10)}); err != nil {
+		return fmt.Errorf("requeue job %d: %w", jobID, err)
+	}
+	return nil
+}
+
 // SanitizeReason makes text safe as a Slurm drain reason: tabs and line
 // breaks become spaces, other characters outside printable ASCII (and
 // invalid UTF-8) become '?',

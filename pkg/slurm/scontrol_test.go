@@ -226,3 +226,14 @@ func TestCancelJob(t *testing.T) {
 	require.ErrorContains(t, CancelJob(context.Background(), &fakeRunner{}, scancel, 0), "job ID 0")
 	require.ErrorContains(t, CancelJob(context.Background(), &fakeRunner{}, "scancel", 1), "clean absolute path")
 }
+
+func TestRequeueJob(t *testing.T) {
+	r := &fakeRunner{}
+	require.NoError(t, RequeueJob(context.Background(), r, scontrol, 42))
+	require.Equal(t, [][]string{{scontrol, "requeue", "42"}}, r.calls)
+
+	r = &fakeRunner{err: errors.New("exit status 1")}
+	require.ErrorContains(t, RequeueJob(context.Background(), r, scontrol, 42), "requeue job 42: exit status 1")
+	require.ErrorContains(t, RequeueJob(context.Background(), &fakeRunner{}, scontrol, 0), "job ID 0")
+	require.ErrorContains(t, RequeueJob(context.Background(), &fakeRunner{}, "scontrol", 1), "clean absolute path")
+}

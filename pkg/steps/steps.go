@@ -5,6 +5,8 @@
 package steps
 
 import (
+	"encoding/json"
+
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 )
@@ -23,6 +25,13 @@ const (
 	GrantDevice   = "grant_device"
 	WriteMarker   = "write_marker"
 )
+
+// DefragMemory is the optional pre-boot defragmentation of the job NUMA
+// nodes, before reserve_memory. It is not in All: it runs only when the
+// profile asks (Defrag=yes), and it holds nothing for the epilog to give
+// back; an intent without done means the prolog died with a memory block
+// possibly offline, which teardown brings back online.
+const DefragMemory = "defrag_memory"
 
 // All lists every step in prolog order. Tests that must cover every step
 // (the fault-injection tables) iterate over it.
@@ -86,4 +95,15 @@ type OS struct {
 type Device struct {
 	OS   int    `json:"os"`
 	Path string `json:"path"`
+}
+
+// Defrag is the data of defrag_memory: on done, what the step did
+// (duration, contiguous share of the job nodes before and after, blocks
+// evacuated and refused, per-step outcome), for the monitor and the admin.
+type Defrag struct {
+	Nodes  string          `json:"nodes"`
+	Result json.RawMessage `json:"result,omitempty"`
+	// Err is set when the step could not run at all (it never fails the
+	// prolog: defragmentation is an optimisation).
+	Err string `json:"error,omitempty"`
 }

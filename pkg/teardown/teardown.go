@@ -61,6 +61,16 @@ type Deps struct {
 	// there are collected like orphans. Nil: every journal claims.
 	Ended *jobend.Store
 	Log   *slog.Logger
+	// Memory brings job-node memory blocks a killed pre-boot
+	// defragmentation left offline back online; nil when the node has no
+	// job nodes.
+	Memory BlockRecoverer
+}
+
+// BlockRecoverer onlines (Movable) the job-node memory blocks that are
+// offline and returns their indices.
+type BlockRecoverer interface {
+	OnlineOfflineJobBlocks() ([]int, error)
 }
 
 // Result says what teardown did.
@@ -139,6 +149,9 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	if err := d.releaseMemory(ctx, log, others, res); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.recoverDefrag(log, rec); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return res, fmt.Errorf("teardown job %d: %w", jobID, errors.Join(errs...))
 	}
@@ -214,6 +227,7 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 		return fmt.Errorf("revoke %s: %w", dev, err)
 	}
 	d.saveKmsg(ctx, log, idx, res)
+	d.saveUsage(ctx, log, idx, res)
 
 	// Slurm has normally killed the job's processes before the epilog, so
 	// retry DESTROY_OS while it is busy and look for holders (a /proc scan)
@@ -344,4 +358,29 @@ func CollectEnded(ctx context.Context, d Deps) (*Result, error) {
 		}
 	}
 	return nil, nil
+}
+
+// recoverDefrag onlines job-node blocks when the journal shows a pre-boot
+// defragmentation that began and never finished: the prolog may have died
+// with a block offline in the middle of an evacuation.
+func (d Deps) recoverDefrag(log *slog.Logger, rec *journal.Record) error {
+	if rec == nil {
+		return nil
+	}
+	st, ok := rec.Find(steps.DefragMemory)
+	if !ok || st.State == journal.StateDone {
+		return nil
+	}
+	if d.Memory == nil {
+		log.Warn("pre-boot defragmentation did not finish and no job nodes are configured to check", "step", steps.DefragMemory)
+		return nil
+	}
+	blocks, err := d.Memory.OnlineOfflineJobBlocks()
+	if len(blocks) > 0 {
+		log.Warn("onlined memory blocks an interrupted defragmentation left offline", "step", steps.DefragMemory, "blocks", blocks)
+	}
+	if err != nil {
+		return fmt.Errorf("online memory blocks after an interrupted defragmentation: %w", err)
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ import (
 //     node, so cpulists overlap while cpu_to_node names only the first of
 //     them; see NodeCPUs and NodesListingCPUs.
 //   - Nodes are the nodeN directories with CPUs or memory, memory-only
-//     nodes included. Distances are keyed by node ID, pairing nodeN/distance
+//     nodes included; the others are EmptyNodes. Distances are keyed by node ID, pairing nodeN/distance
 //     with node/online.
 //   - Memory blocks come from /sys/devices/system/memory when it exists
 //     (MemoryBlockBytes 0 and no blocks otherwise). A block's node is the
@@ -90,6 +90,9 @@ func readNodes(f sysfs.FS, t *Topology) error {
 			return err
 		}
 		if cpus.IsEmpty() && mi.TotalBytes == 0 {
+			if online.Contains(id) {
+				t.EmptyNodes = append(t.EmptyNodes, id)
+			}
 			continue
 		}
 		dist, err := f.NodeDistance(id)

@@ -215,6 +215,7 @@ func TestReadFallbacks(t *testing.T) {
 		got, err := topology.Read(root)
 		require.NoError(t, err)
 		require.Equal(t, []int{0, 1, 2, 4, 5, 6, 7}, got.NodeIDs())
+		require.Equal(t, []int{3}, got.EmptyNodes, "an online node without cpus or memory is named as such")
 	})
 }
 

@@ -66,6 +66,10 @@ type Topology struct {
 	CPUs []CPU `json:"cpus"`
 	// Nodes lists the NUMA nodes with memory or CPUs, ascending ID.
 	Nodes []NUMANode `json:"nodes"`
+	// EmptyNodes lists the online NUMA nodes with neither CPUs nor memory,
+	// ascending ID; they are not in Nodes. Grace-like machines have them
+	// (nodes reserved for GPU or CXL memory that is not onlined).
+	EmptyNodes []int `json:"empty_nodes,omitempty"`
 	// MemoryBlockBytes is block_size_bytes. Units: bytes. 0 when unknown.
 	MemoryBlockBytes uint64 `json:"memory_block_bytes"`
 	// MemoryBlocks lists the memory blocks, ascending index.

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -82,9 +83,9 @@ func checkBooted(h *harness, id int) osInstance {
 	require.NotEmpty(h.t, inst.Memory, "os %d has no memory", inst.Index)
 	marker, err := os.ReadFile(filepath.Join(h.runDir, "job-"+strconv.Itoa(id)))
 	require.NoError(h.t, err, "marker file of job %d", id)
-	first, rest, _ := strings.Cut(string(marker), "\n")
-	require.Equal(h.t, "os="+strconv.Itoa(inst.Index), first, "marker %q", marker)
-	require.Regexp(h.t, `(^|\n)lwk_numa=[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*\n`, rest, "the LWK's NUMA numbering, for LWK_NUMA_MAP")
+	// The first attempt of the job, the LWK's CPU count, no oversubscription.
+	// Then the LWK's NUMA numbering, for LWK_NUMA_MAP.
+	require.Regexp(h.t, fmt.Sprintf(`^os=%d\nattempt=0\ncpus=%d\noversubscribe=0\nlwk_numa=[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*\n$`, inst.Index, cpus.Size()), string(marker))
 	return *inst
 }
 

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,6 +109,13 @@ func (n *node) slurmCalls(cmd string) []string {
 
 func newNode(t *testing.T) *node {
 	t.Helper()
+	return newNodeOn(t, fixture.Root(t, "paper-e5520-fake12"))
+}
+
+// newNodeOn is newNode with the paper node's lwk.conf over another sysfs
+// tree.
+func newNodeOn(t *testing.T, sysfsRoot string) *node {
+	t.Helper()
 	if os.Geteuid() != 0 && os.Getenv("LWK_FORCE_ROOT_TESTS") == "" {
 		t.Skip("needs root: the prolog chowns the instance's device to the job's user (CI runs as root; LWK_FORCE_ROOT_TESTS=1 forces)")
 	}
@@ -129,8 +138,76 @@ ScontrolPath=%[1]s/scontrol
 ScancelPath=%[1]s/scancel
 DestroyTimeout=5s
 Profile=mck Image=%[1]s/mckernel.img Kargs="hidos dump_level=24" AllowKargs=time_sharing
-`, dir, fixture.Root(t, "paper-e5520-fake12"))), 0o644))
+`, dir, sysfsRoot)), 0o644))
 	return &node{t: t, dir: dir, conf: conf}
+}
+
+// copyLayout copies a fixture's CPU and NUMA node trees (not the memory
+// blocks, which the lifecycle does not read) to a temp root a test may
+// change.
+func copyLayout(t *testing.T, name string) string {
+	t.Helper()
+	src := fixture.Root(t, name)
+	dst := t.TempDir()
+	for _, sub := range []string{"cpu", "node"} {
+		from := filepath.Join(src, "sys/devices/system", sub)
+		err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			to := filepath.Join(dst, rel)
+			switch {
+			case d.Type()&os.ModeSymlink != 0:
+				if strings.HasPrefix(d.Name(), "memory") {
+					return nil
+				}
+				link, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				return os.Symlink(link, to)
+			case d.IsDir():
+				return os.MkdirAll(to, 0o755)
+			default:
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				return os.WriteFile(to, b, 0o644)
+			}
+		})
+		require.NoError(t, err)
+	}
+	return dst
+}
+
+// TestNearlyFullJobNodeDoesNotDrain is the reproduction of a zero-byte
+// memory chunk: job node 2 with 2048 kB free got "node 2: 0 B" in the plan,
+// RESERVE_MEM refused it and the prolog failed (draining the node).
+func TestNearlyFullJobNodeDoesNotDrain(t *testing.T) {
+	root := copyLayout(t, "paper-e5520-fake12")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sys/devices/system/node/node2/meminfo"),
+		[]byte("Node 2 MemTotal:        1032192 kB\nNode 2 MemFree:            2048 kB\n"), 0o644))
+	n := newNodeOn(t, root)
+	_, stderr, err := n.run("lwk-prolog", 43, []string{"LWK_MODE=mck:mem=2G"})
+	require.NoError(t, err, stderr)
+	require.Empty(t, n.slurmCalls("scancel"), "a satisfiable request is not cancelled")
+	st := n.status()
+	require.Len(t, st.OSInstances, 1)
+	var total uint64
+	for _, c := range st.OSInstances[0].Memory {
+		require.NotEqual(t, 2, c.NUMANode, "memory on the full node: %+v", st.OSInstances[0].Memory)
+		require.NotZero(t, c.Bytes)
+		total += c.Bytes
+	}
+	require.Equal(t, uint64(2<<30), total)
+	_, stderr, err = n.run("lwk-epilog", 43, []string{"LWK_MODE=mck:mem=2G"})
+	require.NoError(t, err, stderr)
+	n.requirePristine("after epilog")
 }
 
 // run starts one of the binaries with a job's environment plus extra
@@ -214,7 +291,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	require.Equal(t, []int{65534}, users)
 	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
 	require.NoError(t, err)
-	require.Equal(t, fmt.Sprintf("os=%d\nlwk_numa=%s\n", in.Index, numa), string(marker))
+	require.Equal(t, fmt.Sprintf("os=%d\nattempt=0\ncpus=14\noversubscribe=0\nlwk_numa=%s\n", in.Index, numa), string(marker))
 
 	_, stderr, err = n.run("lwk-epilog", 41, nil)
 	require.NoError(t, err, stderr)
@@ -353,25 +430,32 @@ func TestEpilogFailsUnlessTheNodeIsClean(t *testing.T) {
 	n.requirePristine("after the epilog could take the lock")
 }
 
-func TestEpilogLeavesOtherJobsAlone(t *testing.T) {
+// One LWK job per node (IHK boots one OS per device): a second LWK job that
+// Slurm starts on a node whose LWK belongs to another job is requeued, with
+// the reason in its AdminComment; nothing of it is reserved, the node is not
+// drained, and its epilog (Slurm runs one at requeue) leaves the first job
+// alone.
+func TestSecondLWKJobRequeuedNotDrained(t *testing.T) {
 	n := newNode(t)
-	// Job 1 runs; job 2's prolog dies right after reserving memory. Job 2's
-	// epilog must release job 2's memory and nothing of job 1's.
 	_, stderr, err := n.run("lwk-prolog", 1, []string{"LWK_MODE=mck:cores=4,mem=2G"})
 	require.NoError(t, err, stderr)
 	before := n.status()
 
-	_, _, err = n.run("lwk-prolog", 2, []string{"LWK_MODE=mck:cores=2,mem=1G", "LWK_SIM_CRASH=reserve_memory"})
-	require.Error(t, err)
-	mid := n.status()
-	require.NotEqual(t, before.ReservedMemory, mid.ReservedMemory, "job 2 reserved memory before dying")
+	_, stderr, err = n.run("lwk-prolog", 2, []string{"LWK_MODE=mck:cores=2,mem=1G"})
+	require.NoError(t, err, "a busy node must not fail the prolog (that drains it): %s", stderr)
+	require.Contains(t, stderr, "lwk: job 2 requeued: job 1 holds this node's LWK")
+	calls := n.slurmCalls("scontrol")
+	require.Contains(t, calls, "update JobId=2 AdminComment=lwk: requeued: job 1 holds this node's LWK (one LWK job per node): another job's lwk is on this node")
+	require.Equal(t, "requeue 2", calls[len(calls)-1])
+	for _, c := range calls {
+		require.NotContains(t, c, "DRAIN")
+	}
+	require.Empty(t, n.slurmCalls("scancel"))
+	require.Equal(t, before, n.status(), "job 2's prolog touched IHK")
 
 	_, stderr, err = n.run("lwk-epilog", 2, nil)
 	require.NoError(t, err, stderr)
-	after := n.status()
-	require.Equal(t, before.OSInstances, after.OSInstances)
-	require.Equal(t, before.ReservedCPUs, after.ReservedCPUs)
-	require.Equal(t, before.ReservedMemory, after.ReservedMemory)
+	require.Equal(t, before, n.status(), "job 2's epilog touched job 1's LWK")
 
 	_, stderr, err = n.run("lwk-epilog", 1, nil)
 	require.NoError(t, err, stderr)
@@ -438,15 +522,23 @@ func TestMonitorSamplesRunningInstance(t *testing.T) {
 	n := newNode(t)
 	_, stderr, err := n.run("lwk-prolog", 61, nil)
 	require.NoError(t, err, stderr)
-	out, stderr, err := n.run("lwk-monitor", 0, nil, "--once")
+	out, stderr, err := n.run("lwk-monitor", 0, nil, "--once", "--spool-dir", filepath.Join(n.dir, "spool"))
 	require.NoError(t, err, stderr)
-	var sample struct {
-		OS     int             `json:"os"`
-		Status string          `json:"status"`
-		Rusage json.RawMessage `json:"rusage"`
+	var status struct {
+		Instances []struct {
+			Job     uint32          `json:"job"`
+			OS      int             `json:"os"`
+			Status  string          `json:"status"`
+			Samples int             `json:"samples"`
+			Rusage  json.RawMessage `json:"rusage"`
+		} `json:"instances"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(out), &sample), out)
+	require.NoError(t, json.Unmarshal([]byte(out), &status), out)
+	require.Len(t, status.Instances, 1, out)
+	sample := status.Instances[0]
+	require.Equal(t, uint32(61), sample.Job, "found from the prolog's journal")
 	require.Equal(t, "RUNNING", sample.Status)
+	require.Equal(t, 1, sample.Samples)
 	require.Contains(t, string(sample.Rusage), "user_ns")
 	_, stderr, err = n.run("lwk-epilog", 61, nil)
 	require.NoError(t, err, stderr)
@@ -484,4 +576,127 @@ func TestLayoutMismatchRefused(t *testing.T) {
 	require.Regexp(t, `^update NodeName=node1 State=DRAIN Reason=lwk: job 401: node node1: slurm.conf says`, calls[len(calls)-1])
 	require.Empty(t, n.slurmCalls("scancel"))
 	n.requirePristine("after a refused layout")
+}
+
+// TestLayoutCacheSeesAnOfflinedCPU: the prolog caches the node layout in
+// StateDir; a CPU taken offline between two jobs must reach the next
+// prolog, and so must its return.
+func TestLayoutCacheSeesAnOfflinedCPU(t *testing.T) {
+	root := copyLayout(t, "paper-e5520-fake12")
+	n := newNodeOn(t, root)
+	_, stderr, err := n.run("lwk-prolog", 44, nil)
+	require.NoError(t, err, stderr)
+	require.Equal(t, "2-15", n.status().OSInstances[0].CPUs)
+	_, stderr, err = n.run("lwk-epilog", 44, nil)
+	require.NoError(t, err, stderr)
+	_, err = os.Stat(filepath.Join(n.dir, "state", "topology.cache"))
+	require.NoError(t, err, "the prolog cached the layout")
+
+	// echo 0 > cpu15/online: the kernel updates cpu/online and the
+	// cpulists and removes cpu15/topology.
+	sys := filepath.Join(root, "sys/devices/system")
+	setOnline := func(online, offline, cpu15, oddNodes string) {
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/online"), []byte(online+"\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/offline"), []byte(offline+"\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "cpu/cpu15/online"), []byte(cpu15+"\n"), 0o644))
+		for _, node := range []int{1, 3, 5, 7, 9, 11} {
+			require.NoError(t, os.WriteFile(filepath.Join(sys, fmt.Sprintf("node/node%d/cpulist", node)), []byte(oddNodes+"\n"), 0o644))
+		}
+	}
+	topo := filepath.Join(sys, "cpu/cpu15/topology")
+	saved := filepath.Join(t.TempDir(), "topology")
+	require.NoError(t, os.Rename(topo, saved))
+	setOnline("0-14", "15", "0", "1,3,5,7,9,11,13")
+	// With CPU 15 offline the hardware no longer matches slurm.conf's
+	// 2x4x2 layout, so the prolog refuses (it saw the change; from a stale
+	// layout it would have booted CPUs 2-15).
+	_, stderr, err = n.run("lwk-prolog", 45, nil)
+	require.Error(t, err)
+	require.Contains(t, stderr, "the hardware has 2 sockets x 4 cores x 1 threads")
+	require.Empty(t, n.status().OSInstances)
+
+	// echo 1 > cpu15/online: back to the first layout.
+	require.NoError(t, os.Rename(saved, topo))
+	setOnline("0-15", "", "1", "1,3,5,7,9,11,13,15")
+	_, stderr, err = n.run("lwk-prolog", 46, nil)
+	require.NoError(t, err, stderr)
+	require.Equal(t, "2-15", n.status().OSInstances[0].CPUs)
+	_, stderr, err = n.run("lwk-epilog", 46, nil)
+	require.NoError(t, err, stderr)
+	_, stderr, err = n.run("lwk-epilog", 45, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after epilog")
+}
+
+// A --lwk-mode that never went through the plugin's submit check (too long,
+// control or non-ASCII bytes) is the user's error: the job is cancelled with
+// the reason, the prolog exits 0 and the node stays in service; the epilog
+// does not fail on it either.
+func TestMalformedSpecInEnvironmentCancelsJob(t *testing.T) {
+	tests := []struct {
+		name, env, want string
+	}{
+		{name: "tab", env: "LWK_MODE=mck\tx", want: "spec contains byte 0x09"},
+		{name: "full-width G", env: "SPANK_LWK_MODE=mck:mem=8Ｇ", want: "spec contains byte 0xef"},
+		{name: "8 KiB", env: "LWK_MODE=mck:kargs=" + strings.Repeat("k", 8<<10), want: "spec is 8202 bytes, limit 1024"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNode(t)
+			job := 501 + i
+			extra := []string{tc.env}
+			if strings.HasPrefix(tc.env, "SPANK_") {
+				extra = append(extra, "LWK_MODE=") // only the job-control copy
+			}
+			_, stderr, err := n.run("lwk-prolog", job, extra)
+			require.NoError(t, err, "a malformed spec failed the prolog (drains the node): %s", stderr)
+			require.Contains(t, stderr, fmt.Sprintf("lwk: job %d cancelled: --lwk-mode:", job))
+			require.Contains(t, stderr, tc.want)
+			require.Equal(t, []string{strconv.Itoa(job)}, n.slurmCalls("scancel"))
+			calls := n.slurmCalls("scontrol")
+			require.Len(t, calls, 1, "%q", calls)
+			require.Regexp(t, fmt.Sprintf(`^update JobId=%d AdminComment=lwk: --lwk-mode: .*%s`, job, regexp.QuoteMeta(tc.want)), calls[0])
+			_, stderr, err = n.run("lwk-epilog", job, extra)
+			require.NoError(t, err, "the epilog failed on a malformed spec (drains the node): %s", stderr)
+			n.requirePristine("after a malformed spec")
+		})
+	}
+}
+
+// More tasks on the node than the LWK has CPUs: every `mcexec -n` would fail,
+// so the prolog cancels the job with the reason (sbatch -n4
+// --lwk-mode=mck:cores=1 on a two-thread core), unless the kernel arguments
+// allow oversubscription.
+func TestMoreTasksThanLWKCPUsCancelsJob(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 601, []string{"LWK_MODE=mck:cores=1,mem=1G", "SLURM_JOB_NTASKS=4", "SLURM_JOB_NUM_NODES=1"})
+	require.NoError(t, err, stderr)
+	require.Contains(t, stderr, "lwk: job 601 cancelled: plan job 601: 4 tasks on this node (4 tasks on 1 nodes) but the LWK has 2 CPUs")
+	require.Equal(t, []string{"601"}, n.slurmCalls("scancel"))
+	n.requirePristine("after refusing too many tasks")
+
+	// Two tasks on one core's two threads fit.
+	_, stderr, err = n.run("lwk-prolog", 602, []string{"LWK_MODE=mck:cores=1,mem=1G", "SLURM_JOB_NTASKS=2", "SLURM_JOB_NUM_NODES=1"})
+	require.NoError(t, err, stderr)
+	require.Equal(t, []string{"601"}, n.slurmCalls("scancel"))
+	_, stderr, err = n.run("lwk-epilog", 602, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the job that fits")
+}
+
+// The marker records the attempt the LWK was booted for
+// (SLURM_JOB_RESTART_COUNT), its CPU count and whether it oversubscribes;
+// the SPANK plugin compares the attempt with the step's.
+func TestMarkerRecordsAttempt(t *testing.T) {
+	n := newNode(t)
+	_, stderr, err := n.run("lwk-prolog", 701, []string{"LWK_MODE=mck:cores=2,mem=1G", "SLURM_JOB_RESTART_COUNT=3"})
+	require.NoError(t, err, stderr)
+	b, err := os.ReadFile(filepath.Join(n.dir, "run", "job-701"))
+	require.NoError(t, err)
+	// Then how the LWK numbers its NUMA nodes: its CPUs' node and the job
+	// nodes holding its memory, packed.
+	require.Equal(t, "os=0\nattempt=3\ncpus=4\noversubscribe=0\nlwk_numa=0:0,2:1,4:2\n", string(b))
+	_, stderr, err = n.run("lwk-epilog", 701, nil)
+	require.NoError(t, err, stderr)
+	n.requirePristine("after the epilog")
 }

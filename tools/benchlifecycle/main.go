@@ -2,10 +2,16 @@
 // cost, with the simulated IHK backend and no boot delay, and what a
 // Linux-only job pays for passing through them. Every round runs, in turn,
 // /bin/true (the cost of starting any program), the scontrol stand-in the
-// prolog calls (twice), an LWK prolog+epilog pair and a Linux-only pair; it prints
-// medians over the rounds and the overhead above the baseline.
+// prolog calls (twice), LWK prolog+epilog pairs on the paper's node and on
+// a generated 1024-CPU node, and a Linux-only pair; it prints medians over
+// the rounds, the overhead above the baseline, and for each node the ratio
+// of the pair's own time to two bare process starts (target: at most 2).
 //
 //	go run ./tools/benchlifecycle [--rounds 30]   (as root, from the repository)
+//
+// The 1024-CPU sysfs tree is written into the temporary directory by
+// testdata/machines/gen (it is not committed), so the go tool must be on
+// PATH.
 package main
 
 import (
@@ -21,9 +27,12 @@ import (
 	"time"
 )
 
-const scontrol = `#!/bin/sh
+// scontrol is the stand-in for Slurm's scontrol: the node's layout and the
+// job's allocation (every CPU, memMB of memory) on it.
+func scontrol(sockets, coresPerSocket, cpus, memMB int) string {
+	return fmt.Sprintf(`#!/bin/sh
 if [ "$2" = node ]; then
-	echo "NodeName=node1 CoresPerSocket=4 CPUTot=16 Sockets=2 Boards=1 ThreadsPerCore=2"
+	echo "NodeName=node1 CoresPerSocket=%[2]d CPUTot=%[3]d Sockets=%[1]d Boards=1 ThreadsPerCore=2"
 	exit 0
 fi
 cat <<EOF
@@ -31,9 +40,10 @@ JobId=$4 JobName=bench
    JobState=RUNNING Reason=None Dependency=(null)
    NodeList=node1
    JOB_GRES=(null)
-     Nodes=node1 CPU_IDs=0-15 Mem=10240 GRES=
+     Nodes=node1 CPU_IDs=0-%[4]d Mem=%[5]d GRES=
 EOF
-`
+`, sockets, coresPerSocket, cpus, cpus-1, memMB)
+}
 
 func main() {
 	rounds := flag.Int("rounds", 30, "rounds (at least 20)")
@@ -65,7 +75,14 @@ func run(rounds int, bin string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "scontrol"), []byte(scontrol), 0o755); err != nil {
+	big, err := generateBig(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scontrol"), []byte(scontrol(2, 4, 16, 10240)), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scontrol-big"), []byte(scontrol(4, 128, 1024, 65536)), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "mck.img"), []byte("image"), 0o644); err != nil {
@@ -77,15 +94,19 @@ func run(rounds int, bin string) error {
 	if err := os.Mkdir(tmpfs, 0o700); err != nil {
 		return err
 	}
-	if err := syscall.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=16m,mode=0700"); err != nil {
+	if err := syscall.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=64m,mode=0700"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", tmpfs, err)
 	}
 	defer func() { _ = syscall.Unmount(tmpfs, 0) }()
-	diskConf, err := writeConf(dir, "disk", filepath.Join(dir, "state"), fixture)
+	diskConf, err := writeConf(dir, "disk", filepath.Join(dir, "state"), fixture, paperNode)
 	if err != nil {
 		return err
 	}
-	tmpfsConf, err := writeConf(dir, "tmpfs", filepath.Join(tmpfs, "state"), fixture)
+	tmpfsConf, err := writeConf(dir, "tmpfs", filepath.Join(tmpfs, "state"), fixture, paperNode)
+	if err != nil {
+		return err
+	}
+	bigConf, err := writeConf(dir, "big", filepath.Join(tmpfs, "state-big"), big, bigNode)
 	if err != nil {
 		return err
 	}
@@ -118,7 +139,7 @@ func run(rounds int, bin string) error {
 		drv, err := driverTime(filepath.Join(logDir, "slurm-lwk.log"))
 		return p + e, drv, err
 	}
-	var base, sctl, lwkDisk, lwkTmpfs, drvDisk, drvTmpfs, linux []time.Duration
+	var base, sctl, lwkDisk, lwkTmpfs, lwkBig, drvDisk, drvTmpfs, drvBig, linux []time.Duration
 	for r := 0; r < rounds; r++ {
 		t, err := timeIt("/bin/true", nil)
 		if err != nil {
@@ -140,6 +161,11 @@ func run(rounds int, bin string) error {
 			return err
 		}
 		lwkTmpfs, drvTmpfs = append(lwkTmpfs, m), append(drvTmpfs, md)
+		b, bd, err := pair(bigConf, filepath.Join(dir, "log-big"))
+		if err != nil {
+			return err
+		}
+		lwkBig, drvBig = append(lwkBig, b), append(drvBig, bd)
 		lp, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(diskConf, ""))
 		if err != nil {
 			return err
@@ -151,20 +177,24 @@ func run(rounds int, bin string) error {
 		linux = append(linux, lp+le)
 	}
 	mb, ms, mx := median(base), median(sctl), median(linux)
-	md, mt := median(lwkDisk), median(lwkTmpfs)
-	dd, dt := median(drvDisk), median(drvTmpfs)
+	md, mt, mg := median(lwkDisk), median(lwkTmpfs), median(lwkBig)
+	dd, dt, dg := median(drvDisk), median(drvTmpfs), median(drvBig)
 	fmt.Printf("rounds: %d (alternating; medians)\n", rounds)
 	fmt.Printf("baseline /bin/true:                          %8.3f ms\n", ms2(mb))
 	fmt.Printf("scontrol stand-in (shell script):            %8.3f ms\n", ms2(ms))
-	// Two process starts are the baseline's; the prolog's scontrol call is
-	// Slurm's cost, not ours.
 	// Own time: wall time less two process starts (the baseline), the two
 	// scontrol calls (show node, show job: Slurm's time) and the simulated
 	// driver's work (a real IHK ioctl's time is the kernel's).
-	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms\n", ms2(dt))
-	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms (target <= 10 ms)\n", ms2(mt), ms2(mt-2*mb-2*ms-dt))
+	ownT, ownG := mt-2*mb-2*ms-dt, mg-2*mb-2*ms-dg
+	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(dt), ms2(dg))
+	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms\n", ms2(mt), ms2(ownT))
+	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms\n", ms2(mg), ms2(ownG))
 	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(md), ms2(md-2*mb-2*ms-dd))
 	fmt.Printf("Linux-only, as Prolog=/Epilog= programs:     %8.3f ms   own %8.3f ms (the SPANK path forks nothing)\n", ms2(mx), ms2(mx-2*mb))
+	// The target: the pair's own time is at most twice the two bare
+	// process starts it is compared with.
+	fmt.Printf("ratio own / two bare process starts:         paper node %.2f, 1024-CPU node %.2f (target <= 2)\n",
+		float64(ownT)/float64(2*mb), float64(ownG)/float64(2*mb))
 	return nil
 }
 
@@ -202,20 +232,40 @@ func driverTime(path string) (time.Duration, error) {
 	return time.Duration((prolog + epilog) * float64(time.Second)), nil
 }
 
-// writeConf writes an lwk.conf for the simulator with its journal in stateDir.
-func writeConf(dir, name, stateDir, fixture string) (string, error) {
+// nodeConf is the part of lwk.conf that describes the node.
+type nodeConf struct {
+	lines    string // OSCores= and the NUMA split
+	scontrol string // the stand-in's name in the bench dir
+}
+
+var (
+	paperNode = nodeConf{lines: "OSCores=0-1\nSystemNUMANodes=0-1\nJobNUMANodes=2-11\n", scontrol: "scontrol"}
+	// The 1024-CPU node's OS core is core 0 (CPU 0 and its sibling 512);
+	// it is not split into system and job NUMA nodes.
+	bigNode = nodeConf{lines: "OSCores=0,512\n", scontrol: "scontrol-big"}
+)
+
+// writeConf writes an lwk.conf for the simulator with its journal in
+// stateDir and its topology under sysfsRoot.
+func writeConf(dir, name, stateDir, sysfsRoot string, node nodeConf) (string, error) {
 	conf := filepath.Join(dir, name+".conf")
 	return conf, os.WriteFile(conf, []byte(fmt.Sprintf(`IHKBackend=sim
-OSCores=0-1
-SystemNUMANodes=0-1
-JobNUMANodes=2-11
-StateDir=%[2]s
+%[5]sStateDir=%[2]s
 RunDir=%[1]s/run-%[3]s
 LogDir=%[1]s/log-%[3]s
 SimStateDir=%[1]s/sim-%[3]s
 SimBootDelay=0s
 SysfsRoot=%[4]s
-ScontrolPath=%[1]s/scontrol
+ScontrolPath=%[1]s/%[6]s
 Profile=mck Image=%[1]s/mck.img Kargs="hidos"
-`, dir, stateDir, name, fixture)), 0o644)
+`, dir, stateDir, name, sysfsRoot, node.lines, node.scontrol)), 0o644)
+}
+
+// generateBig writes the 1024-CPU sysfs tree into dir and returns its root.
+func generateBig(dir string) (string, error) {
+	cmd := exec.Command("go", "run", "./testdata/machines/gen", "-out", dir, "-only", "big-1024")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("generate the 1024-CPU tree: %w: %s", err, out)
+	}
+	return filepath.Join(dir, "big-1024"), nil
 }

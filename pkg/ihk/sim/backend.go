@@ -60,6 +60,15 @@ type Options struct {
 	BootDelay time.Duration
 	// Logger receives one record per state change; nil discards.
 	Logger *slog.Logger
+	// CPUHotplug, when set, gives reserving and releasing CPUs IHK's real
+	// Linux-side effect: reserved CPUs go offline (cpuhotplug.Writer).
+	// nil keeps the simulation in its state file only.
+	CPUHotplug CPUHotplug
+}
+
+// CPUHotplug takes CPUs offline or online, all or none.
+type CPUHotplug interface {
+	SetAll(cpus []int, online bool) error
 }
 
 // Backend is the simulated IHK driver. It is safe for concurrent use by
@@ -72,6 +81,7 @@ type Backend struct {
 	topo      *topology.Topology
 	bootDelay time.Duration
 	log       *slog.Logger
+	hotplug   CPUHotplug
 	// busyNS is the time this Backend spent inside simulated operations
 	// (lock, load, check, save). Units: ns.
 	busyNS atomic.Int64
@@ -104,6 +114,7 @@ func Open(opts Options) (*Backend, error) {
 		topo:      opts.Topology,
 		bootDelay: opts.BootDelay,
 		log:       opts.Logger,
+		hotplug:   opts.CPUHotplug,
 	}
 	if opts.DevDir == "" {
 		b.devDir = filepath.Join(b.store.dir, "dev")
@@ -322,6 +333,11 @@ func (b *Backend) ReserveCPUs(ctx context.Context, cpus []int) error {
 		if len(cpus) == 0 {
 			return nil
 		}
+		if b.hotplug != nil {
+			if err := b.hotplug.SetAll(cpus, false); err != nil {
+				return b.err(op, -1, syscall.EBUSY, "take cpus %s offline: %v", listString(cpus), err)
+			}
+		}
 		s.ReservedCPUs = reserved.Union(cpuset.New(cpus...)).List()
 		b.log.Info("ihk sim: reserved cpus", "cpus", listString(cpus))
 		return nil
@@ -346,6 +362,11 @@ func (b *Backend) ReleaseCPUs(ctx context.Context, cpus []int) error {
 		}
 		if len(cpus) == 0 {
 			return nil
+		}
+		if b.hotplug != nil {
+			if err := b.hotplug.SetAll(cpus, true); err != nil {
+				return b.err(op, -1, syscall.EBUSY, "bring cpus %s online: %v", listString(cpus), err)
+			}
 		}
 		s.ReservedCPUs = cpuset.New(s.ReservedCPUs...).Difference(cpuset.New(cpus...)).List()
 		if s.ReservedCPUs == nil {

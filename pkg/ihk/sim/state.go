@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/atomicfile"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 )
@@ -198,19 +199,7 @@ func (st *store) save(s *state) ([]byte, error) {
 	}
 	data = append(data, '\n')
 	path := filepath.Join(st.dir, stateFile)
-	tmp, err := os.CreateTemp(st.dir, stateFile+".tmp*")
-	if err != nil {
-		return nil, fmt.Errorf("write simulator state %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write simulator state %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write simulator state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(st.dir, stateFile, data, atomicfile.Options{Perm: 0o600, TempPrefix: stateFile + ".tmp"}); err != nil {
 		return nil, fmt.Errorf("write simulator state %s: %w", path, err)
 	}
 	return data, nil

@@ -6,7 +6,7 @@ import "k8s.io/utils/cpuset"
 // comments here say which fact drives which line.
 
 func machines() []machine {
-	return []machine{paperE5520Fake12(), a64fxFugaku(), xeon2sHT(), epycNPS4(), offlineCPUs()}
+	return []machine{paperE5520Fake12(), a64fxFugaku(), xeon2sHT(), epycNPS4(), offlineCPUs(), big1024()}
 }
 
 const (
@@ -250,6 +250,51 @@ func offlineCPUs() machine {
 		})
 	}
 	m.nodes = []node{{id: 0, totalKB: 32607896, freeKB: 29874120, distance: []int{10}}}
+	return m
+}
+
+// big1024 is a 1024-CPU node for the lifecycle benchmark (make bench),
+// generated on request into a temporary directory and never committed: 4
+// sockets of 128 cores with 2 threads (EPYC 9754 class), 8 NUMA nodes per
+// socket (NPS4-like with sub-NUMA clustering) of 16 cores and 32 GiB each.
+// Linux numbering as on EPYC: thread 0 of every core first (0-511), the
+// siblings +512. No memory/ directory: planning does not read it.
+func big1024() machine {
+	const sockets, coresPerSocket, nodes = 4, 128, 32
+	const cores = sockets * coresPerSocket
+	const coresPerNode = cores / nodes
+	m := machine{
+		name:          "big-1024",
+		onRequest:     true,
+		possibleCPUs:  "0-1023",
+		kernelMax:     8191,
+		smtControl:    "on",
+		possibleNodes: "0-31",
+		hasNormal:     "0-31",
+	}
+	for id := 0; id < 2*cores; id++ {
+		first := id % cores
+		m.cpus = append(m.cpus, cpu{
+			id: id, pkg: first / coresPerSocket, coreID: first % coresPerSocket,
+			siblings: []int{first, first + cores}, node: first / coresPerNode,
+			online: true, noHotplug: id == 0,
+		})
+	}
+	perSocket := nodes / sockets
+	for id := 0; id < nodes; id++ {
+		n := node{id: id, totalKB: 32 * giB / kiB, freeKB: 30 * giB / kiB}
+		for o := 0; o < nodes; o++ {
+			switch {
+			case o == id:
+				n.distance = append(n.distance, 10)
+			case o/perSocket == id/perSocket:
+				n.distance = append(n.distance, 12)
+			default:
+				n.distance = append(n.distance, 32)
+			}
+		}
+		m.nodes = append(m.nodes, n)
+	}
 	return m
 }
 

@@ -12,6 +12,7 @@
 //	go run ./testdata/machines/gen                      # rewrite every synthetic machine
 //	go run ./testdata/machines/gen -only epyc-nps4      # rewrite one
 //	go run ./testdata/machines/gen -capture this-host   # capture this machine
+//	go run ./testdata/machines/gen -out DIR -only big-1024  # the benchmark's 1024-CPU node
 //
 // Each run deletes and rewrites <name>/sys only; the README.md next to it is
 // written by hand.
@@ -51,7 +52,7 @@ func run(out, only, capture, from string) error {
 	}
 	found := false
 	for _, m := range machines() {
-		if only != "" && m.name != only {
+		if only != "" && m.name != only || only == "" && m.onRequest {
 			continue
 		}
 		found = true
@@ -100,7 +101,10 @@ type block struct {
 }
 
 type machine struct {
-	name          string
+	name string
+	// onRequest machines are written only when -only names them (big
+	// trees generated for a benchmark, not committed).
+	onRequest     bool
 	possibleCPUs  string
 	kernelMax     int
 	smtControl    string // "" for no smt/ directory

@@ -1,0 +1,38 @@
+package finalusage_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+)
+
+func TestWriteReadRemove(t *testing.T) {
+	dir := t.TempDir()
+	_, err := finalusage.Read(dir, 5, 0)
+	require.True(t, errors.Is(err, fs.ErrNotExist), "%v", err)
+	r := finalusage.Reading{JobID: 5, OS: 0, Time: time.Now().UTC(), Rusage: &ihk.Rusage{UserNanoseconds: 42}}
+	require.NoError(t, finalusage.Write(dir, r))
+	fi, err := os.Stat(finalusage.Path(dir, 5, 0))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "root-only")
+	got, err := finalusage.Read(dir, 5, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(42), got.Rusage.UserNanoseconds)
+	// A file naming another job is refused.
+	require.NoError(t, os.Rename(finalusage.Path(dir, 5, 0), finalusage.Path(dir, 6, 0)))
+	_, err = finalusage.Read(dir, 6, 0)
+	require.ErrorContains(t, err, "holds job 5")
+	require.NoError(t, finalusage.Remove(dir, 6, 0))
+	require.NoError(t, finalusage.Remove(dir, 6, 0), "removing twice is fine")
+	// Never through a symlink.
+	require.NoError(t, os.Symlink("/etc/hostname", finalusage.Path(dir, 7, 0)))
+	_, err = finalusage.Read(dir, 7, 0)
+	require.Error(t, err)
+}

@@ -1,0 +1,25 @@
+// Package monitor is lwk-monitor's core: it watches every booted LWK of the
+// node without disturbing it, reacts to a panic, hang or out-of-memory of an
+// LWK, freezes an LWK whose job Slurm suspended, and keeps the samples and
+// final per-node usage records that accounting gathers.
+//
+// Kernel interfaces (through the IHK backend, see ../../../shared ABI notes
+// in the repository's docs): IHK_OS_REGISTER_EVENT eventfds for OOM and
+// STATUS, read with poll(2); IHK_OS_GETRUSAGE and, with the real driver, the
+// monitor page (IHK_OS_GET_USAGE/GET_CPU_USAGE) for samples, never a loop of
+// IHK_OS_STATUS (which logs to dmesg on x86: STATUS is read only to confirm
+// an event); IHK_DEVICE_DETECT_HUNGUP at the hang interval (only one caller
+// per node may run it: sites that also run ihkmond must start ihkmond
+// without -i); IHK_OS_FREEZE/THAW; IHK_OS_READ_KMSG; the AUX_PERF ioctls.
+// From Linux: /proc/<pid>/stat and fd links and the cgroup freezer state of
+// the job's mcexec proxies, inotify on the run and journal directories.
+//
+// Never racing teardown: every call that opens /dev/mcosN is made while
+// holding the node lock, taken without waiting (a sample that finds the lock
+// held is skipped, not delayed), after checking that the job's marker still
+// exists. lwk-epilog holds the same lock for its whole teardown, so DESTROY
+// never meets a descriptor the monitor opened, and the monitor never opens
+// the device of an instance being destroyed. The epilog also takes the
+// final rusage reading itself, under that lock, right before DESTROY (see
+// package teardown), so the final record misses nothing between samples.
+package monitor

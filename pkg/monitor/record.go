@@ -1,0 +1,58 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/accounting"
+)
+
+// Record returns the node's record of a job: the final one once the job has
+// ended here (waiting up to wait for it while the job is still tracked), a
+// partial one (Final "running") when it has not ended within wait, and
+// false when the job is unknown on this node.
+func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) (*accounting.NodeRecord, bool) {
+	wait = min(wait, maxWait)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		if rec, ok := m.finals[jobID]; ok {
+			m.mu.Unlock()
+			return rec, true
+		}
+		inst, live := m.jobs[jobID]
+		sig := m.finalSig
+		m.mu.Unlock()
+		if !live {
+			return m.spooledRecord(jobID)
+		}
+		select {
+		case <-sig:
+			continue
+		case <-deadline.C:
+		case <-ctx.Done():
+		}
+		m.mu.Lock()
+		_, stillLive := m.jobs[jobID]
+		m.mu.Unlock()
+		if !stillLive {
+			continue
+		}
+		return m.record(inst, accounting.FinalRunning), true
+	}
+}
+
+// spooledRecord reads a final record the memory no longer holds.
+func (m *Monitor) spooledRecord(jobID uint32) (*accounting.NodeRecord, bool) {
+	data, err := m.d.Spool.ReadFile(m.d.Spool.RecordPath(jobID))
+	if err != nil {
+		return nil, false
+	}
+	var rec accounting.NodeRecord
+	if json.Unmarshal(data, &rec) != nil || rec.JobID != jobID {
+		return nil, false
+	}
+	return &rec, true
+}

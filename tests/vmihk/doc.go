@@ -1,0 +1,6 @@
+// Package vmihk holds the tests that run inside the throw-away test VM
+// (scripts/vm-testdrv) against ihk_testdrv, the kernel-side test double of
+// IHK's device interface: the prolog and epilog with IHKBackend=ihk take real
+// CPUs offline through the kernel's CPU hotplug, take real pages away from
+// Linux, and must give both back. Outside the VM every test skips.
+package vmihk

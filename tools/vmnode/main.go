@@ -1,0 +1,313 @@
+// Command vmnode reads the serial-console logs of scripts/vm-node's guest
+// runs and turns them into the comparison table (and the kernel arguments
+// of the plan boot). Each log holds JSON sections between
+// "@@VMNODE-BEGIN name" and "@@VMNODE-END name" lines and ends with
+// "@@VMNODE-EXIT status".
+//
+//	vmnode kargs PLAN.log         print the plan's kernel arguments
+//	vmnode table RUN.log...       one row per run, then per variant
+//	vmnode smoke RUN.log          check a smoke run; exit 1 with the reason
+//
+// Run logs are named VARIANT-SEED.log.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/defrag"
+	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: vmnode kargs|table|smoke LOG...")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "kargs":
+		err = kargs(os.Args[2])
+	case "table":
+		err = table(os.Args[2:])
+	case "smoke":
+		err = smoke(os.Args[2])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vmnode: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// sections reads a log's JSON sections and its exit status.
+func sections(path string) (map[string][]byte, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	var cur string
+	var buf strings.Builder
+	exit := ""
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case strings.HasPrefix(line, "@@VMNODE-BEGIN "):
+			cur = strings.TrimPrefix(line, "@@VMNODE-BEGIN ")
+			buf.Reset()
+		case strings.HasPrefix(line, "@@VMNODE-END "):
+			out[cur] = []byte(buf.String())
+			cur = ""
+		case strings.HasPrefix(line, "@@VMNODE-EXIT "):
+			exit = strings.TrimPrefix(line, "@@VMNODE-EXIT ")
+		case cur != "":
+			buf.WriteString(line)
+			buf.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, exit, nil
+}
+
+func decode(secs map[string][]byte, name, path string, v any) error {
+	b, ok := secs[name]
+	if !ok {
+		return fmt.Errorf("%s: no %q section", path, name)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: section %q: %w", path, name, err)
+	}
+	return nil
+}
+
+func kargs(path string) error {
+	secs, exit, err := sections(path)
+	if err != nil {
+		return err
+	}
+	if exit != "0" {
+		return fmt.Errorf("%s: plan boot exited %q", path, exit)
+	}
+	var p nodeprep.Plan
+	if err := decode(secs, "plan", path, &p); err != nil {
+		return err
+	}
+	fmt.Println(strings.Join(p.KernelArgs, " "))
+	return nil
+}
+
+// run is one guest run's figures.
+type run struct {
+	variant, seed     string
+	share             float64 // job memory in >= 256 MiB free runs, after
+	shareBoot         float64
+	free2MBBoot       uint64
+	free2MBAfter      uint64
+	movable, blocks   int
+	defragSec         float64
+	defragBefore      float64
+	evacuated, refuse int
+}
+
+func (r run) lost() float64 {
+	if r.free2MBBoot == 0 {
+		return 0
+	}
+	d := float64(r.free2MBBoot) - float64(r.free2MBAfter)
+	return 100 * d / float64(r.free2MBBoot)
+}
+
+func readRun(path string) (run, error) {
+	base := strings.TrimSuffix(filepath.Base(path), ".log")
+	v, s, ok := strings.Cut(base, "-")
+	if !ok {
+		return run{}, fmt.Errorf("%s: want VARIANT-SEED.log", path)
+	}
+	secs, exit, err := sections(path)
+	if err != nil {
+		return run{}, err
+	}
+	if exit != "0" {
+		return run{}, fmt.Errorf("%s: guest exited %q", path, exit)
+	}
+	var boot, after nodeprep.Report
+	if err := decode(secs, "boot", path, &boot); err != nil {
+		return run{}, err
+	}
+	if err := decode(secs, "after", path, &after); err != nil {
+		return run{}, err
+	}
+	r := run{variant: v, seed: s, share: after.JobContiguousShare, shareBoot: boot.JobContiguousShare,
+		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN()}
+	for _, n := range after.Nodes {
+		if n.Job {
+			r.movable += n.Blocks["Movable"]
+			for _, c := range n.Blocks {
+				r.blocks += c
+			}
+		}
+	}
+	if _, ok := secs["defrag"]; ok {
+		var d defrag.Result
+		if err := decode(secs, "defrag", path, &d); err != nil {
+			return run{}, err
+		}
+		r.defragSec, r.defragBefore = d.Duration.Seconds(), d.ShareBefore
+		r.evacuated, r.refuse = d.Evacuated, d.Refused
+	}
+	return r, nil
+}
+
+var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2}
+
+var variantName = map[string]string{
+	"none":    "no preparation",
+	"apply":   "lwkctl node apply after boot",
+	"movable": "boot-time MOVABLE (plan) + apply + pre-boot defrag",
+}
+
+func table(paths []string) error {
+	var runs []run
+	for _, p := range paths {
+		r, err := readRun(p)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	sort.SliceStable(runs, func(i, j int) bool {
+		if runs[i].variant != runs[j].variant {
+			return variantOrder[runs[i].variant] < variantOrder[runs[j].variant]
+		}
+		return runs[i].seed < runs[j].seed
+	})
+	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, r := range runs {
+		d := "-"
+		if !math.IsNaN(r.defragSec) {
+			d = fmt.Sprintf("%.1f s, %.1f%% -> %.1f%%, %d blocks evacuated, %d refused", r.defragSec, 100*r.defragBefore, 100*r.share, r.evacuated, r.refuse)
+		}
+		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
+			100*r.shareBoot, 100*r.share, r.free2MBBoot, r.free2MBAfter, r.lost(), d)
+	}
+	fmt.Println()
+	fmt.Println("| variant | runs | share in >=256 MiB runs, mean (min-max) | 2 MiB pages lost, mean (min-max) |")
+	fmt.Println("|---|---|---|---|")
+	byVariant := map[string][]run{}
+	var names []string
+	for _, r := range runs {
+		if _, ok := byVariant[r.variant]; !ok {
+			names = append(names, r.variant)
+		}
+		byVariant[r.variant] = append(byVariant[r.variant], r)
+	}
+	for _, v := range names {
+		rs := byVariant[v]
+		var s, l []float64
+		for _, r := range rs {
+			s = append(s, 100*r.share)
+			l = append(l, r.lost())
+		}
+		name := variantName[v]
+		if name == "" {
+			name = v
+		}
+		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), mean(l), minOf(l), maxOf(l))
+	}
+	return nil
+}
+
+func mean(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t / float64(len(xs))
+}
+
+func minOf(xs []float64) float64 {
+	m := math.Inf(1)
+	for _, x := range xs {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+func maxOf(xs []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range xs {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+// smoke checks a smoke run end to end: the guest finished, apply changed
+// job-node blocks to Movable for real, the report read kpageflags, the
+// defrag step ran, and undo reversed every recorded change.
+func smoke(path string) error {
+	r, err := readRun(path)
+	if err != nil {
+		return err
+	}
+	secs, _, _ := sections(path)
+	var apply, undo nodeprep.Result
+	if err := decode(secs, "apply", path, &apply); err != nil {
+		return err
+	}
+	if err := decode(secs, "undo", path, &undo); err != nil {
+		return err
+	}
+	var after nodeprep.Report
+	if err := decode(secs, "after", path, &after); err != nil {
+		return err
+	}
+	var errs []error
+	if len(apply.Changed) == 0 {
+		errs = append(errs, errors.New("apply changed nothing"))
+	}
+	if r.movable == 0 {
+		errs = append(errs, errors.New("no job-node block is Movable after apply"))
+	}
+	for _, n := range after.Nodes {
+		if !n.KPageFlags {
+			errs = append(errs, fmt.Errorf("node %d: report could not read kpageflags", n.Node))
+		}
+	}
+	if _, ok := secs["defrag"]; ok && math.IsNaN(r.defragSec) {
+		errs = append(errs, errors.New("defrag section unreadable"))
+	}
+	if undo.Recorded != 0 {
+		errs = append(errs, fmt.Errorf("undo left %d changes recorded: %+v", undo.Recorded, undo.Refused))
+	}
+	if len(undo.Changed) == 0 {
+		errs = append(errs, errors.New("undo reversed nothing"))
+	}
+	if out, ok := secs["simcheck"]; ok {
+		if !strings.Contains(string(out), "--- PASS: TestRealCPUOfflineInGuest") || !strings.Contains(string(out), "exit 0") {
+			errs = append(errs, fmt.Errorf("simulator CPU offlining in the guest failed:\n%s", out))
+		}
+	} else {
+		errs = append(errs, errors.New("no simcheck section"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone, simulator took a CPU offline and back\n",
+		len(apply.Changed), len(apply.Refused), r.movable, r.blocks, 100*r.shareBoot, 100*r.share, len(undo.Changed))
+	return nil
+}

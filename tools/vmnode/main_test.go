@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func writeLog(t *testing.T, dir, name string, sections map[string]string, exit string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "simcheck", "undo"} {
+		if v, ok := sections[k]; ok {
+			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
+		}
+	}
+	b.WriteString("@@VMNODE-EXIT " + exit + "\r\n")
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o644))
+	return p
+}
+
+const bootJSON = `{"job_contiguous_share": 0.98, "job_free_2mb_blocks": 1500, "nodes": [{"node": 1, "job": true, "blocks": {"Movable": 8}}]}`
+const afterJSON = `{"job_contiguous_share": 0.5, "job_free_2mb_blocks": 1200, "nodes": [{"node": 1, "job": true, "blocks": {"Movable": 6, "Normal": 2}}]}`
+
+func TestReadRun(t *testing.T) {
+	dir := t.TempDir()
+	p := writeLog(t, dir, "movable-2.log", map[string]string{"boot": bootJSON, "after": afterJSON,
+		"defrag": `{"duration_ns": 2500000000, "contiguous_share_before": 0.4, "evacuated_blocks": 5, "refused_blocks": 1}`}, "0")
+	r, err := readRun(p)
+	require.NoError(t, err)
+	require.Equal(t, "movable", r.variant)
+	require.Equal(t, "2", r.seed)
+	require.Equal(t, 0.5, r.share)
+	require.Equal(t, 6, r.movable)
+	require.Equal(t, 8, r.blocks)
+	require.InDelta(t, 20.0, r.lost(), 1e-9)
+	require.Equal(t, 2.5, r.defragSec)
+	require.Equal(t, 5, r.evacuated)
+
+	bad := writeLog(t, dir, "none-1.log", map[string]string{"boot": bootJSON}, "1")
+	_, err = readRun(bad)
+	require.ErrorContains(t, err, `guest exited "1"`)
+	missing := writeLog(t, dir, "none-3.log", map[string]string{"boot": bootJSON}, "0")
+	_, err = readRun(missing)
+	require.ErrorContains(t, err, `no "after" section`)
+	_, err = readRun(writeLog(t, dir, "noseed.log", nil, "0"))
+	require.ErrorContains(t, err, "VARIANT-SEED")
+}
+
+func TestSmoke(t *testing.T) {
+	dir := t.TempDir()
+	ok := writeLog(t, dir, "apply-1.log", map[string]string{
+		"apply": `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 1}`,
+		"boot":  bootJSON, "after": strings.Replace(afterJSON, `"job": true`, `"job": true, "kpageflags": true`, 1),
+		"undo":     `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 0}`,
+		"simcheck": "=== RUN   TestRealCPUOfflineInGuest\n--- PASS: TestRealCPUOfflineInGuest (0.05s)\nPASS\nexit 0",
+	}, "0")
+	require.NoError(t, smoke(ok))
+	leftover := writeLog(t, dir, "apply-2.log", map[string]string{
+		"apply": `{"changed": [], "recorded": 0}`, "boot": bootJSON, "after": afterJSON,
+		"undo": `{"changed": [], "refused": [{"object": "memory33"}], "recorded": 1}`,
+	}, "0")
+	err := smoke(leftover)
+	require.ErrorContains(t, err, "apply changed nothing")
+	require.ErrorContains(t, err, "could not read kpageflags")
+	require.ErrorContains(t, err, "undo left 1 changes recorded")
+	require.ErrorContains(t, err, "no simcheck section")
+}
