@@ -102,6 +102,9 @@ static int opt_bad;                           /* value failed the grammar */
 static char opt_spec[LWK_SPEC_MAX + 1];       /* value; "" = default profile */
 static struct lwk_grammar_error opt_err;      /* why, when opt_bad */
 
+/* Longest lwk_numa line value, and its NUL (pkg/jobmarker.MaxNUMAMap). */
+#define LWK_NUMA_MAX 1024
+
 /* What remote init_post_opt (root, in slurmstepd, before the batch script
  * or any task is forked) found for this step; the forked task processes
  * inherit it. */
@@ -114,7 +117,7 @@ static char step_why[2 * PATH_MAX]; /* STEP_REFUSED: what the task prints */
 static long step_cpus;             /* STEP_LWK: LWK CPUs (0: unknown) */
 static int step_oversubscribe;     /* STEP_LWK: McKernel allows more
 				    * processes than CPUs */
-static char step_numa[256];        /* STEP_LWK: the marker's lwk_numa
+static char step_numa[LWK_NUMA_MAX]; /* STEP_LWK: the marker's lwk_numa
 				    * ("" when it has none) */
 /* Set in task_init_privileged (root) for a task to wrap; read in task_init
  * (user) of the same forked task process. */
@@ -488,7 +491,7 @@ static int normal_step(spank_t sp, uint32_t *job, uint32_t *step)
  * marker has none (an older prolog). */
 struct lwk_marker {
 	long os, attempt, cpus, oversubscribe;
-	char numa[256];
+	char numa[LWK_NUMA_MAX];
 };
 
 /* Reads rundir/job-<job>. Returns 0 when read, 1 when there is none, -1
@@ -496,7 +499,7 @@ struct lwk_marker {
 static int read_marker(const char *rundir, uint32_t job, struct lwk_marker *m, char *why,
 		       size_t wcap)
 {
-	char path[PATH_MAX], buf[512], *line, *save = NULL;
+	char path[PATH_MAX], buf[LWK_NUMA_MAX + 512], *line, *save = NULL;
 	struct stat st;
 	ssize_t n;
 	int fd, first = 1;

@@ -176,8 +176,13 @@ func Remove(runDir string, jobID uint32) error {
 	return nil
 }
 
+// MaxNUMAMap is the longest lwk_numa value the plugin reads (spank/lwk.c
+// LWK_NUMA_MAX less its NUL): 64 nodes numbered up to 999 take 511.
+const MaxNUMAMap = 1023
+
 // validNUMAMap reports whether s holds only what a NUMA map may: digits,
-// ':' and ','. The plugin exports it to the job's environment as is.
+// ':' and ',', at most MaxNUMAMap bytes. The plugin exports it to the job's
+// environment as is.
 func validNUMAMap(s string) bool {
-	return strings.Trim(s, "0123456789:,") == ""
+	return len(s) <= MaxNUMAMap && strings.Trim(s, "0123456789:,") == ""
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -109,6 +110,8 @@ func TestMarkerLWKNUMA(t *testing.T) {
 	require.ErrorContains(t, err, "bad lwk numa map")
 	_, err = os.Stat(Path(run, 43))
 	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = WriteMarker(run, 43, Marker{OS: 1, LWKNUMA: strings.Repeat("1", MaxNUMAMap+1)})
+	require.ErrorContains(t, err, "bad lwk numa map")
 	require.NoError(t, os.WriteFile(Path(run, 44), []byte("os=1\nlwk_numa=0:0;rm\n"), 0o600))
 	_, err = ReadMarker(run, 44)
 	require.ErrorContains(t, err, "malformed content")
