@@ -13,7 +13,8 @@
  *      the prolog left the marker <rundir>/job-<jobid> on this node for
  *      this attempt of the job, after "lwkctl confine-task" (root) has put
  *      it into the job's proxy cgroups (the batch step's task and
- *      --lwk-mode=off steps go into the job's batch cgroup); a job or step
+ *      --lwk-mode=off steps go into the job's batch cgroup), with the
+ *      marker's lwk_numa line in the task's LWK_NUMA_MAP; a job or step
  *      that asked for an LWK which is not there fails with the reason
  *      instead of running on Linux (remote_check).
  * The process runner and PATH resolver are in run.c.
@@ -104,6 +105,9 @@ static int opt_bad;                           /* value failed the grammar */
 static char opt_spec[LWK_SPEC_MAX + 1];       /* value; "" = default profile */
 static struct lwk_grammar_error opt_err;      /* why, when opt_bad */
 
+/* Longest lwk_numa line value, and its NUL (pkg/jobmarker.MaxNUMAMap). */
+#define LWK_NUMA_MAX 1024
+
 /* What remote init_post_opt (root, in slurmstepd, before the batch script
  * or any task is forked) found for this step; the forked task processes
  * inherit it. */
@@ -118,6 +122,8 @@ static int step_oversubscribe;     /* STEP_LWK: McKernel allows more
 				    * processes than CPUs */
 static int step_confine;           /* this attempt's marker is here: confine
 				    * the step's tasks (lwkctl confine-task) */
+static char step_numa[LWK_NUMA_MAX]; /* STEP_LWK: the marker's lwk_numa
+				    * ("" when it has none) */
 /* Set in task_init_privileged (root) for a task to wrap; read in task_init
  * (user) of the same forked task process. */
 static int marker_seen;
@@ -513,9 +519,13 @@ static int confine_task(const struct lwk_args *a, uint32_t job, uint32_t step, c
 }
 
 /* A job's marker as the prolog writes it (pkg/jobmarker): "os=N" first,
- * then key=value lines; unknown keys are ignored. */
+ * then key=value lines; unknown keys are ignored. numa is the lwk_numa
+ * line, "<linux>:<lwk>,...", how McKernel numbers the NUMA nodes it got
+ * (mbind and set_mempolicy inside the LWK take McKernel's ids); "" when the
+ * marker has none (an older prolog). */
 struct lwk_marker {
 	long os, attempt, cpus, oversubscribe;
+	char numa[LWK_NUMA_MAX];
 };
 
 /* Reads rundir/job-<job>. Returns 0 when read, 1 when there is none, -1
@@ -523,13 +533,14 @@ struct lwk_marker {
 static int read_marker(const char *rundir, uint32_t job, struct lwk_marker *m, char *why,
 		       size_t wcap)
 {
-	char path[PATH_MAX], buf[512], *line, *save = NULL;
+	char path[PATH_MAX], buf[LWK_NUMA_MAX + 512], *line, *save = NULL;
 	struct stat st;
 	ssize_t n;
 	int fd, first = 1;
 
 	m->os = -1;
 	m->attempt = m->cpus = m->oversubscribe = 0;
+	m->numa[0] = '\0';
 	if ((size_t)snprintf(path, sizeof(path), "%s/job-%u", rundir, job) >= sizeof(path)) {
 		snprintf(why, wcap, "marker path too long");
 		return -1;
@@ -562,6 +573,16 @@ static int read_marker(const char *rundir, uint32_t job, struct lwk_marker *m, c
 		if (eq == NULL)
 			goto bad;
 		*eq = '\0';
+		if (!first && strcmp(line, "lwk_numa") == 0) {
+			/* Only digits, ':' and ',': it goes into the task's
+			 * environment as is. */
+			size_t len = strlen(eq + 1);
+
+			if (len == 0 || len >= sizeof(m->numa) || strspn(eq + 1, "0123456789:,") != len)
+				goto bad;
+			memcpy(m->numa, eq + 1, len + 1);
+			continue;
+		}
 		errno = 0;
 		v = strtol(eq + 1, &end, 10);
 		if (errno != 0 || end == eq + 1 || *end != '\0' || v < 0 || (first != (strcmp(line, "os") == 0)))
@@ -681,6 +702,7 @@ static int remote_check(spank_t sp, int ac, char **av)
 		return 0;
 	step_state = STEP_LWK;
 	step_cpus = m.cpus;
+	memcpy(step_numa, m.numa, sizeof(step_numa));
 	step_oversubscribe = m.oversubscribe != 0;
 	/* mcexec -n N refuses N above the LWK's CPUs (exit 22): say why here,
 	 * once, instead of every task failing with mcexec's message. With
@@ -720,6 +742,12 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	if (confine_task(&a, job, step, step_state == STEP_LWK ? "proxies" : "batch") < 0)
 		return -1;
 	marker_seen = step_state == STEP_LWK && normal_step(sp, &job, &step);
+	/* The LWK's NUMA numbering, for the task (see struct lwk_marker). */
+	if (step_state == STEP_LWK && step_numa[0] != '\0' &&
+	    spank_setenv(sp, "LWK_NUMA_MAP", step_numa, 1) != ESPANK_SUCCESS) {
+		slurm_error("lwk: step %u.%u: cannot set LWK_NUMA_MAP", job, step);
+		return -1;
+	}
 	return 0;
 }
 

@@ -105,6 +105,28 @@ spank_err_t spank_job_control_setenv(spank_t sp, const char *name, const char *v
 	return ESPANK_SUCCESS;
 }
 
+/* spank_setenv: adds NAME=value to the task environment S_JOB_ENV returns
+ * (mock_env), as slurmstepd adds it to the job's environment. */
+spank_err_t spank_setenv(spank_t sp, const char *name, const char *value, int overwrite)
+{
+	static char *env[64];
+	static char entry[8][512];
+	static int used;
+	int i = 0;
+
+	(void)sp;
+	(void)overwrite;
+	if (used == 8)
+		return ESPANK_ERROR;
+	for (; mock_env != NULL && mock_env[i] != NULL && i < 62; i++)
+		env[i] = mock_env[i];
+	snprintf(entry[used], sizeof(entry[used]), "%s=%s", name, value);
+	env[i++] = entry[used++];
+	env[i] = NULL;
+	mock_env = env;
+	return ESPANK_SUCCESS;
+}
+
 /* SLURM_RESTART_COUNT in the job's environment; NULL: unset. */
 static const char *mock_restart;
 
@@ -527,6 +549,17 @@ static void test_tasks(void)
 	write_file(path_in("lwkctl.fail"), "", 0600);
 	CHECK(run_task() == -1, "unconfined task ran");
 	unlink(path_in("lwkctl.fail"));
+
+	/* The marker's NUMA numbering reaches the task as LWK_NUMA_MAP. */
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=4\noversubscribe=0\nlwk_numa=0:0,1:1,4:2\n", 0600);
+	CHECK(run_task() == 1, "task with a NUMA map not wrapped: %s", mock_log);
+	out = slurp(path_in("mcexec.out"));
+	snprintf(want, sizeof(want), "-n\n2\n%s\na b\n--flag\nFOO=bar\nLWK_NUMA_MAP=0:0,1:1,4:2\n%s\n",
+		 path_in("bin/myprog"), path_env);
+	CHECK(out != NULL && strcmp(out, want) == 0, "mcexec saw:\n%s\nwant:\n%s", out ? out : "", want);
+	write_file(path_in("run/job-42"), "os=0\nattempt=0\ncpus=4\noversubscribe=0\nlwk_numa=0:0;x\n", 0600);
+	CHECK(run_task() == -1, "malformed lwk_numa accepted");
+	write_file(path_in("run/job-42"), "os=0\n", 0600);
 
 	mock_step = 0xfffffffb; /* batch script */
 	unlink(path_in("lwkctl.confine"));

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
@@ -90,9 +91,12 @@ func run(ctx context.Context, configPath string, verbose bool, start time.Time) 
 	// DESTROY_OS and the releases: finish, bounded.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.LockTimeout+cfg.DestroyTimeout+30*time.Second)
 	defer cancel()
-	res, err := node.Cleanup(tctx, env.JobID)
+	res, err := node.EndJob(tctx, jobend.Key{JobID: env.JobID, Attempt: env.RestartCount})
 	if err != nil {
 		return err
+	}
+	if len(res.Collected) > 0 {
+		fmt.Fprintf(os.Stderr, "lwk: collected the leftovers of jobs %v, whose epilog had already run\n", res.Collected)
 	}
 	if res.Recovered && (len(res.OS) > 0 || !res.ReleasedCPUs.IsEmpty() || len(res.ReleasedMemory) > 0) {
 		fmt.Fprintf(os.Stderr, "lwk: job %d had no readable journal; recovered from live state: os %v, cpus %s, %d memory chunks\n",

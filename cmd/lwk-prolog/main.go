@@ -25,6 +25,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/apply"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
@@ -121,6 +122,11 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, errJobEnded) {
+		// The job is over: nothing to boot, nothing to cancel or drain.
+		fmt.Fprintf(os.Stderr, "lwk: job %d: %s\n", env.JobID, err)
+		return nil
+	}
 	// Cancel, requeue or drain (pkg/verdict). The calls are bounded apart
 	// from ctx: slurmd's timeout must not stop us halfway.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -143,6 +149,10 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	return herr
 }
 
+// errJobEnded: the job attempt's epilog ran before this prolog took the
+// node lock.
+var errJobEnded = errors.New("the job's epilog already ran on this node; no LWK booted")
+
 // boot plans and boots the job's LWK.
 func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger, start time.Time) error {
 	node, err := lwknode.Open(cfg, log, true)
@@ -163,6 +173,16 @@ func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode
 		return err
 	}
 	defer lock.Release()
+	// slurmd runs a job's epilog without waiting for its prolog: if this
+	// attempt's epilog took the lock first, nothing would tear down what we
+	// boot now.
+	key := jobend.Key{JobID: env.JobID, Attempt: env.RestartCount}
+	if ended, err := node.Ended.Ended(key); err != nil {
+		return err
+	} else if ended {
+		log.Warn("the job's epilog already ran on this node; not booting an LWK for it", "attempt", env.RestartCount)
+		return errJobEnded
+	}
 	// A journal for this job already: an earlier prolog of it (requeued to
 	// this node) died without an epilog. Tear that down first.
 	if _, err := node.Journal.Read(env.JobID); !errors.Is(err, journal.ErrNotFound) {

@@ -2,7 +2,8 @@
 //
 //	lwkctl plan    print the LWK plan for given inputs, touching nothing
 //	lwkctl status  show IHK reservations, OS instances and jobs with journals
-//	lwkctl cleanup run the epilog's recovery for a job by hand
+//	lwkctl cleanup run the epilog's recovery for a job by hand, or for every
+//	               job whose epilog already ran but whose LWK is still here
 //	lwkctl cpus    translate between Slurm's abstract CPU IDs and Linux's
 //	lwkctl confine-task  confine a task of an LWK job (run by the SPANK
 //	               plugin as root, before the task execs)
@@ -45,7 +46,7 @@ commands:
            print the plan lwk-prolog would make; touches nothing
   status   [--json]
            show the IHK backend, reserved CPUs and memory, OS instances, and jobs
-  cleanup  --job ID
+  cleanup  --job ID | --ended
            tear down what a job left on the node (what lwk-epilog does)
   cpus     (--abstract LIST | --machine LIST) [--sysfs-root DIR]
            translate Slurm's abstract CPU IDs to Linux CPU IDs or back
@@ -185,15 +186,30 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 }
 
 func cleanupCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []string, stdout io.Writer) error {
-	job := fs.Uint32("job", 0, "the job to clean up after (required)")
+	job := fs.Uint32("job", 0, "the job to clean up after")
+	ended := fs.Bool("ended", false, "clean up after every job whose epilog already ran but whose LWK is still here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *job == 0 {
-		return errors.New("cleanup: --job is required")
+	if (*job == 0) == !*ended {
+		return errors.New("cleanup: give either --job ID or --ended")
 	}
 	node, err := openNode(*configPath)
 	if err != nil {
+		return err
+	}
+	if *ended {
+		res, err := node.CollectEnded(ctx)
+		if err != nil {
+			return err
+		}
+		if res == nil {
+			_, err = fmt.Fprintln(stdout, "no job whose epilog already ran holds anything here")
+			return err
+		}
+		ids := append([]uint32{res.JobID}, res.Collected...)
+		_, err = fmt.Fprintf(stdout, "jobs %v cleaned up (their epilog had already run): os destroyed %v, cpus released %q, memory chunks released %d, processes killed %v\n",
+			ids, res.OS, res.ReleasedCPUs.String(), len(res.ReleasedMemory), res.Killed)
 		return err
 	}
 	res, err := node.Cleanup(ctx, *job)

@@ -37,7 +37,9 @@ type IHK interface {
 	ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) error
 	ReserveCPUs(ctx context.Context, cpus []int) error
 	CreateOS(ctx context.Context) (int, error)
+	BuildID(ctx context.Context, os int) (string, error)
 	AssignCPUs(ctx context.Context, os int, cpus []int) error
+	SetIKCMap(ctx context.Context, os int, routes []ihk.IKCRoute) error
 	AssignMemory(ctx context.Context, os int, chunks []ihk.MemChunk) error
 	LoadImage(ctx context.Context, os int, path string) error
 	SetKernelArgs(ctx context.Context, os int, kargs string) error
@@ -70,6 +72,9 @@ type Deps struct {
 	// Confine makes the job's cgroups; the embedded Deps.Cgroups removes
 	// them (normally the same manager).
 	Confine Confiner
+	// McexecBuildID is the IHK build id mcexec was compiled against
+	// (lwk.conf McexecBuildID); empty skips the check.
+	McexecBuildID string
 	// Defrag runs the profile's pre-boot defragmentation of the job NUMA
 	// nodes (nodeprep.Defragmenter); nil when the node has no job nodes,
 	// and then a profile asking for it is logged and skipped.
@@ -89,6 +94,10 @@ func (d Deps) Teardown() teardown.Deps {
 	td.IHK = d.IHK
 	return td
 }
+
+// ErrBuildID marks a driver whose build id differs from mcexec's: every
+// task would fail in mcexec, so the prolog fails before booting.
+var ErrBuildID = errors.New("ihk build id mismatch")
 
 // Job identifies the job the LWK is for.
 type Job struct {
@@ -122,7 +131,7 @@ func Run(ctx context.Context, d Deps, job Job, p *plan.Plan) (int, error) {
 		return -1, fmt.Errorf("encode plan: %w", err)
 	}
 	r := &runner{d: d, p: p, rec: &journal.Record{
-		JobID: job.ID, UID: job.UID, GID: job.GID, User: job.User,
+		JobID: job.ID, UID: job.UID, GID: job.GID, User: job.User, Attempt: job.Attempt,
 		Created: time.Now().UTC(), Spec: job.Spec, Plan: planJSON,
 	}}
 	idx, err := r.run(ctx, job)
@@ -181,10 +190,23 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		{steps.CreateOS, nil, func() (any, error) {
 			idx, err := retry.Value(func() (int, error) { return c.CreateOS(ctx) })
 			r.os = idx
-			return steps.OS{OS: idx}, err
+			if err != nil {
+				return steps.OS{OS: idx}, err
+			}
+			return steps.OS{OS: idx}, r.checkBuildID(ctx)
 		}},
 		{steps.AssignCPUs, nil, func() (any, error) {
-			return nil, retry.Call(func() error { return c.AssignCPUs(ctx, r.os, p.CPUs) })
+			if err := retry.Call(func() error { return c.AssignCPUs(ctx, r.os, p.CPUs) }); err != nil {
+				return nil, err
+			}
+			// Set while the instance is INITIAL, as mcreboot.sh does between
+			// assign cpu and assign mem; routes die with the instance.
+			if len(p.IKCMap) > 0 {
+				if err := retry.Call(func() error { return c.SetIKCMap(ctx, r.os, p.IKCMap) }); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
 		}},
 		{steps.AssignMemory, nil, func() (any, error) {
 			return nil, retry.Call(func() error { return c.AssignMemory(ctx, r.os, p.Memory) })
@@ -211,6 +233,7 @@ func (r *runner) run(ctx context.Context, job Job) (int, error) {
 		{steps.WriteMarker, nil, func() (any, error) {
 			_, err := jobmarker.WriteMarker(r.d.RunDir, job.ID, jobmarker.Marker{
 				OS: r.os, Attempt: job.Attempt, CPUs: len(p.CPUs), Oversubscribe: p.Oversubscribe(),
+				LWKNUMA: plan.FormatNUMAMap(p.LWKNUMA),
 			})
 			return nil, err
 		}},
@@ -301,6 +324,27 @@ func (r *runner) confine(jobID uint32) error {
 	}
 	_, err = proxycgroup.WriteRecord(r.d.RunDir, rec)
 	return err
+}
+
+// checkBuildID compares the driver's build id with mcexec's. mcexec makes
+// the same comparison at every start and exits 1 on a mismatch, so a node
+// where they differ would boot LWKs on which no task can run.
+func (r *runner) checkBuildID(ctx context.Context) error {
+	want := r.d.McexecBuildID
+	id, err := retry.Value(func() (string, error) { return r.d.IHK.BuildID(ctx, r.os) })
+	if want == "" {
+		// Not asked to check: the id only goes to the log.
+		r.d.Log.Debug("ihk build id (not checked: McexecBuildID unset)", "job", r.rec.JobID, "os", r.os, "build_id", id, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the ihk build id to compare with mcexec's %q: %w", want, err)
+	}
+	if id != want {
+		return fmt.Errorf("ihk build id %q (IHK_OS_GET_BUILDID, os %d) differs from mcexec's %q (lwk.conf McexecBuildID): mcexec would refuse every task; install IHK, McKernel and mcexec from one build: %w",
+			id, r.os, want, ErrBuildID)
+	}
+	return nil
 }
 
 // defrag runs the pre-boot defragmentation as a journaled step. Its own

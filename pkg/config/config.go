@@ -52,6 +52,18 @@ type Config struct {
 	// LWKMemoryPercent is the share of the job's memory on the node that goes
 	// to the LWK when the request does not say (LWKMemoryShare=90%).
 	LWKMemoryPercent int
+	// LWKMemoryHeadroomPercent is the share of each NUMA node's MemFree the
+	// planner never reserves (LWKMemoryHeadroom=2%): MemFree counts pages
+	// below the zone watermarks and in blocks too fragmented for IHK's
+	// 4 MiB chunks, so a reservation of all of it fails or takes long.
+	LWKMemoryHeadroomPercent int
+
+	// McexecBuildID is the IHK build id the site's mcexec was compiled
+	// against (McexecBuildID=, what `ihkosctl 0 get buildid` printed on the
+	// build host). When set, the prolog compares IHK_OS_GET_BUILDID with it
+	// and fails before booting on a mismatch, instead of every task failing
+	// in mcexec. Empty: not checked (the driver's id is logged).
+	McexecBuildID string
 
 	// DefaultProfile is the profile a bare --lwk-mode selects
 	// (DefaultProfile=...); empty means the first profile defined.

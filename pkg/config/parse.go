@@ -315,6 +315,31 @@ func parseSet(value string) (cpuset.CPUSet, error) {
 	return s, nil
 }
 
+// parseHeadroom reads LWKMemoryHeadroom: an integer percentage 0-50.
+func parseHeadroom(value string) (int, error) {
+	num := strings.TrimSuffix(value, "%")
+	n, err := strconv.Atoi(num)
+	if err != nil || num == "" || num[0] < '0' || num[0] > '9' || n > 50 || !strings.HasSuffix(value, "%") {
+		return 0, fmt.Errorf("bad headroom %q: want an integer percentage 0%%-50%%", value)
+	}
+	return n, nil
+}
+
+// parseBuildID reads McexecBuildID: what IHK_OS_GET_BUILDID returns, a short
+// git hash or a version string (printable ASCII, no spaces, at most 64
+// bytes).
+func parseBuildID(value string) (string, error) {
+	if value == "" || len(value) > 64 {
+		return "", fmt.Errorf("bad build id %q: want 1-64 printable characters", value)
+	}
+	for _, r := range value {
+		if r <= ' ' || r > '~' {
+			return "", fmt.Errorf("bad build id %q: want printable ASCII without spaces", value)
+		}
+	}
+	return value, nil
+}
+
 // parsePercent parses "50%" or "50" into 1..100.
 func parsePercent(value string) (int, error) {
 	num := strings.TrimSuffix(value, "%")

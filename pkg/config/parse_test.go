@@ -76,7 +76,7 @@ func TestParseDefaults(t *testing.T) {
 			want: Config{
 				Backend: BackendIHK, DevDir: "/dev",
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
-				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
+				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
@@ -89,7 +89,7 @@ func TestParseDefaults(t *testing.T) {
 			want: Config{
 				Backend: BackendSim, DevDir: "/tmp/lwk-sim/dev", SimStateDir: "/tmp/lwk-sim",
 				ProxyMemoryBytes: 128 << 20, ProxyCPUPercent: 50, ProxyCPUPeriod: 100 * time.Millisecond,
-				LWKMemoryPercent: 90, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
+				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
@@ -105,6 +105,8 @@ ProxyMemory=1G
 ProxyCPUShare=25
 ProxyCPUPeriod=50ms
 LWKMemoryShare=100%
+LWKMemoryHeadroom=0%
+McexecBuildID=3114d9e7
 StateDir="/srv/state"
 RunDir=/srv/run
 SysfsRoot=/srv/fixture
@@ -122,7 +124,8 @@ Profile=p Image=/k.img Kargs=hidos
 			want: Config{
 				Backend: BackendSim, DevDir: "/srv/dev", SimStateDir: "/var/lib/slurm-lwk/sim",
 				ProxyMemoryBytes: 1 << 30, ProxyCPUPercent: 25, ProxyCPUPeriod: 50 * time.Millisecond,
-				LWKMemoryPercent: 100, StateDir: "/srv/state", RunDir: "/srv/run",
+				LWKMemoryPercent: 100, LWKMemoryHeadroomPercent: 0, McexecBuildID: "3114d9e7",
+				StateDir: "/srv/state", RunDir: "/srv/run",
 				SysfsRoot: "/srv/fixture", LogDir: "/srv/log", SimBootDelay: 0,
 				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol", ScancelPath: "/usr/bin/scancel",
 				BootTimeout: 5 * time.Minute, DestroyTimeout: time.Second, LockTimeout: 2 * time.Second,
@@ -203,6 +206,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "percent zero", conf: head + "ProxyCPUShare=0%\n", want: `lwk.conf:3: ProxyCPUShare: bad percentage "0%": want an integer 1-100`},
 		{name: "percent too big", conf: head + "LWKMemoryShare=101%\n", want: `lwk.conf:3: LWKMemoryShare: bad percentage "101%": want an integer 1-100`},
 		{name: "percent negative", conf: head + "LWKMemoryShare=-5\n", want: `lwk.conf:3: LWKMemoryShare: bad percentage "-5": want an integer 1-100`},
+		{name: "headroom too big", conf: head + "LWKMemoryHeadroom=60%\n", want: `lwk.conf:3: LWKMemoryHeadroom: bad headroom "60%": want an integer percentage 0%-50%`},
+		{name: "headroom without unit", conf: head + "LWKMemoryHeadroom=2\n", want: `lwk.conf:3: LWKMemoryHeadroom: bad headroom "2": want an integer percentage 0%-50%`},
+		{name: "build id with a space", conf: head + "McexecBuildID=\"a b\"\n", want: `lwk.conf:3: McexecBuildID: bad build id "a b": want printable ASCII without spaces`},
 		{name: "size without unit", conf: head + "ProxyMemory=128\n", want: `lwk.conf:3: ProxyMemory: bad size "128": missing unit (B, K, M, G, T)`},
 		{name: "size bad unit", conf: head + "ProxyMemory=128Q\n", want: `lwk.conf:3: ProxyMemory: bad size "128Q": unknown suffix "Q"`},
 		{name: "size zero", conf: head + "ProxyMemory=0M\n", want: `lwk.conf:3: ProxyMemory: bad size "0M": must be positive`},

@@ -58,6 +58,15 @@ type Client interface {
 	AssignMemory(ctx context.Context, os int, chunks []MemChunk) error
 	// AssignedMemory lists the instance's memory chunks.
 	AssignedMemory(ctx context.Context, os int) ([]MemChunk, error)
+	// SetIKCMap routes assigned CPUs' IKC interrupts to Linux CPUs
+	// (IHK_OS_SET_IKC_MAP). The instance must be INITIAL (before LOAD and
+	// BOOT); assigning a CPU resets its route to Linux CPU 0.
+	SetIKCMap(ctx context.Context, os int, routes []IKCRoute) error
+	// IKCMap lists the instance's routes, one per assigned CPU in LWK order.
+	IKCMap(ctx context.Context, os int) ([]IKCRoute, error)
+	// BuildID returns the build id the IHK driver was compiled with
+	// (IHK_OS_GET_BUILDID). mcexec refuses to run when its own differs.
+	BuildID(ctx context.Context, os int) (string, error)
 	// LoadImage loads the kernel image at path (at most MaxPathLen bytes).
 	LoadImage(ctx context.Context, os int, path string) error
 	// SetKernelArgs sets the kernel command line (at most MaxKargsLen bytes,

@@ -17,7 +17,10 @@
 // (Slurm 22.05 can skip it, see spank/lwk.c) is never taken for booted.
 // cpus is the LWK's CPU count and oversubscribe whether McKernel was booted
 // with allow_oversubscribe: the plugin refuses a step with more local tasks
-// than LWK CPUs unless it is set. Readers ignore keys they do not know.
+// than LWK CPUs unless it is set. lwk_numa, written only when known, is how
+// the LWK numbers its NUMA nodes ("lwk_numa=0:0,1:1,4:2": Linux node 4 is
+// LWK node 2), for the plugin to export to the job's tasks as LWK_NUMA_MAP.
+// Readers ignore keys they do not know.
 package jobmarker
 
 import (
@@ -48,6 +51,9 @@ type Marker struct {
 	// Oversubscribe is whether McKernel runs more processes than CPUs
 	// (kernel argument allow_oversubscribe).
 	Oversubscribe bool
+	// LWKNUMA is the LWK's NUMA numbering, "<linux>:<lwk>,..." (digits,
+	// ':' and ',' only); empty when not known.
+	LWKNUMA string
 }
 
 func (m Marker) encode() string {
@@ -55,7 +61,11 @@ func (m Marker) encode() string {
 	if m.Oversubscribe {
 		over = 1
 	}
-	return fmt.Sprintf("os=%d\nattempt=%d\ncpus=%d\noversubscribe=%d\n", m.OS, m.Attempt, m.CPUs, over)
+	s := fmt.Sprintf("os=%d\nattempt=%d\ncpus=%d\noversubscribe=%d\n", m.OS, m.Attempt, m.CPUs, over)
+	if m.LWKNUMA != "" {
+		s += "lwk_numa=" + m.LWKNUMA + "\n"
+	}
+	return s
 }
 
 // Write creates the marker of the first attempt (0600) in runDir (created
@@ -67,6 +77,9 @@ func Write(runDir string, jobID uint32, osIndex int) (string, error) {
 // WriteMarker creates the marker m (0600) in runDir (created 0700 if
 // missing), atomically.
 func WriteMarker(runDir string, jobID uint32, m Marker) (string, error) {
+	if !validNUMAMap(m.LWKNUMA) {
+		return "", fmt.Errorf("write marker of job %d: bad lwk numa map %q", jobID, m.LWKNUMA)
+	}
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return "", fmt.Errorf("create run dir %s: %w", runDir, err)
 	}
@@ -107,6 +120,13 @@ func parse(s string) (Marker, error) {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	for i, line := range lines {
 		k, v, ok := strings.Cut(line, "=")
+		if ok && k == "lwk_numa" && i > 0 {
+			if !validNUMAMap(v) {
+				return Marker{OS: -1}, fmt.Errorf("malformed content %q", s)
+			}
+			m.LWKNUMA = v
+			continue
+		}
 		n, err := strconv.ParseUint(v, 10, 31)
 		if !ok || err != nil || (i == 0) != (k == "os") {
 			return Marker{OS: -1}, fmt.Errorf("malformed content %q", s)
@@ -154,4 +174,15 @@ func Remove(runDir string, jobID uint32) error {
 		return fmt.Errorf("remove marker %s: %w", path, err)
 	}
 	return nil
+}
+
+// MaxNUMAMap is the longest lwk_numa value the plugin reads (spank/lwk.c
+// LWK_NUMA_MAX less its NUL): 64 nodes numbered up to 999 take 511.
+const MaxNUMAMap = 1023
+
+// validNUMAMap reports whether s holds only what a NUMA map may: digits,
+// ':' and ',', at most MaxNUMAMap bytes. The plugin exports it to the job's
+// environment as is.
+func validNUMAMap(s string) bool {
+	return len(s) <= MaxNUMAMap && strings.Trim(s, "0123456789:,") == ""
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -90,4 +91,28 @@ func TestMarkerFields(t *testing.T) {
 	got, err = ReadMarker(run, 9)
 	require.NoError(t, err)
 	require.Equal(t, Marker{OS: 4, Attempt: 1}, got)
+}
+
+func TestMarkerLWKNUMA(t *testing.T) {
+	run := t.TempDir()
+	want := Marker{OS: 1, Attempt: 2, CPUs: 4, LWKNUMA: "0:0,1:1,2:2,4:3"}
+	_, err := WriteMarker(run, 42, want)
+	require.NoError(t, err)
+	b, err := os.ReadFile(Path(run, 42))
+	require.NoError(t, err)
+	require.Equal(t, "os=1\nattempt=2\ncpus=4\noversubscribe=0\nlwk_numa=0:0,1:1,2:2,4:3\n", string(b))
+	got, err := ReadMarker(run, 42)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	// Nothing but digits, ':' and ',' reaches the file (a newline would
+	// forge a key).
+	_, err = WriteMarker(run, 43, Marker{OS: 1, LWKNUMA: "0:0\nos=9"})
+	require.ErrorContains(t, err, "bad lwk numa map")
+	_, err = os.Stat(Path(run, 43))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = WriteMarker(run, 43, Marker{OS: 1, LWKNUMA: strings.Repeat("1", MaxNUMAMap+1)})
+	require.ErrorContains(t, err, "bad lwk numa map")
+	require.NoError(t, os.WriteFile(Path(run, 44), []byte("os=1\nlwk_numa=0:0;rm\n"), 0o600))
+	_, err = ReadMarker(run, 44)
+	require.ErrorContains(t, err, "malformed content")
 }

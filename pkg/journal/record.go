@@ -57,6 +57,10 @@ type Record struct {
 	GID uint32 `json:"gid"`
 	// User is the job owner's name as Slurm reported it.
 	User string `json:"user"`
+	// Attempt is the job's restart count (SLURM_JOB_RESTART_COUNT) the
+	// prolog ran for; with package jobend it tells whether this attempt's
+	// epilog has already run.
+	Attempt uint32 `json:"attempt,omitempty"`
 	// Created is when the prolog started the record.
 	Created time.Time `json:"created"`
 	// Spec is the job's --lwk-mode specification as given.

@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/backend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodeprep"
@@ -42,6 +43,8 @@ type Node struct {
 	// Cgroups confines jobs' Linux side, in the layout detected once at
 	// Open; when the node mounts no usable layout it fails Create with why.
 	Cgroups Confinement
+	// Ended records which job attempts' epilogs have run.
+	Ended *jobend.Store
 }
 
 // Confinement is what the lifecycle and lwkctl need of the cgroups
@@ -73,7 +76,7 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 		return nil, err
 	}
 	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b,
-		Cgroups: OpenCgroups(cfg, "/proc")}, nil
+		Cgroups: OpenCgroups(cfg, "/proc"), Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
 }
 
 // OpenCgroups detects the node's cgroup layout from <procRoot>/self/mounts
@@ -137,6 +140,7 @@ func (n *Node) TeardownDeps() teardown.Deps {
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
 		Cgroups:        n.Cgroups,
+		Ended:          n.Ended,
 		Log:            n.Log,
 	}
 	if df, ok := n.defragmenter(); ok {
@@ -159,7 +163,8 @@ func (n *Node) defragmenter() (nodeprep.Defragmenter, bool) {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups}
+	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups,
+		McexecBuildID: n.Config.McexecBuildID}
 	if n.backend.StepFaults != nil {
 		d.Faults = n.backend.StepFaults
 	}
@@ -209,6 +214,42 @@ func (n *Node) Cleanup(ctx context.Context, jobID uint32) (*teardown.Result, err
 	}
 	defer lock.Release()
 	return teardown.Run(ctx, n.TeardownDeps(), jobID)
+}
+
+// CollectEnded tears down, under the node lock, what jobs whose epilog
+// already ran still hold (see teardown.CollectEnded); nil when none.
+func (n *Node) CollectEnded(ctx context.Context) (*teardown.Result, error) {
+	lock, err := n.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return teardown.CollectEnded(ctx, n.TeardownDeps())
+}
+
+// EndJob is the epilog: under the node lock it records that the job
+// attempt's epilog ran (so a prolog of that attempt still waiting for the
+// lock boots nothing), prunes old records, and tears the job down.
+func (n *Node) EndJob(ctx context.Context, key jobend.Key) (*teardown.Result, error) {
+	lock, err := n.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if err := n.Ended.Record(key); err != nil {
+		return nil, err
+	}
+	if _, err := n.Ended.Prune(endRecordAge(n.Config), time.Now()); err != nil {
+		n.Log.Warn("cannot prune job end records", "err", err)
+	}
+	return teardown.Run(ctx, n.TeardownDeps(), key.JobID)
+}
+
+// endRecordAge is how long an epilog's record is kept: longer than any
+// prolog can take from its start to the node lock (its Slurm calls, then
+// LockTimeout).
+func endRecordAge(cfg *config.Config) time.Duration {
+	return max(time.Hour, 2*cfg.LockTimeout)
 }
 
 // ScontrolRunner runs Slurm commands with a minimal environment that keeps

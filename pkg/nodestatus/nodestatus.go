@@ -52,6 +52,9 @@ type Job struct {
 	State string `json:"state"`
 	// OS is the job's instance, -1 if it has none (yet).
 	OS int `json:"os"`
+	// LWKNUMAMap is how the job's LWK numbers its NUMA nodes, "linux:lwk"
+	// pairs as LWK_NUMA_MAP gives them to the job; empty when unknown.
+	LWKNUMAMap string `json:"lwk_numa_map,omitempty"`
 	// Error says why the journal could not be read, if it could not.
 	Error string `json:"error,omitempty"`
 }
@@ -156,6 +159,10 @@ func jobs(store Journals, runDir string) ([]Job, error) {
 		if idx, ok := steps.OSIndex(rec); ok {
 			j.OS = idx
 		}
+		var p plan.Plan
+		if len(rec.Plan) > 0 && json.Unmarshal(rec.Plan, &p) == nil {
+			j.LWKNUMAMap = plan.FormatNUMAMap(p.LWKNUMA)
+		}
 		out = append(out, j)
 	}
 	for _, id := range markers {
@@ -199,6 +206,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	for _, j := range s.Jobs {
 		fmt.Fprintf(&b, "%-17sstep %s (%s), os %d", fmt.Sprintf("job %d:", j.JobID), orNone(j.Step), orNone(j.State), j.OS)
+		if j.LWKNUMAMap != "" {
+			fmt.Fprintf(&b, ", lwk numa (linux:lwk) %s", j.LWKNUMAMap)
+		}
 		if j.Error != "" {
 			fmt.Fprintf(&b, " (error: %s)", j.Error)
 		}

@@ -208,7 +208,7 @@ func memoryHolders(in Input) map[int]bool {
 		return nil
 	}
 	t := in.Topology
-	avail := availableBytes(t, eligible)
+	avail := availableBytes(t, eligible, in.Config.LWKMemoryHeadroomPercent)
 	unsplit := in.Config.JobNUMANodes.IsEmpty()
 	holds := map[int]bool{}
 	for _, n := range t.Nodes {

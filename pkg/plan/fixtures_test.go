@@ -148,8 +148,15 @@ func checkRules(t *testing.T, in Input, p *Plan) {
 		require.True(t, eligible.Contains(c.NUMANode), "memory on node %d, eligible %s", c.NUMANode, eligible)
 		n, _ := in.Topology.Node(c.NUMANode)
 		require.LessOrEqual(t, c.Bytes, n.MemFreeBytes, "never more than free on node %d", c.NUMANode)
+		require.LessOrEqual(t, c.Bytes, n.MemFreeBytes-percentOf(n.MemFreeBytes, in.Config.LWKMemoryHeadroomPercent),
+			"the headroom stays free on node %d", c.NUMANode)
+		if c.NUMANode == 0 {
+			require.LessOrEqual(t, c.Bytes, percentOf(n.MemFreeBytes, 95), "IHK takes at most 95%% of node 0")
+		}
 		total += c.Bytes
 	}
+	checkIKCMap(t, in, p)
+	checkLWKNUMA(t, in, p)
 	want, err := lwkMemoryBytes(in)
 	require.NoError(t, err)
 	require.Equal(t, want, total, "all the LWK memory is placed")
@@ -158,6 +165,56 @@ func checkRules(t *testing.T, in Input, p *Plan) {
 	require.Equal(t, p.Proxy.CPUPeriodUS*int64(online.Size())*int64(in.Config.ProxyCPUPercent)/100, p.Proxy.CPUQuotaUS,
 		"quota counts only online OS cores")
 	require.True(t, strings.Contains(p.Kargs, "hidos"))
+}
+
+// checkIKCMap: every LWK CPU is routed once, in plan order, to an online OS
+// core, on its own NUMA node whenever that node has one.
+func checkIKCMap(t *testing.T, in Input, p *Plan) {
+	t.Helper()
+	online := in.Config.OSCores.Intersection(in.Topology.OnlineCPUs())
+	if online.IsEmpty() {
+		require.Empty(t, p.IKCMap)
+		return
+	}
+	require.Len(t, p.IKCMap, len(p.CPUs))
+	nodesWithCores := map[int]bool{}
+	for _, c := range online.List() {
+		cpu, _ := in.Topology.CPU(c)
+		nodesWithCores[cpu.NUMANode] = true
+	}
+	for i, r := range p.IKCMap {
+		require.Equal(t, p.CPUs[i], r.CPU, "routes follow the LWK CPU order")
+		require.True(t, online.Contains(r.Target), "route %+v: target is not an online OS core", r)
+		src, _ := in.Topology.CPU(r.CPU)
+		dst, _ := in.Topology.CPU(r.Target)
+		if nodesWithCores[src.NUMANode] {
+			require.Equal(t, src.NUMANode, dst.NUMANode, "route %+v leaves a node that has OS cores", r)
+		}
+	}
+}
+
+// checkLWKNUMA: the LWK numbers exactly the nodes holding LWK CPUs or LWK
+// memory, packed in ascending Linux order.
+func checkLWKNUMA(t *testing.T, in Input, p *Plan) {
+	t.Helper()
+	used := map[int]bool{}
+	for _, c := range p.CPUs {
+		cpu, _ := in.Topology.CPU(c)
+		used[cpu.NUMANode] = true
+	}
+	for _, m := range p.Memory {
+		if m.Bytes > 0 {
+			used[m.NUMANode] = true
+		}
+	}
+	require.Len(t, p.LWKNUMA, len(used))
+	for i, id := range p.LWKNUMA {
+		require.True(t, used[id.Linux], "node %d holds nothing of the LWK", id.Linux)
+		require.Equal(t, i, id.LWK)
+		if i > 0 {
+			require.Less(t, p.LWKNUMA[i-1].Linux, id.Linux)
+		}
+	}
 }
 
 // TestNearlyFullNodeGetsNoChunk is the reproduction from the paper's node:

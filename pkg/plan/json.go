@@ -26,6 +26,8 @@ type planJSON struct {
 	MemoryBytes uint64         `json:"memory_bytes"`
 	NUMAPolicy  string         `json:"numa_policy"`
 	Proxy       proxyJSON      `json:"proxy"`
+	IKCMap      []ihk.IKCRoute `json:"ikc_map,omitempty"`
+	LWKNUMA     []NUMAID       `json:"lwk_numa,omitempty"`
 	// Defrag is present only when the profile defragments before reserving.
 	Defrag *config.DefragPolicy `json:"defrag,omitempty"`
 }
@@ -69,6 +71,8 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 			BatchCPUs:   p.Proxy.BatchCPUs.String(),
 			Mems:        p.Proxy.Mems.String(),
 		},
+		IKCMap:  p.IKCMap,
+		LWKNUMA: p.LWKNUMA,
 	})
 }
 
@@ -120,6 +124,8 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 			BatchCPUs:   batchCPUs,
 			Mems:        mems,
 		},
+		IKCMap:  j.IKCMap,
+		LWKNUMA: j.LWKNUMA,
 	}
 	return nil
 }
@@ -142,8 +148,25 @@ func (p *Plan) Format(w io.Writer) error {
               %s
   proxies:    cpus %s, memory %s, cpu quota %dus per %dus
   batch step: cpus %s
+  ikc map:    %s
+  lwk numa:   %s (linux:lwk)%s
 `, p.JobID, p.Profile, p.Image, p.Kargs, p.CPUSet(), strings.Join(order, ","),
 		FormatBytes(p.MemoryBytes()), p.NUMAPolicy, strings.Join(mem, ", "),
-		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS, p.Proxy.BatchCPUs)
+		p.Proxy.CPUs, FormatBytes(p.Proxy.MemoryBytes), p.Proxy.CPUQuotaUS, p.Proxy.CPUPeriodUS, p.Proxy.BatchCPUs,
+		orNone(ihk.FormatIKCMap(p.IKCMap)), orNone(FormatNUMAMap(p.LWKNUMA)), numaNote(p))
 	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func numaNote(p *Plan) string {
+	if p.NUMAIdentical() {
+		return ""
+	}
+	return "; the LWK numbers nodes differently from Linux"
 }

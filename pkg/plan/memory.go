@@ -73,7 +73,7 @@ func placeMemory(in Input, cpus []int, policy lwkmode.NUMAPolicy) ([]ihk.MemChun
 	if err != nil {
 		return nil, err
 	}
-	avail := availableBytes(t, eligible)
+	avail := availableBytes(t, eligible, in.Config.LWKMemoryHeadroomPercent)
 
 	sources, shares := sourceShares(t, cpus, total)
 	tiers := map[int][]int{} // source → its allowed targets, nearest first
@@ -151,18 +151,32 @@ func emptyList(s cpuset.CPUSet) string {
 	return s.String()
 }
 
-// availableBytes is each eligible node's free memory (IHK's holdings already
-// left out), rounded down to the granule.
-func availableBytes(t *topology.Topology, eligible cpuset.CPUSet) map[int]uint64 {
+// availableBytes is what the planner may reserve on each eligible node: its
+// free memory (IHK's holdings already left out) less the headroom
+// (headroomPct of MemFree, left to Linux: the zone watermarks and fragmented
+// blocks that IHK's 4 MiB chunks cannot use are part of MemFree), capped on
+// node 0 at the 95% of its free memory that IHK's RESERVE_MEM takes at most;
+// rounded down to the granule.
+func availableBytes(t *topology.Topology, eligible cpuset.CPUSet, headroomPct int) map[int]uint64 {
 	avail := map[int]uint64{}
 	for _, n := range t.Nodes {
 		if !eligible.Contains(n.ID) {
 			continue
 		}
 		free := n.MemFreeBytes
+		free -= min(free, max(percentOf(n.MemFreeBytes, headroomPct), driverKeepsBytes(n.ID, n.MemFreeBytes)))
 		avail[n.ID] = free - free%granule
 	}
 	return avail
+}
+
+// driverKeepsBytes is what IHK's RESERVE_MEM never takes from a node: 5% of
+// node 0's free memory (ref/ihk-abi.md §2.3), nothing elsewhere.
+func driverKeepsBytes(node int, free uint64) uint64 {
+	if node != 0 {
+		return 0
+	}
+	return free - percentOf(free, 95)
 }
 
 // sourceShares splits total over the NUMA nodes of the LWK CPUs in
@@ -298,7 +312,7 @@ func shortError(in Input, t *topology.Topology, total, short uint64, sources []i
 			targets[n] = true
 		}
 	}
-	before := availableBytes(t, eligible)
+	before := availableBytes(t, eligible, in.Config.LWKMemoryHeadroomPercent)
 	e := &ShortError{JobID: in.JobID, WantBytes: total, ShortBytes: short, Sources: sources,
 		Targets: sortedNodes(targets), FreeBytes: before, Policy: policy}
 	return e

@@ -75,6 +75,13 @@ type Plan struct {
 	NUMAPolicy lwkmode.NUMAPolicy
 	// Proxy is the mcexec proxy confinement.
 	Proxy Proxy
+	// IKCMap routes each LWK CPU's IKC interrupts to an OS core of its NUMA
+	// node (or the nearest node with one); empty leaves the driver's
+	// default, Linux CPU 0.
+	IKCMap []ihk.IKCRoute
+	// LWKNUMA is how McKernel numbers the NUMA nodes it gets, which the job
+	// is told (LWK_NUMA_MAP) because it may differ from Linux's.
+	LWKNUMA []NUMAID
 	// Defrag is the profile's pre-boot defragmentation of the job nodes.
 	Defrag config.DefragPolicy
 }
@@ -141,6 +148,8 @@ func Make(in Input) (*Plan, error) {
 		Memory:     mem,
 		NUMAPolicy: policy,
 		Proxy:      proxy,
+		IKCMap:     ikcMap(in.Topology, cpus, in.Config.OSCores),
+		LWKNUMA:    lwkNUMAIDs(in.Topology, cpus, mem),
 		Defrag:     prof.Defrag,
 	}, nil
 }

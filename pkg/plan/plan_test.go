@@ -28,8 +28,11 @@ func mustParse(t testing.TB, s string) cpuset.CPUSet {
 
 func mustConfig(t testing.TB, extra string) *config.Config {
 	t.Helper()
+	// No headroom: the cases below are about placement; TestHeadroom
+	// covers it.
 	text := `IHKBackend=sim
 OSCores=0
+LWKMemoryHeadroom=0%
 Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos dump_level=24" AllowKargs=allow_oversubscribe,time_sharing,dump_level=
 ` + extra
 	cfg, err := config.Parse(strings.NewReader(text), "lwk.conf")
@@ -241,20 +244,21 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name: "memory-only hbm node unused under strict",
-			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=2G",
+			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=1G",
 			want:    []int{1, 2, 3},
-			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}},
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: gib}},
 		},
 		{
 			name: "near spills to the memory-only node",
 			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G,numa=near",
-			want:    []int{1, 2, 3},
-			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 2 * gib}, {NUMANode: 1, Bytes: 4 * gib}},
+			want: []int{1, 2, 3},
+			// IHK takes at most 95% of node 0's free memory: 1944 MiB of 2 GiB.
+			wantMem: []ihk.MemChunk{{NUMANode: 0, Bytes: 1944 * mib}, {NUMANode: 1, Bytes: 4200 * mib}},
 		},
 		{
 			name: "strict shortage names nodes and free memory",
 			m:    hbm, cpus: "1-3", mem: 8 * gib, spec: "mck:mem=6G",
-			wantErr: "lwk memory 6 GiB for cpus on numa nodes 0 (numa=strict): available 2 GiB on nodes 0 (0:2 GiB), short by 4 GiB; numa=near may use farther nodes",
+			wantErr: "lwk memory 6 GiB for cpus on numa nodes 0 (numa=strict): available 1.9 GiB on nodes 0 (0:1.9 GiB), short by 4.1 GiB; numa=near may use farther nodes",
 		},
 		{
 			name: "mem beyond the job's memory",

@@ -3,10 +3,12 @@ package teardown
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
@@ -18,6 +20,11 @@ type claims struct {
 	os     map[int]bool
 	cpus   cpuset.CPUSet
 	memory []ihk.MemChunk
+	// ended are other jobs whose epilog already ran (package jobend) but
+	// whose journal is still here: a prolog that booted after its own
+	// epilog. They claim nothing; teardown collects what they hold and
+	// then forgets them.
+	ended []uint32
 }
 
 // claimsExcept reads every other job's journal and run marker.
@@ -41,6 +48,18 @@ func claimsExcept(d Deps, jobID uint32) (claims, error) {
 			d.Log.Warn("another job's journal is unreadable; its resources count as orphans", "other_job", id, "err", err)
 			continue
 		}
+		if d.Ended != nil {
+			ended, err := d.Ended.Ended(jobend.Key{JobID: id, Attempt: rec.Attempt})
+			if err != nil {
+				return c, err
+			}
+			if ended {
+				d.Log.Warn("another job's epilog already ran but its journal remains; collecting what it holds",
+					"other_job", id, "attempt", rec.Attempt)
+				c.ended = append(c.ended, id)
+				continue
+			}
+		}
 		c.add(rec)
 	}
 	markers, err := jobmarker.List(d.RunDir)
@@ -48,7 +67,7 @@ func claimsExcept(d Deps, jobID uint32) (claims, error) {
 		return c, err
 	}
 	for _, id := range markers {
-		if id == jobID {
+		if id == jobID || slices.Contains(c.ended, id) {
 			continue
 		}
 		if idx, err := jobmarker.Read(d.RunDir, id); err == nil {

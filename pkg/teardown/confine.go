@@ -76,3 +76,13 @@ func (d Deps) unconfine(ctx context.Context, log *slog.Logger, jobID uint32, res
 	res.Cgroups = true
 	return nil
 }
+
+// signalAll signals the processes found in the job's own cgroups; ESRCH
+// (already gone) is fine. A PID listed by the cgroup a moment ago that was
+// reused meanwhile would belong to a new process placed in that cgroup,
+// which only the job can do.
+func signalAll(pids []int, sig syscall.Signal) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig)
+	}
+}

@@ -21,7 +21,14 @@
 // RELEASE_MEM → journal. "Already gone" is success at every step, so running
 // teardown twice is harmless.
 //
+// Holders of the device are found by device number in every task's file
+// table and memory map (package devholders) and stopped through pidfds when
+// they are the job's: in the job's cgroup, or the job's user. Root and
+// other users' holders are never killed; they are logged, and if DESTROY_OS
+// stays busy teardown fails naming them (see holderPolicy).
+//
 // Kernel interfaces: the IHK client (DESTROY_OS, QUERY/RELEASE_CPU,
-// QUERY/RELEASE_MEM, READ_KMSG), /proc/<pid>/fd (who holds /dev/mcosN),
-// kill(2), and chown/chmod on the device node.
+// QUERY/RELEASE_MEM, READ_KMSG), /proc/PID/task/TID/fd, maps, map_files,
+// status and cgroup (who holds /dev/mcosN, and whose it is),
+// pidfd_open(2)/pidfd_send_signal(2), and chown/chmod on the device node.
 package teardown

@@ -14,9 +14,9 @@ import (
 
 	"k8s.io/utils/cpuset"
 
-	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
@@ -60,7 +60,10 @@ type Deps struct {
 	// Cgroups confines the jobs' Linux side; nil where no confinement is
 	// made (unit tests of other steps).
 	Cgroups Confiner
-	Log     *slog.Logger
+	// Ended says which job attempts' epilogs have run; other jobs found
+	// there are collected like orphans. Nil: every journal claims.
+	Ended *jobend.Store
+	Log   *slog.Logger
 	// Memory brings job-node memory blocks a killed pre-boot
 	// defragmentation left offline back online; nil when the node has no
 	// job nodes.
@@ -90,6 +93,9 @@ type Result struct {
 	KmsgPaths []string
 	// Cgroups is set when the job's cgroups were removed (or already gone).
 	Cgroups bool
+	// Collected lists other jobs whose epilog had already run and whose
+	// leftovers (an LWK booted after the epilog) were torn down too.
+	Collected []uint32
 }
 
 // Run tears down a job from its journal, or from live state when the journal
@@ -166,6 +172,13 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	} else if err := d.Journal.Remove(jobID); err != nil {
 		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
 	}
+	// What the ended jobs held was collected above; drop their records.
+	for _, id := range others.ended {
+		if err := errors.Join(jobmarker.Remove(d.RunDir, id), d.Journal.Remove(id)); err != nil {
+			return res, fmt.Errorf("teardown job %d: forget ended job %d: %w", jobID, id, err)
+		}
+		res.Collected = append(res.Collected, id)
+	}
 	// Temp files of writers killed mid-write; under the lock none is live.
 	if n, err := d.Journal.RemoveStaleTemps(time.Minute); err != nil {
 		log.Warn("cannot remove stale journal temp files", "err", err)
@@ -228,15 +241,17 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 	// Slurm has normally killed the job's processes before the epilog, so
 	// retry DESTROY_OS while it is busy and look for holders (a /proc scan)
 	// only once holderGrace has passed.
+	pol := holderPolicy{job: res.JobID, uid: jobUID(rec), warned: map[int]bool{}}
 	var stopErr error
+	var foreign []holderInfo
 	err := retry.WhileBusy(ctx, d.DestroyTimeout, func() error { return d.IHK.DestroyOS(ctx, idx) },
 		func(waited time.Duration) error {
 			if waited < holderGrace {
 				return nil
 			}
 			// The job's mcexec processes still hold the device, or
-			// something opened it again: stop them.
-			stopErr = d.killHolders(ctx, log, dev, res)
+			// something opened it again: stop the job's; note who else.
+			foreign, stopErr = d.killHolders(ctx, log, dev, pol, res)
 			return stopErr
 		})
 	switch {
@@ -248,68 +263,12 @@ func (d Deps) destroy(ctx context.Context, log *slog.Logger, rec *journal.Record
 		return stopErr
 	case ctx.Err() != nil:
 		return fmt.Errorf("destroy os %d: %w", idx, err)
+	case len(foreign) > 0 && errors.Is(err, ihk.ErrBusy):
+		// Holders that are not the job's were left alone: name them, so
+		// the drain reason says which process keeps the LWK.
+		return fmt.Errorf("destroy os %d: %s: %w: %w", idx, describeForeign(dev, foreign), err, ErrNodeUnusable)
 	}
 	return fmt.Errorf("destroy os %d: %w: %w", idx, err, ErrNodeUnusable)
-}
-
-// killHolders stops the processes that hold the device open. Only
-// unprivileged holders are signalled (the job's mcexec proxies); root holders
-// (a monitor reading status) close the device by themselves.
-func (d Deps) killHolders(ctx context.Context, log *slog.Logger, dev string, res *Result) error {
-	pids, err := d.userHolders(dev)
-	if err != nil || len(pids) == 0 {
-		return err
-	}
-	log.Info("stopping processes that hold the device", "device", dev, "pids", pids)
-	signalAll(pids, syscall.SIGTERM)
-	if d.waitGone(ctx, dev, d.KillGrace) {
-		res.Killed = append(res.Killed, pids...)
-		return nil
-	}
-	pids, err = d.userHolders(dev)
-	if err != nil {
-		return err
-	}
-	signalAll(pids, syscall.SIGKILL)
-	res.Killed = append(res.Killed, pids...)
-	if !d.waitGone(ctx, dev, 5*time.Second) {
-		return fmt.Errorf("processes still hold %s after SIGKILL: %w", dev, ErrNodeUnusable)
-	}
-	return nil
-}
-
-func (d Deps) userHolders(dev string) ([]int, error) {
-	pids, err := devholders.Find(d.Proc.Root, dev)
-	if err != nil {
-		return nil, fmt.Errorf("find holders of %s: %w", dev, err)
-	}
-	var out []int
-	for _, pid := range pids {
-		if uid, err := d.Proc.RealUID(pid); err == nil && uid != 0 { // an error: gone
-			out = append(out, pid)
-		}
-	}
-	return out, nil
-}
-
-func (d Deps) waitGone(ctx context.Context, dev string, limit time.Duration) bool {
-	end := time.Now().Add(limit)
-	for {
-		pids, err := d.userHolders(dev)
-		if err == nil && len(pids) == 0 {
-			return true
-		}
-		if time.Now().After(end) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func signalAll(pids []int, sig syscall.Signal) {
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, sig) // ESRCH: already gone
-	}
 }
 
 // saveKmsg keeps the LWK kernel log; READ_KMSG fails before boot and after
@@ -320,6 +279,13 @@ func (d Deps) saveKmsg(ctx context.Context, log *slog.Logger, idx int, res *Resu
 		log.Debug("no lwk kernel log", "err", err)
 		return
 	}
+	if n := countAllocFallback(msg); n > 0 {
+		// See README "LWK kernel log flood": a layout whose LWK CPUs sit on
+		// nodes without LWK memory makes McKernel log every allocation.
+		log.Warn("lwk kernel log holds allocation fallback messages (cpus on numa nodes without lwk memory)",
+			"lines", n, "kmsg_bytes", len(msg))
+	}
+	msg = boundKmsg(msg, kmsgSaveMax, kmsgSaveHead)
 	if err := os.MkdirAll(d.LogDir, 0o700); err != nil {
 		log.Warn("cannot save lwk kernel log", "err", err)
 		return
@@ -372,6 +338,35 @@ func (d Deps) releaseMemory(ctx context.Context, log *slog.Logger, others claims
 	res.ReleasedMemory = mine
 	log.Debug("memory released", "chunks", len(mine))
 	return nil
+}
+
+// CollectEnded tears down what jobs whose epilog already ran still hold
+// (an LWK their prolog booted after the epilog, by a version without the
+// check or by hand) and forgets them. It returns nil when there is none.
+// The caller holds the node lock.
+func CollectEnded(ctx context.Context, d Deps) (*Result, error) {
+	if d.Ended == nil {
+		return nil, nil
+	}
+	ids, err := d.Journal.List()
+	if err != nil {
+		return nil, fmt.Errorf("list journals: %w", err)
+	}
+	for _, id := range ids {
+		rec, err := d.Journal.Read(id)
+		if err != nil {
+			continue
+		}
+		ended, err := d.Ended.Ended(jobend.Key{JobID: id, Attempt: rec.Attempt})
+		if err != nil {
+			return nil, err
+		}
+		if ended {
+			// Tearing one ended job down collects the others too.
+			return Run(ctx, d, id)
+		}
+	}
+	return nil, nil
 }
 
 // recoverDefrag onlines job-node blocks when the journal shows a pre-boot

@@ -7,15 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
+	"github.com/slurm-lwk/slurm-lwk/internal/testholder"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
@@ -26,35 +27,6 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
-
-// holderEnv makes the test binary a device holder instead of running tests.
-const holderEnv = "LWK_TEARDOWN_TEST_HOLD"
-
-func TestMain(m *testing.M) {
-	if path := os.Getenv(holderEnv); path != "" {
-		hold(path)
-		return
-	}
-	os.Exit(m.Run())
-}
-
-// hold opens the device like mcexec (rw, shared flock), makes itself
-// non-dumpable (so /proc/<pid> shows root as owner) and waits to be killed.
-func hold(path string) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		os.Exit(3)
-	}
-	if unix.Flock(int(f.Fd()), unix.LOCK_SH) != nil {
-		os.Exit(4)
-	}
-	if unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) != nil {
-		os.Exit(5)
-	}
-	os.Stdout.WriteString("holding\n")
-	time.Sleep(time.Minute)
-	os.Exit(6)
-}
 
 type env struct {
 	t    *testing.T
@@ -83,13 +55,16 @@ func newEnv(t *testing.T) *env {
 
 var ctx = context.Background()
 
+// jobUser is the user the test jobs run as.
+const jobUser = 65534
+
 // reserved reserves CPUs and a chunk for a job and journals both as done,
 // with the next step begun: a prolog killed right after reserving.
 func (e *env) reserved(job uint32, cpus []int, chunk ihk.MemChunk) *journal.Record {
 	e.t.Helper()
 	require.NoError(e.t, e.ihk.ReserveMemory(ctx, []ihk.MemChunk{chunk}))
 	require.NoError(e.t, e.ihk.ReserveCPUs(ctx, cpus))
-	rec := &journal.Record{JobID: job}
+	rec := &journal.Record{JobID: job, UID: jobUser, GID: jobUser}
 	require.NoError(e.t, rec.Begin(steps.ReserveMemory, steps.Memory{Requested: []ihk.MemChunk{chunk}}))
 	require.NoError(e.t, rec.Done(steps.ReserveMemory, steps.Memory{Requested: []ihk.MemChunk{chunk}, Reserved: []ihk.MemChunk{chunk}}))
 	require.NoError(e.t, rec.Begin(steps.ReserveCPUs, steps.CPUs{CPUs: cpus}))
@@ -186,48 +161,140 @@ func TestReusedIndexIsLeftToItsNewOwner(t *testing.T) {
 	require.Equal(t, []int{0}, ids)
 }
 
-// A holder that made itself non-dumpable shows a root-owned /proc/<pid>;
-// it is still the job's and must be stopped, or DESTROY_OS stays busy.
-func TestNonDumpableHolderIsStopped(t *testing.T) {
+// needRoot skips unless root (holders run as other users).
+func needRoot(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 && os.Getenv("LWK_FORCE_ROOT_TESTS") == "" {
-		t.Skip("needs root to run a holder as another user (CI runs as root)")
+		t.Skip("needs root to run a holder as another user (CI runs as root; LWK_FORCE_ROOT_TESTS=1 forces)")
 	}
-	e := newEnv(t)
+}
+
+// startHolder runs the C device holder as uid with the given flags (-u:
+// open in a thread with its own file table, -n: non-dumpable) and returns
+// once it holds dev, with a channel that reports its exit.
+func (e *env) startHolder(dev string, uid uint32, flags ...string) (*exec.Cmd, <-chan error) {
+	t := e.t
+	t.Helper()
 	for d := e.dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
 		require.NoError(t, os.Chmod(d, 0o711))
 	}
-	idx := e.booted(1, []int{4, 5}, ihk.MemChunk{NUMANode: 2, Bytes: 64 << 20})
-	dev := e.ihk.DevicePath(idx)
-	require.NoError(t, devperm.Grant(dev, 65534))
-
-	// The test binary's build directory is 0700: copy it where the holder's
-	// user can run it.
-	self, err := os.Executable()
-	require.NoError(t, err)
-	bin, err := os.ReadFile(self)
-	require.NoError(t, err)
-	holder := filepath.Join(e.dir, "holder")
-	require.NoError(t, os.WriteFile(holder, bin, 0o755))
-	cmd := exec.Command(holder)
-	cmd.Env = []string{holderEnv + "=" + dev}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd := exec.Command(testholder.Build(t), append(flags, dev)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	buf := make([]byte, 8)
-	_, err = io.ReadFull(out, buf)
+	_, err = io.ReadFull(out, make([]byte, 8))
 	require.NoError(t, err, "the holder did not start")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd, done
+}
 
-	res, err := teardown.Run(ctx, e.deps, 1)
-	require.NoError(t, err)
-	require.Equal(t, []int{idx}, res.OS)
-	require.Contains(t, res.Killed, cmd.Process.Pid)
+func requireExits(t *testing.T, cmd *exec.Cmd, done <-chan error) {
+	t.Helper()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("holder still running")
 	}
+}
+
+// A holder that made itself non-dumpable shows a root-owned /proc/<pid>;
+// it is still the job's and must be stopped, or DESTROY_OS stays busy.
+func TestNonDumpableHolderIsStopped(t *testing.T) {
+	needRoot(t)
+	e := newEnv(t)
+	idx := e.booted(1, []int{4, 5}, ihk.MemChunk{NUMANode: 2, Bytes: 64 << 20})
+	dev := e.ihk.DevicePath(idx)
+	require.NoError(t, devperm.Grant(dev, jobUser))
+	cmd, done := e.startHolder(dev, jobUser, "-n")
+
+	res, err := teardown.Run(ctx, e.deps, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int{idx}, res.OS)
+	require.Contains(t, res.Killed, cmd.Process.Pid)
+	requireExits(t, cmd, done)
+}
+
+// A thread that unshared its file table holds the device only under
+// /proc/PID/task/TID/fd.
+func TestHolderInUnsharedThreadIsStopped(t *testing.T) {
+	needRoot(t)
+	e := newEnv(t)
+	idx := e.booted(1, []int{4, 5}, ihk.MemChunk{NUMANode: 2, Bytes: 64 << 20})
+	dev := e.ihk.DevicePath(idx)
+	require.NoError(t, devperm.Grant(dev, jobUser))
+	cmd, done := e.startHolder(dev, jobUser, "-u")
+
+	res, err := teardown.Run(ctx, e.deps, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int{idx}, res.OS)
+	require.Contains(t, res.Killed, cmd.Process.Pid)
+	requireExits(t, cmd, done)
+}
+
+// A holder in a private mount namespace opened the device through a bind
+// mount: its descriptor's path names the mount point, not the device.
+func TestBindMountedHolderIsStopped(t *testing.T) {
+	needRoot(t)
+	unshare, err1 := exec.LookPath("unshare")
+	setpriv, err2 := exec.LookPath("setpriv")
+	if err1 != nil || err2 != nil {
+		t.Skip("needs unshare(1) and setpriv(1) from util-linux")
+	}
+	e := newEnv(t)
+	idx := e.booted(1, []int{4, 5}, ihk.MemChunk{NUMANode: 2, Bytes: 64 << 20})
+	dev := e.ihk.DevicePath(idx)
+	require.NoError(t, devperm.Grant(dev, jobUser))
+	mnt := filepath.Join(t.TempDir(), "x")
+	require.NoError(t, os.WriteFile(mnt, nil, 0o600))
+	uid := strconv.Itoa(jobUser)
+	// Test fixture only: argv, paths as positional parameters.
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
+		`mount --bind "$1" "$2" && exec "$3" --reuid "$4" --regid "$4" --clear-groups sleep 60 3<>"$2"`,
+		"sh", dev, mnt, setpriv, uid)
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	require.Eventually(t, func() bool {
+		link, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "fd", "3"))
+		return err == nil && link != dev
+	}, 5*time.Second, 20*time.Millisecond, "the holder did not open the bind mount")
+
+	res, err := teardown.Run(ctx, e.deps, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int{idx}, res.OS)
+	require.Contains(t, res.Killed, cmd.Process.Pid)
+	requireExits(t, cmd, done)
+}
+
+// A process of another user that holds the device (the job passed it a
+// descriptor) is not killed: teardown fails naming it, and succeeds once
+// it is gone.
+func TestForeignHolderIsNamedNotKilled(t *testing.T) {
+	needRoot(t)
+	e := newEnv(t)
+	e.deps.DestroyTimeout = time.Second
+	idx := e.booted(1, []int{4, 5}, ihk.MemChunk{NUMANode: 2, Bytes: 64 << 20})
+	dev := e.ihk.DevicePath(idx)
+	require.NoError(t, os.Chmod(dev, 0o666))
+	cmd, done := e.startHolder(dev, jobUser-1)
+
+	_, err := teardown.Run(ctx, e.deps, 1)
+	require.ErrorIs(t, err, teardown.ErrNodeUnusable)
+	require.ErrorContains(t, err, "pid "+strconv.Itoa(cmd.Process.Pid))
+	require.ErrorContains(t, err, "another user's process outside the job")
+	select {
+	case err := <-done:
+		t.Fatalf("another user's process was killed: %v", err)
+	default:
+	}
+	require.NoError(t, cmd.Process.Kill())
+	<-done
+	res, err := teardown.Run(ctx, e.deps, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int{idx}, res.OS)
 }

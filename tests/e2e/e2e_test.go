@@ -55,7 +55,7 @@ const lwkJobScript = "#!/bin/bash\n" + probeScript + `TAG=s0: srun -n2 /bin/sh -
 echo "rc0=$?"
 touch step0.done
 while [ ! -e go ]; do sleep 0.2; done
-srun -n1 /bin/sh -c 'printf "s1:parent=%s\n" "$(tr "\000" "|" </proc/$PPID/cmdline)"; exit 3'
+srun -n1 /bin/sh -c 'printf "s1:parent=%s\n" "$(tr "\000" "|" </proc/$PPID/cmdline)"; printf "s1:numa=%s\n" "$LWK_NUMA_MAP"; exit 3'
 echo "rc1=$?"
 srun -n1 /bin/sh -c 'printf "s2:parent=%s\n" "$(tr "\000" "|" </proc/$PPID/cmdline)"; kill -SEGV $$'
 echo "rc2=$?"
@@ -84,7 +84,8 @@ func checkBooted(h *harness, id int) osInstance {
 	marker, err := os.ReadFile(filepath.Join(h.runDir, "job-"+strconv.Itoa(id)))
 	require.NoError(h.t, err, "marker file of job %d", id)
 	// The first attempt of the job, the LWK's CPU count, no oversubscription.
-	require.Equal(h.t, fmt.Sprintf("os=%d\nattempt=0\ncpus=%d\noversubscribe=0\n", inst.Index, cpus.Size()), string(marker))
+	// Then the LWK's NUMA numbering, for LWK_NUMA_MAP.
+	require.Regexp(h.t, fmt.Sprintf(`^os=%d\nattempt=0\ncpus=%d\noversubscribe=0\nlwk_numa=[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*\n$`, inst.Index, cpus.Size()), string(marker))
 	return *inst
 }
 
@@ -114,6 +115,8 @@ func TestLWKBatchJobRunsStepsThroughMcexec(t *testing.T) {
 	for rank, p := range probes {
 		require.True(t, p.wrapped(2), "rank %d did not run through lwk-sim-mcexec -n 2: parent %q", rank, p.Parent)
 	}
+	// The plugin gives every LWK task the LWK's NUMA numbering.
+	require.Regexp(t, `^[0-9]+:[0-9]+(,[0-9]+:[0-9]+)*$`, lineValue(t, out, "s1:numa="))
 	for _, tag := range []string{"s1:", "s2:"} {
 		parent := lineValue(t, out, tag+"parent=")
 		p := probeLine{Parent: strings.Split(strings.TrimSuffix(parent, "|"), "|")}

@@ -70,7 +70,8 @@ type node struct {
 
 // fakeScontrol logs its arguments; for `show node -o node1` it prints the
 // paper node's layout, for `show job -d <id>` Slurm 22.05's output for a job
-// holding abstract CPUs 0-15 and 10 GiB on node1.
+// holding abstract CPUs 0-15 and 10 GiB on node1. While the file
+// hold-show-job exists, `show job` waits (a prolog held before the lock).
 const fakeScontrol = `#!/bin/sh
 echo "$*" >> "${0%/*}/scontrol.log"
 [ "$1" = show ] || exit 0
@@ -79,6 +80,7 @@ if [ "$2" = node ]; then
 	echo "NodeName=node1 Arch=x86_64 CoresPerSocket=4 CPUAlloc=0 CPUTot=16 Sockets=2 Boards=1 State=IDLE ThreadsPerCore=2"
 	exit 0
 fi
+while [ -f "${0%/*}/hold-show-job" ]; do sleep 0.02; done
 cat <<EOF
 JobId=$4 JobName=lifecycle
    UserId=nobody(65534) GroupId=nogroup(65534) MCS_label=N/A
@@ -297,7 +299,9 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	for _, c := range in.Memory {
 		require.GreaterOrEqual(t, c.NUMANode, 2, "memory on a system node: %+v", in.Memory)
 	}
-	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index}}, st.Jobs)
+	// 9 GiB on job nodes 2-11 and CPUs on 0-1: McKernel's NUMA ids equal Linux's.
+	numa := "0:0,1:1,2:2,3:3,4:4,5:5,6:6,7:7,8:8,9:9,10:10,11:11"
+	require.Equal(t, []nodestatus.Job{{JobID: 41, Step: steps.WriteMarker, State: "done", OS: in.Index, LWKNUMAMap: numa}}, st.Jobs)
 
 	// The device stays root's; the job's user, and only they, get rw
 	// through its ACL.
@@ -311,7 +315,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	require.Equal(t, []int{65534}, users)
 	marker, err := os.ReadFile(filepath.Join(n.dir, "run", "job-41"))
 	require.NoError(t, err)
-	require.Equal(t, fmt.Sprintf("os=%d\nattempt=0\ncpus=14\noversubscribe=0\n", in.Index), string(marker))
+	require.Equal(t, fmt.Sprintf("os=%d\nattempt=0\ncpus=14\noversubscribe=0\nlwk_numa=%s\n", in.Index, numa), string(marker))
 
 	// The proxies' confinement exists before the marker, and its record is
 	// root-only (0600 in the 0700 run directory).
@@ -751,7 +755,9 @@ func TestMarkerRecordsAttempt(t *testing.T) {
 	require.NoError(t, err, stderr)
 	b, err := os.ReadFile(filepath.Join(n.dir, "run", "job-701"))
 	require.NoError(t, err)
-	require.Equal(t, "os=0\nattempt=3\ncpus=4\noversubscribe=0\n", string(b))
+	// Then how the LWK numbers its NUMA nodes: its CPUs' node and the job
+	// nodes holding its memory, packed.
+	require.Equal(t, "os=0\nattempt=3\ncpus=4\noversubscribe=0\nlwk_numa=0:0,2:1,4:2\n", string(b))
 	_, stderr, err = n.run("lwk-epilog", 701, nil)
 	require.NoError(t, err, stderr)
 	n.requirePristine("after the epilog")

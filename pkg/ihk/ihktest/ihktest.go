@@ -65,6 +65,48 @@ func Run(t *testing.T, newClient func(t *testing.T) ihk.Client, caps Capabilitie
 	t.Run("freeze and thaw", s.freezeThaw)
 	t.Run("events rusage perf", s.monitoring)
 	t.Run("partial memory release", s.partialRelease)
+	t.Run("ikc map and build id", s.ikcMap)
+}
+
+// ikcMap routes the LWK CPU's IKC interrupts to a Linux CPU the suite does
+// not reserve here (the second of caps.CPUs): the map reads back in LWK
+// order, bad routes are refused, and the map is fixed once booted.
+func (s *suite) ikcMap(t *testing.T) {
+	c := s.newClient(t)
+	ctx := context.Background()
+	lwk, linux := s.caps.CPUs[0], s.caps.CPUs[1]
+	s.reserve(t, c, []int{lwk}, []ihk.MemChunk{s.chunk()})
+	idx := s.create(t, c)
+	require.NoError(t, c.AssignCPUs(ctx, idx, []int{lwk}))
+
+	routes, err := c.IKCMap(ctx, idx)
+	require.NoError(t, err)
+	require.Equal(t, []ihk.IKCRoute{{CPU: lwk, Target: 0}}, routes, "without a map every LWK CPU interrupts CPU 0")
+
+	err = c.SetIKCMap(ctx, idx, []ihk.IKCRoute{{CPU: linux, Target: linux}})
+	require.ErrorIs(t, err, ihk.ErrInvalid, "a source that is not assigned")
+	err = c.SetIKCMap(ctx, idx, []ihk.IKCRoute{{CPU: lwk, Target: lwk}})
+	require.ErrorIs(t, err, ihk.ErrInvalid, "a target that IHK holds")
+	err = c.SetIKCMap(ctx, idx, []ihk.IKCRoute{{CPU: lwk, Target: s.caps.MissingCPU}})
+	require.ErrorIs(t, err, ihk.ErrInvalid, "a target that does not exist")
+
+	require.NoError(t, c.SetIKCMap(ctx, idx, []ihk.IKCRoute{{CPU: lwk, Target: linux}}))
+	routes, err = c.IKCMap(ctx, idx)
+	require.NoError(t, err)
+	require.Equal(t, []ihk.IKCRoute{{CPU: lwk, Target: linux}}, routes)
+
+	id, err := c.BuildID(ctx, idx)
+	require.NoError(t, err)
+	require.NotEmpty(t, id)
+	require.NotContains(t, id, "\x00")
+
+	require.NoError(t, c.AssignMemory(ctx, idx, []ihk.MemChunk{s.chunk()}))
+	require.NoError(t, c.LoadImage(ctx, idx, s.caps.Image))
+	require.NoError(t, c.SetKernelArgs(ctx, idx, s.caps.Kargs))
+	require.NoError(t, c.Boot(ctx, idx))
+	err = c.SetIKCMap(ctx, idx, []ihk.IKCRoute{{CPU: lwk, Target: linux}})
+	require.ErrorIs(t, err, ihk.ErrBusy, "the map is fixed once booted")
+	require.NoError(t, c.Shutdown(ctx, idx))
 }
 
 type suite struct {

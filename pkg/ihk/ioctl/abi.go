@@ -38,11 +38,14 @@ const (
 	reqOSAssignMem       = osBase + 0x24 // arg = *memReq
 	reqOSQueryCPU        = osBase + 0x26 // arg = *cpuReq (num_cpus must equal the count)
 	reqOSQueryMem        = osBase + 0x27 // arg = *memReq (num_chunks 0: count only)
+	reqOSSetIKCMap       = osBase + 0x28 // arg = *ikcReq
+	reqOSGetIKCMap       = osBase + 0x29 // arg = *ikcReq (num_cpus must equal the count)
 	reqOSFreeze          = osBase + 0x30 // no arg
 	reqOSThaw            = osBase + 0x31 // no arg
 	reqOSGetUsage        = osBase + 0x32 // arg = *osMonitor (header only, out)
 	reqOSGetCPUUsage     = osBase + 0x33 // arg = *[num_processors]cpuMonitor (out)
 	reqOSGetNumNUMANodes = osBase + 0x34 // no arg; returns the count
+	reqOSGetBuildID      = osBase + 0x37 // arg = char buffer (out, NUL-terminated)
 	reqOSGetNumCPUs      = osBase + 0x38 // no arg; returns the count
 )
 
@@ -81,6 +84,9 @@ var requestNames = map[uint32]string{
 	reqOSAssignMem:        "IHK_OS_ASSIGN_MEM",
 	reqOSQueryCPU:         "IHK_OS_QUERY_CPU",
 	reqOSQueryMem:         "IHK_OS_QUERY_MEM",
+	reqOSSetIKCMap:        "IHK_OS_SET_IKC_MAP",
+	reqOSGetIKCMap:        "IHK_OS_GET_IKC_MAP",
+	reqOSGetBuildID:       "IHK_OS_GET_BUILDID",
 	reqOSFreeze:           "IHK_OS_FREEZE",
 	reqOSThaw:             "IHK_OS_THAW",
 	reqOSGetUsage:         "IHK_OS_GET_USAGE",
@@ -135,8 +141,8 @@ type memReq struct {
 	Timeout         int32   // int timeout, RESERVE only. Units: seconds.
 }
 
-// ikcReq mirrors struct ihk_ikc_req (24 bytes). Not used by Client; kept so
-// the layout test pins it and GET_IKC_MAP can be added without guesswork.
+// ikcReq mirrors struct ihk_ikc_req (24 bytes), the argument of
+// IHK_OS_SET_IKC_MAP and IHK_OS_GET_IKC_MAP.
 type ikcReq struct {
 	SrcCPUs *int32 // int *src_cpus
 	DstCPUs *int32 // int *dst_cpus

@@ -46,6 +46,7 @@ type driverModel struct {
 type modelOS struct {
 	status ihk.Status
 	cpus   []int
+	ikc    map[int]int // assigned cpu → IKC target; missing means 0
 	mem    []ihk.MemChunk
 	image  string
 	opens  int
@@ -167,6 +168,16 @@ func cpuArg(p unsafe.Pointer) []int {
 		out = append(out, int(c))
 	}
 	return out
+}
+
+// ikcArg decodes an ihk_ikc_req: sources and targets.
+func ikcArg(p unsafe.Pointer) (src, dst []int) {
+	n := int(int32(ne.Uint32(mem(p, 24)[16:])))
+	for i, c := range int32s(ptrAt(p, 0), n) {
+		src = append(src, int(c))
+		dst = append(dst, int(int32s(ptrAt(p, 8), n)[i]))
+	}
+	return src, dst
 }
 
 // memArg decodes an ihk_mem_req: chunks and the three tuning fields.
@@ -334,8 +345,40 @@ func (m *driverModel) os(o *modelOS, req uint32, p unsafe.Pointer) (uintptr, sys
 		}
 		for _, c := range cpus {
 			delete(m.avail, c)
+			delete(o.ikc, c) // assignment resets the route to CPU 0
 		}
 		o.cpus = append(o.cpus, cpus...)
+	case reqOSSetIKCMap:
+		if !initial {
+			return 0, syscall.EBUSY
+		}
+		src, dst := ikcArg(p)
+		for i := range src {
+			if src[i] >= maxCPUs || dst[i] >= maxCPUs || !slices.Contains(o.cpus, src[i]) || !m.online[dst[i]] {
+				return 0, syscall.EINVAL
+			}
+		}
+		if o.ikc == nil {
+			o.ikc = map[int]int{}
+		}
+		for i := range src {
+			o.ikc[src[i]] = dst[i]
+		}
+	case reqOSGetIKCMap:
+		b := mem(p, 24)
+		n := int(int32(ne.Uint32(b[16:])))
+		// The driver copies into a kernel buffer sized by num_cpus and
+		// overruns it when num_cpus is short: never send that.
+		require.GreaterOrEqual(m.t, n, len(o.cpus), "GET_IKC_MAP with a short num_cpus overruns a kernel buffer")
+		if n != len(o.cpus) {
+			return 0, syscall.EINVAL
+		}
+		src, dst := int32s(ptrAt(p, 0), n), int32s(ptrAt(p, 8), n)
+		for i, c := range o.cpus {
+			src[i], dst[i] = int32(c), int32(o.ikc[c])
+		}
+	case reqOSGetBuildID:
+		copy(mem(p, 9), "3114d9e7\x00")
 	case reqOSGetNumCPUs:
 		return uintptr(len(o.cpus)), 0
 	case reqOSQueryCPU:

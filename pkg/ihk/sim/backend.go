@@ -643,6 +643,9 @@ func (b *Backend) AssignCPUs(ctx context.Context, i int, cpus []int) error {
 			seen[c] = true
 		}
 		o.CPUs = append(o.CPUs, cpus...)
+		for _, c := range cpus {
+			delete(o.IKC, c) // the driver resets an assigned CPU's route to 0
+		}
 		b.log.Info("ihk sim: assigned cpus", "os", i, "cpus", listString(cpus))
 		return nil
 	})

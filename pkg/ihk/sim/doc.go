@@ -26,9 +26,11 @@
 //   - A process "holds" an instance while it has mcosN open with
 //     flock(LOCK_SH); DestroyOS then fails with EBUSY, as the driver refuses
 //     IHK_DEVICE_DESTROY_OS while any descriptor on /dev/mcosN is open.
-//   - /proc/<pid>/stat of the holders' children (live CPU time for rusage
-//     and perf), /proc/<pid>/fd (holders, via package devholders) and
-//     pidfd_getfd(2) to signal eventfds registered by other processes.
+//   - /proc/<pid>/stat of the stand-ins' children (live CPU time for rusage
+//     and perf; the stand-ins found by their flock in /proc/locks), every
+//     task's descriptor table (other holders that block DestroyOS, via
+//     package devholders) and pidfd_getfd(2) to signal eventfds registered
+//     by other processes.
 //
 // Real sysfs is never touched: reserved CPUs are "offline" only in the
 // simulator's state, and reserved memory is bookkeeping against the

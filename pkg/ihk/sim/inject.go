@@ -105,6 +105,18 @@ func (w *injected) AssignedMemory(ctx context.Context, os int) ([]ihk.MemChunk, 
 	return call(w, "assigned_memory", os, func() ([]ihk.MemChunk, error) { return w.c.AssignedMemory(ctx, os) })
 }
 
+func (w *injected) SetIKCMap(ctx context.Context, os int, routes []ihk.IKCRoute) error {
+	return do(w, "set_ikcmap", os, func() error { return w.c.SetIKCMap(ctx, os, routes) })
+}
+
+func (w *injected) IKCMap(ctx context.Context, os int) ([]ihk.IKCRoute, error) {
+	return call(w, "ikcmap", os, func() ([]ihk.IKCRoute, error) { return w.c.IKCMap(ctx, os) })
+}
+
+func (w *injected) BuildID(ctx context.Context, os int) (string, error) {
+	return call(w, "build_id", os, func() (string, error) { return w.c.BuildID(ctx, os) })
+}
+
 func (w *injected) LoadImage(ctx context.Context, os int, path string) error {
 	return do(w, "load_image", os, func() error { return w.c.LoadImage(ctx, os, path) })
 }

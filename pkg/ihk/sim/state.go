@@ -43,6 +43,9 @@ type osState struct {
 	Memory []ihk.MemChunk `json:"memory"`
 	Image  string         `json:"image,omitempty"`
 	Kargs  string         `json:"kargs,omitempty"`
+	// IKC maps an assigned CPU to the Linux CPU its IKC interrupts go to;
+	// a CPU without an entry uses Linux CPU 0, as in the driver.
+	IKC map[int]int `json:"ikc_map,omitempty"`
 	// Boot is nil while the instance is INITIAL (NOT_BOOTED).
 	Boot *bootState `json:"boot,omitempty"`
 	// Events are the registered eventfds; kept until DestroyOS.

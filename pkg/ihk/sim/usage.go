@@ -2,11 +2,13 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"time"
 
-	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
+	"golang.org/x/sys/unix"
+
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
@@ -29,8 +31,8 @@ type usageSample struct {
 
 // measure adds the usage records the mcexec stand-ins appended to the
 // instance's device (finished programs of this boot) to the live programs:
-// the children of the processes holding the device open, read from
-// /proc/<pid>/stat.
+// the children of the stand-ins, which hold the device with flock(LOCK_SH),
+// read from /proc/<pid>/stat.
 func (b *Backend) measure(o *osState) (usageSample, error) {
 	var u usageSample
 	path := b.DevicePath(o.Index)
@@ -51,16 +53,12 @@ func (b *Backend) measure(o *osState) (usageSample, error) {
 		u.SystemNS += r.SystemNS
 		u.MaxRSSBytes = max(u.MaxRSSBytes, r.MaxRSSBytes)
 	}
-	holders, err := devholders.Find(b.proc.Root, path)
+	isHolder, err := b.flockHolders(path)
 	if err != nil {
 		return u, err
 	}
-	if len(holders) == 0 {
+	if len(isHolder) == 0 {
 		return u, nil
-	}
-	isHolder := map[int]bool{}
-	for _, p := range holders {
-		isHolder[p] = true
 	}
 	pids, err := b.proc.PIDs()
 	if err != nil {
@@ -251,4 +249,28 @@ func (b *Backend) PerfRead(ctx context.Context, i int, n int) ([]uint64, error) 
 		return nil
 	})
 	return out, err
+}
+
+// flockHolders returns the processes that hold a flock on the device
+// stand-in: the mcexec stand-ins running on the instance. /proc/locks is
+// one read, where finding every process with the file open would scan the
+// descriptor tables of all of them (devholders), too slow to repeat at each
+// monitoring sample.
+func (b *Backend) flockHolders(path string) (map[int]bool, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	locks, err := b.proc.Locks()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]bool{}
+	for _, l := range locks {
+		if l.Class == "FLOCK" && l.PID > 0 && l.Inode == st.Ino &&
+			l.Major == unix.Major(st.Dev) && l.Minor == unix.Minor(st.Dev) {
+			out[l.PID] = true
+		}
+	}
+	return out, nil
 }
