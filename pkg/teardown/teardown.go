@@ -85,6 +85,9 @@ type Result struct {
 	ReleasedMemory []ihk.MemChunk
 	// KmsgPaths are the saved LWK kernel logs.
 	KmsgPaths []string
+	// Began is when the teardown removed the job's marker (its start as
+	// lwk-monitor sees it).
+	Began time.Time
 }
 
 // Run tears down a job from its journal, or from live state when the journal
@@ -129,6 +132,7 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	}
 
 	var errs []error
+	res.Began = time.Now()
 	if err := jobmarker.Remove(d.RunDir, jobID); err != nil {
 		errs = append(errs, err)
 	}
