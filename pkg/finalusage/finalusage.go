@@ -18,10 +18,13 @@ const maxBytes = 256 << 10
 
 // Reading is the epilog's last reading of an instance.
 type Reading struct {
-	JobID  uint32      `json:"job"`
-	OS     int         `json:"os"`
-	Time   time.Time   `json:"time"`
-	Rusage *ihk.Rusage `json:"rusage"`
+	JobID uint32    `json:"job"`
+	OS    int       `json:"os"`
+	Time  time.Time `json:"time"`
+	// TeardownBegan is when the epilog removed the job's marker; zero
+	// when an older epilog wrote the reading.
+	TeardownBegan time.Time   `json:"teardown_began,omitzero"`
+	Rusage        *ihk.Rusage `json:"rusage"`
 }
 
 // Path names the reading of a job's instance.

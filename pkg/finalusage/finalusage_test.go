@@ -17,7 +17,8 @@ func TestWriteReadRemove(t *testing.T) {
 	dir := t.TempDir()
 	_, err := finalusage.Read(dir, 5, 0)
 	require.True(t, errors.Is(err, fs.ErrNotExist), "%v", err)
-	r := finalusage.Reading{JobID: 5, OS: 0, Time: time.Now().UTC(), Rusage: &ihk.Rusage{UserNanoseconds: 42}}
+	began := time.Now().UTC().Add(-time.Second)
+	r := finalusage.Reading{JobID: 5, OS: 0, Time: time.Now().UTC(), TeardownBegan: began, Rusage: &ihk.Rusage{UserNanoseconds: 42}}
 	require.NoError(t, finalusage.Write(dir, r))
 	fi, err := os.Stat(finalusage.Path(dir, 5, 0))
 	require.NoError(t, err)
@@ -25,6 +26,7 @@ func TestWriteReadRemove(t *testing.T) {
 	got, err := finalusage.Read(dir, 5, 0)
 	require.NoError(t, err)
 	require.Equal(t, uint64(42), got.Rusage.UserNanoseconds)
+	require.True(t, began.Equal(got.TeardownBegan), "the epilog's start survives the round trip")
 	// A file naming another job is refused.
 	require.NoError(t, os.Rename(finalusage.Path(dir, 5, 0), finalusage.Path(dir, 6, 0)))
 	_, err = finalusage.Read(dir, 6, 0)

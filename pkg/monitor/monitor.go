@@ -722,6 +722,14 @@ func (m *Monitor) finalize(inst *instance, now time.Time) {
 	if r, err := finalusage.Read(m.cfg.LogDir, inst.job, inst.os); err == nil {
 		rec.Final = accounting.FinalEpilog
 		applyRusage(rec, r.Rusage)
+		// A rescan between the marker's removal and the journal's may
+		// not have happened (a fast epilog, a loaded node): the
+		// epilog's own start time is then the teardown's start.
+		if b := r.TeardownBegan; !b.IsZero() && !b.After(now) && (inst.teardown.IsZero() || b.Before(inst.teardown)) {
+			m.mu.Lock()
+			inst.teardown = b
+			m.mu.Unlock()
+		}
 		for k, v := range r.Rusage.MemoryRSSBytes {
 			if name := pageSizeName(k); name != "" && v > rec.MaxRSSByPageSize[name] {
 				if rec.MaxRSSByPageSize == nil {

@@ -96,6 +96,9 @@ type Result struct {
 	// Collected lists other jobs whose epilog had already run and whose
 	// leftovers (an LWK booted after the epilog) were torn down too.
 	Collected []uint32
+	// Began is when the teardown removed the job's marker (its start as
+	// lwk-monitor sees it).
+	Began time.Time
 }
 
 // Run tears down a job from its journal, or from live state when the journal
@@ -140,6 +143,7 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	}
 
 	var errs []error
+	res.Began = time.Now()
 	if err := jobmarker.Remove(d.RunDir, jobID); err != nil {
 		errs = append(errs, err)
 	}

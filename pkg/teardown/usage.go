@@ -35,7 +35,7 @@ func (d Deps) saveUsage(ctx context.Context, log *slog.Logger, idx int, res *Res
 		log.Warn("cannot save final lwk usage", "err", err)
 		return
 	}
-	reading := finalusage.Reading{JobID: res.JobID, OS: idx, Time: time.Now().UTC(), Rusage: ru}
+	reading := finalusage.Reading{JobID: res.JobID, OS: idx, Time: time.Now().UTC(), TeardownBegan: res.Began.UTC(), Rusage: ru}
 	if err := finalusage.Write(d.LogDir, reading); err != nil {
 		log.Warn("cannot save final lwk usage", "err", err)
 	}
