@@ -176,8 +176,12 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 	} else if err := d.Journal.Remove(jobID); err != nil {
 		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
 	}
-	// What the ended jobs held was collected above; drop their records.
+	// What the ended jobs held was collected above; remove their cgroups
+	// (their LWK, and so their proxies, are gone) and drop their records.
 	for _, id := range others.ended {
+		if err := d.unconfine(ctx, log.With("collected_job", id), id, res); err != nil {
+			return res, fmt.Errorf("teardown job %d: ended job %d: %w", jobID, id, err)
+		}
 		if err := errors.Join(jobmarker.Remove(d.RunDir, id), d.Journal.Remove(id)); err != nil {
 			return res, fmt.Errorf("teardown job %d: forget ended job %d: %w", jobID, id, err)
 		}
