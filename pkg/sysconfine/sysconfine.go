@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/affinity"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // Mode is how system processes are confined.
@@ -233,7 +234,7 @@ func (g Group) MoveSystemProcesses(procRoot string) ([]int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if p.Kernel {
+		if p.Kernel || underSlurmstepd(procRoot, pid, p.Comm) {
 			continue
 		}
 		if err := write(filepath.Join(g.Dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
@@ -246,6 +247,33 @@ func (g Group) MoveSystemProcesses(procRoot string) ([]int, error) {
 		moved = append(moved, pid)
 	}
 	return moved, errors.Join(errs...)
+}
+
+// underSlurmstepd reports whether pid is a slurmstepd or runs below one: a
+// running job's step and tasks, which must keep the CPUs Slurm gave them
+// (with task/affinity and no cgroup constraint they sit in the hierarchy's
+// root). The parent chain is read from <root>/proc/PID/stat.
+func underSlurmstepd(root string, pid int, comm string) bool {
+	proc, err := procfs.NewFS(filepath.Join(root, "proc"))
+	if err != nil {
+		return false
+	}
+	for depth := 0; depth < 64 && pid > 1; depth++ {
+		if comm == "slurmstepd" {
+			return true
+		}
+		st, err := proc.Stat(pid)
+		if err != nil {
+			return false
+		}
+		pid = st.PPID
+		p, err := affinity.ReadProcess(root, pid)
+		if err != nil {
+			return false
+		}
+		comm = p.Comm
+	}
+	return false
 }
 
 // Remove moves the group's processes back to the hierarchy's root and

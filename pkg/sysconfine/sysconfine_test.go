@@ -76,11 +76,16 @@ func TestDropIn(t *testing.T) {
 
 func TestGroupV1(t *testing.T) {
 	root := tree(t, "sys/fs/cgroup/cpuset/cpuset.cpus")
-	require.NoError(t, os.WriteFile(filepath.Join(root, "sys/fs/cgroup/cpuset/cgroup.procs"), []byte("1\n7\n"), 0o644))
-	for pid, flags := range map[string]string{"1": "4194560", "7": "2129984"} {
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sys/fs/cgroup/cpuset/cgroup.procs"), []byte("1\n7\n9\n10\n"), 0o644))
+	// 1 a daemon, 7 a kernel thread, 9 a running job's slurmstepd and 10
+	// its task: the job keeps the CPUs Slurm gave it.
+	for pid, st := range map[string]string{"1": "(p) S 0 0 0 0 -1 4194560", "7": "(p) S 0 0 0 0 -1 2129984",
+		"9": "(slurmstepd) S 1 0 0 0 -1 4194560", "10": "(a.out) S 9 0 0 0 -1 4194560"} {
 		d := filepath.Join(root, "proc", pid)
 		require.NoError(t, os.MkdirAll(d, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(pid+" (p) S 0 0 0 0 -1 "+flags+" 0 0 0\n"), 0o644))
+		// ... flags, then minflt..cmajflt, utime..cstime, priority, nice,
+		// threads, itrealvalue, starttime, vsize, rss.
+		require.NoError(t, os.WriteFile(filepath.Join(d, "stat"), []byte(pid+" "+st+" 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n"), 0o644))
 		require.NoError(t, os.WriteFile(filepath.Join(d, "status"), []byte("Cpus_allowed_list:\t0-3\n"), 0o644))
 	}
 	g, err := sysconfine.NewGroup(root, sysconfine.ModeCgroup1)
@@ -91,7 +96,7 @@ func TestGroupV1(t *testing.T) {
 	require.False(t, enabled, "v1 has no subtree_control")
 	moved, err := g.MoveSystemProcesses(root)
 	require.NoError(t, err)
-	require.Equal(t, []int{1}, moved, "kernel thread 7 stays")
+	require.Equal(t, []int{1}, moved, "kernel thread 7 and the job (9, 10) stay")
 	require.NoError(t, g.Remove())
 	require.NoError(t, g.Remove(), "absent is fine")
 	_, err = sysconfine.NewGroup(root, sysconfine.ModeSystemd)
