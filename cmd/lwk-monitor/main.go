@@ -69,7 +69,9 @@ func main() {
 	fs.DurationVar(&o.interval, "interval", monitor.DefaultInterval, "rusage sampling interval (at least 1s)")
 	fs.DurationVar(&o.hangInterval, "hang-interval", time.Minute, "IHK hang detection interval, 0 disables (only one program per node may run it: start ihkmond without -i)")
 	fs.DurationVar(&o.suspendInterval, "suspend-interval", time.Second, "how often job proxies are checked for suspension, 0 disables freezing")
-	fs.StringSliceVar(&o.listen, "web.listen-address", []string{":" + strconv.Itoa(DefaultPort)}, "addresses to serve metrics and records on")
+	// Loopback by default: records and metrics name jobs and their usage, so
+	// serving them beyond the node needs the web config's TLS and auth.
+	fs.StringSliceVar(&o.listen, "web.listen-address", []string{"127.0.0.1:" + strconv.Itoa(DefaultPort)}, "addresses to serve metrics and records on (beyond loopback, set --web.config.file with TLS and basic auth)")
 	fs.StringVar(&o.webConfig, "web.config.file", "", "exporter-toolkit web configuration (TLS, basic auth)")
 	fs.StringVar(&o.spoolDir, "spool-dir", "/var/spool/slurm-lwk/monitor", "root-only directory for samples, records and kernel logs")
 	fs.Int64Var(&o.spoolMax, "spool-max-bytes", spool.DefaultMaxTotalBytes, "bound on the spool directory's size")
