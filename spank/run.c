@@ -104,6 +104,7 @@ int lwk_run(char *const argv[], char *const envp[], int timeout_ms,
 	int status = 0, pipefd[2] = { -1, -1 }, rc = -1;
 	struct sigaction dfl, saved;
 	size_t got = 0;
+	long maxfd;
 	pid_t pid, w;
 
 	say(errbuf, errcap, "no error");
@@ -144,6 +145,10 @@ int lwk_run(char *const argv[], char *const envp[], int timeout_ms,
 		}
 		return -1;
 	}
+	/* Before the fork: sysconf is not async-signal-safe. */
+	maxfd = sysconf(_SC_OPEN_MAX);
+	if (maxfd < 0 || maxfd > (1L << 20))
+		maxfd = 1L << 20;
 	pid = fork();
 	if (pid < 0) {
 		say(errbuf, errcap, "%s: fork: %s", argv[0], strerror(errno));
@@ -157,6 +162,7 @@ int lwk_run(char *const argv[], char *const envp[], int timeout_ms,
 	if (pid == 0) {
 		sigset_t none;
 		static const char msg[] = "lwk: exec failed\n";
+		int closed = 0;
 
 		/* Async-signal-safe calls only: the parent may be threaded. */
 		sigemptyset(&none);
@@ -165,9 +171,14 @@ int lwk_run(char *const argv[], char *const envp[], int timeout_ms,
 		 * descriptors go with close_range or at exec. */
 		if (out != NULL && dup2(pipefd[1], STDOUT_FILENO) < 0)
 			_exit(127);
+		/* No slurmd/slurmstepd descriptor leaks into the Go binaries:
+		 * close_range where glibc and the kernel have it (glibc 2.34,
+		 * Linux 5.9), else one by one (EL8: glibc 2.28, Linux 4.18). */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-		close_range(3, ~0U, 0); /* no slurmd/slurmstepd fd leaks into Go */
+		closed = close_range(3, ~0U, 0) == 0;
 #endif
+		for (long fd = 3; !closed && fd < maxfd; fd++)
+			close((int)fd);
 		execve(argv[0], argv, envp);
 		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 			/* nothing left to report to */
