@@ -519,7 +519,7 @@ func TestTenLWKJobsBackToBackNoDrift(t *testing.T) {
 	for i := range ids {
 		ids[i] = h.sbatch(dir, "quick"+strconv.Itoa(i), "--lwk-mode=mck", "--exclusive", "--time=5", script)
 	}
-	deadline := time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute)
 	for i, id := range ids {
 		f := h.waitJob(id, time.Until(deadline))
 		out := readFile(filepath.Join(dir, "quick"+strconv.Itoa(i)+".out"))
