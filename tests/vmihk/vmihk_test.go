@@ -160,6 +160,13 @@ func TestBootAndTeardown(t *testing.T) {
 	require.GreaterOrEqual(t, before.memFree-during.memFree, uint64(lwkBytes-memNoise),
 		"node %d MemFree fell by the LWK's memory", jobNode)
 
+	// The VM mounts only cgroup2: the prolog recorded the proxies' limits
+	// for the task wrapper to write onto Slurm's step cgroup (v2 path), with
+	// the OS cores as the proxies' CPUs.
+	rec := v.cgroupRecord(11)
+	require.Equal(t, "v2", rec.Mode)
+	require.Equal(t, "0-1", rec.Limits.CPUs, "the proxies run on the OS cores")
+
 	st := v.status()
 	require.Len(t, st.OSInstances, 1, "lwkctl status: %+v", st)
 	require.Equal(t, "RUNNING", st.OSInstances[0].Status)
@@ -175,11 +182,35 @@ func TestBootAndTeardown(t *testing.T) {
 	// kernel's own small allocations meanwhile.
 	require.InDelta(t, float64(before.memFree), float64(after.memFree), float64(memNoise),
 		"node %d MemFree back to its level before the job", jobNode)
+	_, err = os.Stat(v.cgroupRecordPath(11))
+	require.ErrorIs(t, err, os.ErrNotExist, "the epilog removes the confinement record")
 	st = v.status()
 	require.Empty(t, st.OSInstances)
 	require.Empty(t, st.ReservedCPUs)
 	require.Empty(t, st.ReservedMemory)
 	require.Empty(t, st.Jobs)
+}
+
+// cgroupRecord is the part of the prolog's confinement record
+// (<RunDir>/job-<id>.cgroup) these tests read.
+type cgroupRecord struct {
+	Mode   string `json:"mode"`
+	Limits struct {
+		CPUs string `json:"cpus"`
+	} `json:"limits"`
+}
+
+func (v *vm) cgroupRecordPath(jobID int) string {
+	return filepath.Join(v.dir, "run", fmt.Sprintf("job-%d.cgroup", jobID))
+}
+
+func (v *vm) cgroupRecord(jobID int) cgroupRecord {
+	v.t.Helper()
+	b, err := os.ReadFile(v.cgroupRecordPath(jobID))
+	require.NoError(v.t, err)
+	var rec cgroupRecord
+	require.NoError(v.t, json.Unmarshal(b, &rec), string(b))
+	return rec
 }
 
 // status is the part of `lwkctl status --json` these tests read.
