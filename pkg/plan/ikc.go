@@ -12,11 +12,12 @@ import (
 // core of the CPU's own NUMA node when it has one, else of the nearest node
 // that has one (distance, lowest node ID breaking ties). A node's LWK CPUs
 // are dealt round-robin over its candidate OS cores, ascending, so that no
-// one core takes every interrupt. Offline OS cores are never targets.
-// Without any online OS core the map is empty and the driver's default,
-// Linux CPU 0, stays.
+// one core takes every interrupt. Offline OS cores are never targets, nor
+// are OS cores from driverMaxCPUs up: SET_IKC_MAP refuses a target the
+// driver cannot number (EINVAL), as it refuses such an LWK CPU. Without any
+// such OS core the map is empty and the driver's default, Linux CPU 0, stays.
 func ikcMap(t *topology.Topology, lwk []int, osCores cpuset.CPUSet) []ihk.IKCRoute {
-	online := osCores.Intersection(t.OnlineCPUs())
+	online := osCores.Intersection(t.OnlineCPUs()).Difference(beyondDriver(osCores))
 	if online.IsEmpty() {
 		return nil
 	}

@@ -512,10 +512,16 @@ func TestDriverCPULimit(t *testing.T) {
 	cfg := mustConfig(t, "")
 	tests := []struct {
 		name, cpus, spec string
+		osCores          string // default: lwk.conf's
 		wantCPUs         string
+		wantIKC          string // checked when set
 		wantErr          string
 	}{
 		{name: "whole node: only the cpus below 512", cpus: "0-1023", spec: "mck:mem=1G", wantCPUs: "1-511"},
+		// OS cores 0 and its sibling 512: interrupts go to 0 only, the
+		// driver cannot route to 512.
+		{name: "ikc targets only below 512", cpus: "0-1023", spec: "mck:cores=4,mem=1G", osCores: "0,512",
+			wantCPUs: "16-19", wantIKC: "16-19:0"},
 		{name: "cores=4 takes single threads below 512, node with the most", cpus: "0-1023", spec: "mck:cores=4,mem=1G", wantCPUs: "16-19"},
 		{name: "job only above 511", cpus: "600-700", spec: "mck:mem=1G",
 			wantErr: "job cpus 600-700: ihk can take only cpus 0-511 (SMP_MAX_CPUS)"},
@@ -524,6 +530,9 @@ func TestDriverCPULimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := Input{Topology: topo, Config: cfg, JobID: 3, Request: mustRequest(t, tc.spec),
 				Alloc: Allocation{CPUs: mustParse(t, tc.cpus), MemoryBytes: 64 * gib}}
+			if tc.osCores != "" {
+				in.Config.OSCores = mustParse(t, tc.osCores)
+			}
 			p, err := Make(in)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
@@ -532,6 +541,9 @@ func TestDriverCPULimit(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.wantCPUs, p.CPUSet().String())
+			if tc.wantIKC != "" {
+				require.Equal(t, tc.wantIKC, ihk.FormatIKCMap(p.IKCMap))
+			}
 			checkRules(t, in, p)
 		})
 	}
