@@ -83,6 +83,7 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags vmnode ./tests/vmnode/
 	$(GO) run $(ERRORLINT) ./...
+	GOFLAGS=-tags=vmnode $(GO) run $(ERRORLINT) ./tests/vmnode/
 
 bench: build spank
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/plan/
