@@ -134,6 +134,22 @@ func TestJobIDTreeAfterProlog(t *testing.T) {
 	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "killed by the OOM killer (SIGKILL), got %v", ws)
 	require.Greater(t, memoryEvents(t, j.user, "oom_kill"), ooms, "user/ memory.events counts the OOM kill")
 
+	// The batch step (the job script, srun) is placed, not limited: the
+	// OS cores when the LWK takes every job CPU, no proxy memory or CPU cap.
+	require.Equal(t, osCores, rec.Limits.BatchCPUs)
+	batchUser, batchTask := j.addStep(t, "batch")
+	batch := startHelper(t, nil, "spin", "1")
+	place(t, batchTask, batch.pid())
+	out, err := g.run("lwkctl", jobID, "confine-task", "--config", g.conf,
+		"--job", strconv.Itoa(jobID), "--pid", strconv.Itoa(batch.pid()), "--role", "batch")
+	require.NoError(t, err, "lwkctl confine-task --role batch: %s", out)
+	require.Equal(t, rel(t, batchTask), cgroupOf(t, batch.pid()), "the batch step stays in its task leaf")
+	require.Equal(t, osSet, readSet(t, filepath.Join(batchUser, "cpuset.cpus")))
+	eventually(t, "the batch step runs on the OS cores", func() bool { return cpusAllowed(t, batch.pid()).Equals(osSet) })
+	require.Equal(t, "max", readTrim(t, filepath.Join(batchUser, "memory.max")), "no proxy memory cap on the batch step")
+	require.Equal(t, "max 100000", readTrim(t, filepath.Join(batchUser, "cpu.max")), "no proxy quota on the batch step")
+	batch.stop()
+
 	// The step ends (Slurm removes its tree, which fails if anything of
 	// ours were left inside), then the epilog.
 	j.remove(t)

@@ -230,6 +230,22 @@ func makeSlurmJob(t *testing.T, scope, jobName string, step, tasks int, cpus str
 	return j
 }
 
+// addStep adds another step (step_<name>/{slurm,user/task_0}) to the job,
+// cpuset as the first, and returns its user/ cgroup and task leaf.
+func (j *slurmJob) addStep(t *testing.T, name string) (user, task string) {
+	t.Helper()
+	step := filepath.Join(j.job, "step_"+name)
+	user = filepath.Join(step, "user")
+	task = filepath.Join(user, "task_0")
+	for _, d := range []string{step, filepath.Join(step, "slurm"), user, task} {
+		require.NoError(t, os.Mkdir(d, 0o755))
+		j.created = append(j.created, d)
+	}
+	writeFile(t, filepath.Join(step, "cgroup.subtree_control"), "+cpuset +memory")
+	writeFile(t, filepath.Join(step, "cpuset.cpus"), readTrim(t, filepath.Join(j.step, "cpuset.cpus")))
+	return user, task
+}
+
 // remove is Slurm's end of the step: rmdir leaf first, not recursive, so
 // a cgroup of anyone else's left inside makes it fail. The scope and
 // system.slice go too when the test made them.
