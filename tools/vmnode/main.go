@@ -304,10 +304,37 @@ func smoke(path string) error {
 	} else {
 		errs = append(errs, errors.New("no simcheck section"))
 	}
+	if out, ok := secs["cgcheck"]; ok {
+		errs = append(errs, cgcheckErrors(string(out))...)
+	} else {
+		errs = append(errs, errors.New("no cgcheck section"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone, simulator took a CPU offline and back\n",
-		len(apply.Changed), len(apply.Refused), r.movable, r.blocks, 100*r.shareBoot, 100*r.share, len(undo.Changed))
+	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone, simulator took a CPU offline and back, cgroup v2 confinement checks passed (%s)\n",
+		len(apply.Changed), len(apply.Refused), r.movable, r.blocks, 100*r.shareBoot, 100*r.share, len(undo.Changed), strings.Join(cgcheckTests, ", "))
 	return nil
+}
+
+// cgcheckTests are the cgroup v2 checks tests/vmnode runs in the guest; the
+// smoke needs every one to have passed (a skip is a failure there).
+var cgcheckTests = []string{"TestJobIDTreeAfterProlog", "TestSLUIDTreeBeforeProlog"}
+
+// cgcheckErrors judges the "cgcheck" section: go test -v output followed by
+// "exit <status>".
+func cgcheckErrors(out string) []error {
+	var errs []error
+	for _, name := range cgcheckTests {
+		if !strings.Contains(out, "--- PASS: "+name+" ") {
+			errs = append(errs, fmt.Errorf("cgroup v2 check %s did not pass", name))
+		}
+	}
+	if !strings.Contains(out, "\nexit 0") {
+		errs = append(errs, errors.New("the cgroup v2 checks exited non-zero"))
+	}
+	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("cgcheck output:\n%s", out))
+	}
+	return errs
 }

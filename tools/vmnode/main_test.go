@@ -13,7 +13,7 @@ func writeLog(t *testing.T, dir, name string, sections map[string]string, exit s
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
-	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "simcheck", "undo"} {
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "simcheck", "cgcheck", "undo"} {
 		if v, ok := sections[k]; ok {
 			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
 		}
@@ -59,6 +59,7 @@ func TestSmoke(t *testing.T) {
 		"boot":  bootJSON, "after": strings.Replace(afterJSON, `"job": true`, `"job": true, "kpageflags": true`, 1),
 		"undo":     `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 0}`,
 		"simcheck": "=== RUN   TestRealCPUOfflineInGuest\n--- PASS: TestRealCPUOfflineInGuest (0.05s)\nPASS\nexit 0",
+		"cgcheck":  cgcheckPass,
 	}, "0")
 	require.NoError(t, smoke(ok))
 	leftover := writeLog(t, dir, "apply-2.log", map[string]string{
@@ -70,4 +71,18 @@ func TestSmoke(t *testing.T) {
 	require.ErrorContains(t, err, "could not read kpageflags")
 	require.ErrorContains(t, err, "undo left 1 changes recorded")
 	require.ErrorContains(t, err, "no simcheck section")
+	require.ErrorContains(t, err, "no cgcheck section")
+}
+
+const cgcheckPass = "=== RUN   TestJobIDTreeAfterProlog\n--- PASS: TestJobIDTreeAfterProlog (9.10s)\n" +
+	"=== RUN   TestSLUIDTreeBeforeProlog\n--- PASS: TestSLUIDTreeBeforeProlog (2.00s)\nPASS\nexit 0"
+
+func TestCgcheckErrors(t *testing.T) {
+	require.Empty(t, cgcheckErrors(cgcheckPass))
+	skipped := strings.Replace(cgcheckPass, "--- PASS: TestSLUIDTreeBeforeProlog", "--- SKIP: TestSLUIDTreeBeforeProlog", 1)
+	errs := cgcheckErrors(skipped)
+	require.Len(t, errs, 2, "%v", errs)
+	require.ErrorContains(t, errs[0], "TestSLUIDTreeBeforeProlog did not pass")
+	failed := strings.Replace(cgcheckPass, "PASS\nexit 0", "FAIL\nexit 1", 1)
+	require.ErrorContains(t, cgcheckErrors(failed)[0], "exited non-zero")
 }
