@@ -2,7 +2,8 @@
 # slurm-lwk preremove (.deb prerm, .rpm %preun). On removal (not upgrade):
 # refuse while an LWK instance or a job journal exists on this node, since
 # without lwk-epilog nothing could give its CPUs and memory back to Linux;
-# then stop lwk-monitor if it runs.
+# then stop lwk-monitor if it runs. With LWK_PRERM_CHECK_ONLY set (the
+# plugin package's prerm runs this one so), only the refusal.
 set -e
 case "$1" in
 remove | 0) ;;
@@ -21,6 +22,7 @@ if [ -r "$conf" ] && [ -x /usr/bin/lwkctl ]; then
 		fi
 	fi
 fi
+[ -z "${LWK_PRERM_CHECK_ONLY:-}" ] || exit 0
 if [ -d /run/systemd/system ]; then
 	systemctl stop lwk-monitor.service lwk-account-catchup.timer >/dev/null 2>&1 || true
 fi
