@@ -56,7 +56,6 @@ type options struct {
 	spoolDir        string
 	spoolMax        int64
 	jobSamplesMax   int64
-	perf            []string
 	once            bool
 	verbose         bool
 }
@@ -76,7 +75,6 @@ func main() {
 	fs.StringVar(&o.spoolDir, "spool-dir", "/var/spool/slurm-lwk/monitor", "root-only directory for samples, records and kernel logs")
 	fs.Int64Var(&o.spoolMax, "spool-max-bytes", spool.DefaultMaxTotalBytes, "bound on the spool directory's size")
 	fs.Int64Var(&o.jobSamplesMax, "job-max-bytes", spool.DefaultMaxJobBytes, "bound on one job's sample log (and one saved kernel log)")
-	fs.StringArrayVar(&o.perf, "perf", nil, "PROFILE=CODE[,CODE...]: raw CPU counter event codes to program for jobs of a profile (repeatable)")
 	fs.BoolVar(&o.once, "once", false, "find the jobs, take one sample, print the status as JSON and exit")
 	fs.BoolVar(&o.verbose, "verbose", false, "log at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -103,10 +101,6 @@ func run(ctx context.Context, o options) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	perf, err := parsePerf(o.perf)
-	if err != nil {
-		return err
-	}
 	if err := outsideSlurm("/proc/self/cgroup"); err != nil {
 		return err
 	}
@@ -150,7 +144,7 @@ func run(ctx context.Context, o options) error {
 	m, err := monitor.New(monitor.Config{
 		Node: o.node, DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
 		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
-		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perf,
+		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perfAttrs(cfg),
 	}, monitor.Deps{
 		IHK:      withActivity(node.IHK),
 		Journals: journals,
@@ -224,23 +218,16 @@ func (s slurmActions) DrainNode(ctx context.Context, reason string) error {
 	return slurm.DrainNode(ctx, s.r, s.scontrol, s.node, reason)
 }
 
-// parsePerf parses --perf PROFILE=CODE[,CODE...] values.
-func parsePerf(specs []string) (map[string][]ihk.PerfAttr, error) {
+// perfAttrs maps each profile with PerfEvents= to the counters the
+// monitor programs for its jobs.
+func perfAttrs(cfg *config.Config) map[string][]ihk.PerfAttr {
 	out := map[string][]ihk.PerfAttr{}
-	for _, s := range specs {
-		prof, codes, ok := strings.Cut(s, "=")
-		if !ok || prof == "" || codes == "" {
-			return nil, fmt.Errorf("--perf %q: want PROFILE=CODE[,CODE...]", s)
-		}
-		for _, c := range strings.Split(codes, ",") {
-			v, err := strconv.ParseUint(strings.TrimSpace(c), 0, 64)
-			if err != nil {
-				return nil, fmt.Errorf("--perf %q: event code %q: %w", s, c, err)
-			}
-			out[prof] = append(out[prof], ihk.PerfAttr{Config: v, ExcludeKernel: true})
+	for name, p := range cfg.Profiles {
+		for _, ev := range p.PerfEvents {
+			out[name] = append(out[name], ihk.PerfAttr{Config: ev.Code, ExcludeUser: !ev.User, ExcludeKernel: !ev.Kernel})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // outsideSlurm refuses to run inside Slurm's cgroup tree: a monitor started

@@ -144,6 +144,19 @@ type Profile struct {
 	// prolog runs right before reserving LWK memory (Defrag=yes,
 	// DefragDropCaches=yes, DefragBudget=10s). Off by default.
 	Defrag DefragPolicy
+	// PerfEvents are the CPU performance counters lwk-monitor programs on
+	// the LWK of this profile's jobs (PerfEvents=0x3c,0xc0:uk; at most
+	// MaxPerfEvents). Empty: none.
+	PerfEvents []PerfEvent
+}
+
+// PerfEvent is one CPU performance counter of a profile.
+type PerfEvent struct {
+	// Code is the raw, architecture-specific event code (IHK's
+	// ihk_perf_event_attr.config).
+	Code uint64
+	// User and Kernel say which CPU modes are counted (at least one).
+	User, Kernel bool
 }
 
 // ProxyLimits returns the proxy limits for jobs of a profile: the profile's

@@ -113,6 +113,8 @@ type env struct {
 	spool    *spool.Spool
 	job      uint32
 	os       int
+	// perf is the monitor's Config.Perf (newEnv: 0x3c for profile mck).
+	perf map[string][]ihk.PerfAttr
 }
 
 func newEnv(t *testing.T) *env {
@@ -130,7 +132,8 @@ func newEnv(t *testing.T) *env {
 	sp, err := spool.Open(filepath.Join(dir, "spool"), 64<<20, 8<<20)
 	require.NoError(t, err)
 	e := &env{t: t, dir: dir, sim: b, store: store, stateDir: filepath.Join(dir, "state"),
-		runDir: filepath.Join(dir, "run"), logDir: filepath.Join(dir, "log"), spool: sp, os: -1}
+		runDir: filepath.Join(dir, "run"), logDir: filepath.Join(dir, "log"), spool: sp, os: -1,
+		perf: map[string][]ihk.PerfAttr{"mck": {{Config: 0x3c}}}}
 	require.NoError(t, os.MkdirAll(e.runDir, 0o700))
 	require.NoError(t, os.MkdirAll(e.logDir, 0o700))
 	return e
@@ -286,7 +289,7 @@ func (e *env) newMonitor(c monitor.IHK, s monitor.Slurm, lock monitor.Locker) *m
 		Node: "n1", DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir,
 		Interval: 50 * time.Millisecond, HangInterval: 50 * time.Millisecond, SuspendInterval: 50 * time.Millisecond,
 		RescanInterval: 200 * time.Millisecond, AllowFast: true,
-		Perf: map[string][]ihk.PerfAttr{"mck": {{Config: 0x3c}}},
+		Perf: e.perf,
 	}, monitor.Deps{
 		IHK: c, Journals: reader, Lock: lock, Slurm: s,
 		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},

@@ -123,6 +123,9 @@ type Monitor struct {
 	readyAt   time.Time
 
 	events chan event
+	// oneShot: Once is running; it neither programs nor stops counters
+	// (a running daemon owns them).
+	oneShot bool
 }
 
 // New checks the configuration and returns a monitor.
@@ -189,6 +192,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	defer notify.Close()
 	defer m.stopAll()
+	defer m.stopPerfAll(ctx)
 
 	m.rescan(ctx)
 	m.refreshReadiness()
@@ -400,7 +404,7 @@ func (m *Monitor) register(ctx context.Context, inst *instance) {
 func (m *Monitor) startPerf(ctx context.Context, inst *instance) {
 	attrs := m.cfg.Perf[inst.profile]
 	p, ok := m.d.IHK.(Perf)
-	if len(attrs) == 0 || !ok {
+	if len(attrs) == 0 || !ok || m.oneShot {
 		return
 	}
 	n, err := p.PerfSet(ctx, inst.os, attrs)
@@ -418,6 +422,61 @@ func (m *Monitor) startPerf(ctx context.Context, inst *instance) {
 	m.mu.Lock()
 	inst.perfN, inst.perfCodes = n, codes
 	m.mu.Unlock()
+}
+
+// perfStopWait bounds the wait for the node lock when stopping the
+// counters on exit.
+const perfStopWait = 5 * time.Second
+
+// stopPerfAll stops the performance counters of every running instance
+// (disable, a last read, destroy) when the monitor exits: nobody would read
+// them any more. The epilog's DESTROY_OS ends the counters of instances that
+// end while the monitor runs.
+func (m *Monitor) stopPerfAll(ctx context.Context) {
+	p, ok := m.d.IHK.(Perf)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), perfStopWait)
+	defer cancel()
+	for _, inst := range m.running() {
+		m.mu.Lock()
+		n := inst.perfN
+		m.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		m.stopPerf(ctx, p, inst, n)
+	}
+}
+
+func (m *Monitor) stopPerf(ctx context.Context, p Perf, inst *instance, n int) {
+	release, err := m.d.Lock.Lock(ctx)
+	if err != nil {
+		m.d.Log.Warn("performance counters left running: node lock not available", "job", inst.job, "os", inst.os, "err", err)
+		return
+	}
+	defer release()
+	if !m.markerIs(inst) {
+		return
+	}
+	err = p.PerfControl(ctx, inst.os, ihk.PerfDisable)
+	var v []uint64
+	if err == nil {
+		v, err = p.PerfRead(ctx, inst.os, n)
+	}
+	err = errors.Join(err, p.PerfControl(ctx, inst.os, ihk.PerfDestroy))
+	m.mu.Lock()
+	if v != nil {
+		inst.perf = v
+	}
+	inst.perfN = 0
+	m.mu.Unlock()
+	if err != nil {
+		m.d.Log.Warn("cannot stop performance counters", "job", inst.job, "os", inst.os, "err", err)
+		return
+	}
+	m.d.Log.Info("performance counters stopped", "job", inst.job, "os", inst.os, "counters", n)
 }
 
 // markerIs reports whether the job's marker still names the instance: the
@@ -940,6 +999,7 @@ func (m *Monitor) refreshReadiness() {
 // Once finds the jobs, samples each once and reads the readiness, without
 // watching for events (lwk-monitor --once).
 func (m *Monitor) Once(ctx context.Context) {
+	m.oneShot = true
 	m.rescan(ctx)
 	m.SampleAll(ctx)
 	m.refreshReadiness()
