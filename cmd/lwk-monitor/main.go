@@ -146,7 +146,7 @@ func run(ctx context.Context, o options) error {
 		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
 		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perfAttrs(cfg),
 	}, monitor.Deps{
-		IHK:      withActivity(node.IHK),
+		IHK:      node.IHK,
 		Journals: journals,
 		Lock:     monitor.NodeLock{Dir: cfg.StateDir},
 		Slurm:    slurmActions{r: runner, scontrol: cfg.ScontrolPath, scancel: cfg.ScancelPath, node: o.node},

@@ -597,13 +597,13 @@ func (m *Monitor) read(ctx context.Context, inst *instance) (*Sample, error) {
 	}
 	s := &Sample{Time: time.Now().UTC(), Job: inst.job, OS: inst.os, Rusage: ru}
 	if a, ok := m.d.IHK.(Activity); ok {
-		states, err := a.CPUStates(ctx, inst.os)
+		acts, err := a.CPUActivity(ctx, inst.os)
 		if err != nil {
 			return nil, err
 		}
 		s.CPUStates = map[CPUState]int{}
-		for _, st := range states {
-			s.CPUStates[st]++
+		for _, act := range acts {
+			s.CPUStates[CPUState(act.State)]++
 		}
 	}
 	m.mu.Lock()
