@@ -115,6 +115,8 @@ type env struct {
 	os       int
 	// perf is the monitor's Config.Perf (newEnv: 0x3c for profile mck).
 	perf map[string][]ihk.PerfAttr
+	// configure, if set, adjusts the monitor's configuration.
+	configure func(*monitor.Config)
 }
 
 func newEnv(t *testing.T) *env {
@@ -285,12 +287,16 @@ func (e *env) newMonitor(c monitor.IHK, s monitor.Slurm, lock monitor.Locker) *m
 	if lock == nil {
 		lock = monitor.NodeLock{Dir: e.stateDir}
 	}
-	m, err := monitor.New(monitor.Config{
+	cfg := monitor.Config{
 		Node: "n1", DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir,
 		Interval: 50 * time.Millisecond, HangInterval: 50 * time.Millisecond, SuspendInterval: 50 * time.Millisecond,
 		RescanInterval: 200 * time.Millisecond, AllowFast: true,
 		Perf: e.perf,
-	}, monitor.Deps{
+	}
+	if e.configure != nil {
+		e.configure(&cfg)
+	}
+	m, err := monitor.New(cfg, monitor.Deps{
 		IHK: c, Journals: reader, Lock: lock, Slurm: s,
 		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
 		Spool:   e.spool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -39,6 +39,9 @@ const (
 	// reactLockWait bounds the wait for the node lock when reacting to an
 	// event (reading the kernel log needs the device).
 	reactLockWait = 10 * time.Second
+	// DefaultRegisterRetry is how soon registering an instance is tried
+	// again when the node lock was held (a prolog or epilog runs).
+	DefaultRegisterRetry = time.Second
 )
 
 // Config is the monitor's configuration.
@@ -59,6 +62,9 @@ type Config struct {
 	// RescanInterval is the safety rescan of the journals (inotify normally
 	// triggers rescans at once). Default 30s.
 	RescanInterval time.Duration
+	// RegisterRetry is how soon registering a new instance's eventfds is
+	// retried when the node lock was held. Default DefaultRegisterRetry.
+	RegisterRetry time.Duration
 	// ReadinessNodes are the job NUMA nodes whose readiness is published;
 	// SysfsRoot and ProcRoot are where it is read.
 	ReadinessNodes      []int
@@ -75,6 +81,9 @@ func (c *Config) check() error {
 	}
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = 30 * time.Second
+	}
+	if c.RegisterRetry <= 0 {
+		c.RegisterRetry = DefaultRegisterRetry
 	}
 	if c.ProcRoot == "" {
 		c.ProcRoot = "/proc"
@@ -123,6 +132,9 @@ type Monitor struct {
 	readyAt   time.Time
 
 	events chan event
+	// retryRegister: an instance could not be registered because the
+	// node lock was held; Run retries after Config.RegisterRetry.
+	retryRegister bool
 	// oneShot: Once is running; it neither programs nor stops counters
 	// (a running daemon owns them).
 	oneShot bool
@@ -204,7 +216,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer hang.Stop()
 	susp := tickerOrNil(m.cfg.SuspendInterval)
 	defer susp.Stop()
+	retry := time.NewTimer(m.cfg.RegisterRetry)
+	retry.Stop()
+	defer retry.Stop()
+	retryArmed := false
 	for {
+		if !retryArmed && m.takeRetry() {
+			retry.Reset(m.cfg.RegisterRetry)
+			retryArmed = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -219,6 +239,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.DetectHangs(ctx)
 		case <-susp.C():
 			m.CheckSuspend(ctx)
+		case <-retry.C:
+			retryArmed = false
+			m.registerPending(ctx)
 		case ev := <-m.events:
 			m.handle(ctx, ev)
 		}
@@ -355,11 +378,15 @@ func (m *Monitor) rescan(ctx context.Context) {
 // register registers the instance's OOM and STATUS eventfds (once per
 // boot: the kernel keeps registrations until DESTROY), reads its status and
 // programs its profile's performance counters, under the node lock. When
-// the lock is held it is retried at the next rescan.
+// the lock is held it is retried after Config.RegisterRetry (and at every
+// rescan).
 func (m *Monitor) register(ctx context.Context, inst *instance) {
 	release, err := m.d.Lock.TryLock()
 	if err != nil {
-		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err)
+		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err, "retry", m.cfg.RegisterRetry)
+		m.mu.Lock()
+		m.retryRegister = true
+		m.mu.Unlock()
 		return
 	}
 	defer release()
@@ -398,6 +425,27 @@ func (m *Monitor) register(ctx context.Context, inst *instance) {
 	// A panic before registration raised no event: act on the status read.
 	if kind := statusEvent(st); kind != "" {
 		m.react(ctx, inst, kind, false)
+	}
+}
+
+// takeRetry reports and clears a wanted registration retry.
+func (m *Monitor) takeRetry() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.retryRegister
+	m.retryRegister = false
+	return r
+}
+
+// registerPending registers the running instances that are not yet.
+func (m *Monitor) registerPending(ctx context.Context) {
+	for _, inst := range m.running() {
+		m.mu.Lock()
+		done := inst.registered
+		m.mu.Unlock()
+		if !done {
+			m.register(ctx, inst)
+		}
 	}
 }
 
