@@ -149,10 +149,11 @@ func run(ctx context.Context, o options) error {
 		IHK:      node.IHK,
 		Journals: journals,
 		Lock:     monitor.NodeLock{Dir: cfg.StateDir},
-		Slurm:    slurmActions{r: runner, scontrol: cfg.ScontrolPath, scancel: cfg.ScancelPath, node: o.node},
-		Proxies:  monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
-		Spool:    sp,
-		Log:      log,
+		Slurm: monitor.SlurmCommands{Runner: runner, Scontrol: cfg.ScontrolPath, Scancel: cfg.ScancelPath, Squeue: cfg.SqueuePath,
+			Node: o.node, ReasonField: monitor.ReasonFieldOf(cfg.FailureReasonField)},
+		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Spool:   sp,
+		Log:     log,
 	})
 	if err != nil {
 		return err
@@ -198,24 +199,6 @@ func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// slurmActions fails jobs and drains the node through scontrol and scancel.
-type slurmActions struct {
-	r                       slurm.Runner
-	scontrol, scancel, node string
-}
-
-// FailJob puts the reason in the job's Comment (scontrol show job and
-// sacct show it to the user) and cancels the job.
-func (s slurmActions) FailJob(ctx context.Context, jobID uint32, reason string) error {
-	errComment := slurm.SetComment(ctx, s.r, s.scontrol, jobID, reason)
-	return errors.Join(errComment, slurm.CancelJob(ctx, s.r, s.scancel, jobID))
-}
-
-// DrainNode drains this node.
-func (s slurmActions) DrainNode(ctx context.Context, reason string) error {
-	return slurm.DrainNode(ctx, s.r, s.scontrol, s.node, reason)
 }
 
 // perfAttrs maps each profile with PerfEvents= to the counters the

@@ -112,6 +112,15 @@ type Config struct {
 	// ScancelPath is the scancel binary (ScancelPath=/usr/bin/scancel), used
 	// to cancel a job whose request the node cannot satisfy.
 	ScancelPath string
+	// SqueuePath is the squeue binary (SqueuePath=/usr/bin/squeue), used to
+	// read a job's comment before appending to it.
+	SqueuePath string
+	// FailureReasonField is the job field lwk-monitor appends a panic,
+	// hang or OOM reason to while the job runs: "AdminComment" (default;
+	// `scontrol show job` shows it to the user, sacct after the job),
+	// "Comment" (stored by accounting only with
+	// AccountingStoreFlags=job_comment) or "none".
+	FailureReasonField string
 
 	// BootTimeout bounds BOOT plus the wait for RUNNING (BootTimeout=120s).
 	BootTimeout time.Duration

@@ -82,6 +82,10 @@ var keys = []keySpec{
 		def: "/usr/bin/scontrol", doc: "scontrol, used to read the job's allocation"},
 	{name: "ScancelPath", set: into(parsePath, func(c *Config) *string { return &c.ScancelPath }),
 		def: "/usr/bin/scancel", doc: "scancel, used to cancel a job"},
+	{name: "SqueuePath", set: into(parsePath, func(c *Config) *string { return &c.SqueuePath }),
+		def: "/usr/bin/squeue", doc: "squeue, used to read a job's comment fields"},
+	{name: "FailureReasonField", set: setFailureReasonField,
+		def: "AdminComment", doc: "the job field lwk-monitor appends a failure reason to"},
 	{name: "BootTimeout", set: into(parsePositiveDuration, func(c *Config) *time.Duration { return &c.BootTimeout }),
 		def: "120s", doc: "BOOT plus the wait for the OS to reach RUNNING."},
 	{name: "DestroyTimeout", set: into(parsePositiveDuration, func(c *Config) *time.Duration { return &c.DestroyTimeout }),
@@ -173,6 +177,18 @@ func setDefaultProfile(c *Config, value string) error {
 	}
 	c.DefaultProfile = value
 	return nil
+}
+
+// setFailureReasonField parses FailureReasonField: AdminComment, Comment
+// or none (any letter case).
+func setFailureReasonField(c *Config, value string) error {
+	for _, v := range []string{"AdminComment", "Comment", "none"} {
+		if strings.EqualFold(value, v) {
+			c.FailureReasonField = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want AdminComment, Comment or none", value)
 }
 
 // defaultDevDir puts the simulator's device stand-ins under its state.

@@ -79,6 +79,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/bin/squeue", FailureReasonField: "AdminComment",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 				CgroupPrefix: "slurm-lwk",
 			},
@@ -92,6 +93,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/bin/squeue", FailureReasonField: "AdminComment",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 				CgroupPrefix: "slurm-lwk",
 			},
@@ -114,6 +116,8 @@ LogDir=/srv/log
 SimBootDelay=0s
 McexecPath=/usr/local/bin/lwk-sim-mcexec
 ScontrolPath=/usr/local/bin/scontrol
+SqueuePath=/usr/local/bin/squeue
+failurereasonfield=comment
 BootTimeout=5m
 DestroyTimeout=1s
 LockTimeout=2s
@@ -128,6 +132,7 @@ Profile=p Image=/k.img Kargs=hidos
 				StateDir: "/srv/state", RunDir: "/srv/run",
 				SysfsRoot: "/srv/fixture", LogDir: "/srv/log", SimBootDelay: 0,
 				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/local/bin/squeue", FailureReasonField: "Comment",
 				BootTimeout: 5 * time.Minute, DestroyTimeout: time.Second, LockTimeout: 2 * time.Second,
 				DefaultProfile: "p", CgroupPrefix: "lwk-test.1",
 			},
@@ -236,6 +241,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "profile proxy memory without unit", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyMemory=64\n", want: `lwk.conf:3: ProxyMemory: bad size "64": missing unit`},
 		{name: "profile proxy share zero", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUShare=0%\n", want: `lwk.conf:3: ProxyCPUShare: bad percentage "0%"`},
 		{name: "profile proxy period too long", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUPeriod=2s\n", want: `lwk.conf:3: ProxyCPUPeriod: 2s: the CFS period must be between 1ms and 1s`},
+		{name: "bad failure reason field", conf: head + "FailureReasonField=SystemComment\n" + prof, want: `lwk.conf:3: FailureReasonField: "SystemComment": want AdminComment, Comment or none`},
 		{name: "too many perf events", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=1,2,3,4,5,6,7,8,9\n", want: `lwk.conf:3: PerfEvents: 9 events, at most 8`},
 		{name: "bad perf event code", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c,cycles\n", want: `lwk.conf:3: PerfEvents: bad event "cycles": want a raw event code`},
 		{name: "bad perf event mode", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c:x\n", want: `lwk.conf:3: PerfEvents: bad event "0x3c:x": mode "x" is not u, k or uk`},
