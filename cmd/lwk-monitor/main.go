@@ -169,36 +169,68 @@ func run(ctx context.Context, o options) error {
 
 // serve runs the monitor and its HTTP endpoint until ctx ends.
 func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger) error {
-	if o.webConfig != "" {
-		if err := web.Validate(o.webConfig); err != nil {
-			return fmt.Errorf("--web.config.file %s: %w", o.webConfig, err)
-		}
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(m), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.Handle("/v1/", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	flags := &web.FlagConfig{WebListenAddresses: &o.listen, WebSystemdSocket: new(bool), WebConfigFile: &o.webConfig}
-	errc := make(chan error, len(o.listen)+1)
-	for _, addr := range o.listen {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		log.Info("serving metrics and records", "address", l.Addr().String())
-		go func() { errc <- web.Serve(l, srv, flags, log) }()
+	w, err := startWeb(mux, o.listen, o.webConfig, log)
+	if err != nil {
+		return err
 	}
-	go func() { errc <- m.Run(ctx) }()
+	go func() { w.errc <- m.Run(ctx) }()
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-w.errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = w.shutdown()
 			return err
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return w.shutdown()
+}
+
+// webServer serves the monitor's HTTP endpoint through the exporter
+// toolkit, which applies the web configuration's TLS and basic
+// authentication.
+type webServer struct {
+	srv   *http.Server
+	addrs []net.Addr
+	errc  chan error
+}
+
+// startWeb checks the web configuration (when given) and serves h on every
+// address of listen.
+func startWeb(h http.Handler, listen []string, webConfig string, log *slog.Logger) (*webServer, error) {
+	if webConfig != "" {
+		if err := web.Validate(webConfig); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", webConfig, err)
+		}
+	}
+	w := &webServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, len(listen)+1)}
+	flags := &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: new(bool), WebConfigFile: &webConfig}
+	var ls []net.Listener
+	for _, addr := range listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+		w.addrs = append(w.addrs, l.Addr())
+	}
+	for _, l := range ls {
+		log.Info("serving metrics and records", "address", l.Addr().String())
+		go func() { w.errc <- web.Serve(l, w.srv, flags, log) }()
+	}
+	return w, nil
+}
+
+// shutdown stops serving, waiting up to 5 s for requests in flight.
+func (w *webServer) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	return w.srv.Shutdown(ctx)
 }
 
 // perfAttrs maps each profile with PerfEvents= to the counters the
