@@ -39,6 +39,12 @@ func TestPerfCountersFollowTheProfile(t *testing.T) {
 		rec, _ := m.Record(context.Background(), 41, 0)
 		return rec != nil && rec.Perf["0x3c"] > first
 	})
+	started := e.sim.Calls()
+	for name, want := range map[string]uint64{"IHK_OS_AUX_PERF_NUM": 1, "IHK_OS_AUX_PERF_SET": 1, "IHK_OS_AUX_PERF_ENABLE": 1,
+		"IHK_OS_AUX_PERF_DISABLE": 0, "IHK_OS_AUX_PERF_DESTROY": 0} {
+		require.Equal(t, want, started[name], "%s while the job runs", name)
+	}
+	require.Positive(t, started["IHK_OS_AUX_PERF_GET"], "read at samples")
 	v, err := e.sim.PerfRead(context.Background(), e.os, 1)
 	require.NoError(t, err, "one counter registered")
 	require.Positive(t, v[0], "and enabled")
@@ -47,6 +53,10 @@ func TestPerfCountersFollowTheProfile(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
+	stopped := e.sim.Calls()
+	require.Equal(t, uint64(1), stopped["IHK_OS_AUX_PERF_DISABLE"], "disabled on exit")
+	require.Equal(t, uint64(1), stopped["IHK_OS_AUX_PERF_DESTROY"], "destroyed on exit")
+	require.Equal(t, uint64(1), stopped["IHK_OS_AUX_PERF_SET"], "programmed once")
 	_, err = e.sim.PerfRead(context.Background(), e.os, 1)
 	var ie *ihk.Error
 	require.True(t, errors.As(err, &ie), "counters destroyed on exit: %v", err)

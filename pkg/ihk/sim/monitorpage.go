@@ -14,19 +14,40 @@ import (
 // ioctls, both counted.
 const opCPUActivity = "cpu_activity"
 
+// callNames are the ioctls the real driver's client issues for operations
+// that are not one ioctl each (ihk-abi.md §2.4, §2.5); PerfControl counts
+// its request itself (perfCallNames).
+var callNames = map[string][]string{
+	opCPUActivity:  {"IHK_OS_GET_USAGE", "IHK_OS_GET_CPU_USAGE"},
+	"perf_set":     {"IHK_OS_AUX_PERF_NUM", "IHK_OS_AUX_PERF_SET"},
+	"perf_control": nil,
+}
+
+// perfCallNames are PerfControl's requests by operation.
+var perfCallNames = map[ihk.PerfOp]string{
+	ihk.PerfEnable:  "IHK_OS_AUX_PERF_ENABLE",
+	ihk.PerfDisable: "IHK_OS_AUX_PERF_DISABLE",
+	ihk.PerfDestroy: "IHK_OS_AUX_PERF_DESTROY",
+}
+
 // count records one call of op under the ioctl name(s) it stands for.
 func (b *Backend) count(op string) {
+	names, ok := callNames[op]
+	if !ok {
+		names = []string{ioctlName(op)}
+	}
+	b.countAs(names...)
+}
+
+func (b *Backend) countAs(names ...string) {
 	b.callsMu.Lock()
 	defer b.callsMu.Unlock()
 	if b.calls == nil {
 		b.calls = map[string]uint64{}
 	}
-	if op == opCPUActivity {
-		b.calls["IHK_OS_GET_USAGE"]++
-		b.calls["IHK_OS_GET_CPU_USAGE"]++
-		return
+	for _, n := range names {
+		b.calls[n]++
 	}
-	b.calls[ioctlName(op)]++
 }
 
 // Calls returns how many times this Backend was asked for each ioctl

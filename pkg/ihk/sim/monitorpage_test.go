@@ -72,7 +72,8 @@ func TestCPUActivityFollowsTheInstance(t *testing.T) {
 }
 
 // TestCallsCountsEachIoctl: every operation is counted under its ioctl
-// name, the monitor-page read under both of the driver's requests.
+// name; the monitor-page read and PerfSet under both of the driver's
+// requests, PerfControl under the request of its operation.
 func TestCallsCountsEachIoctl(t *testing.T) {
 	ctx := context.Background()
 	b := newBackend(t, nil)
@@ -86,11 +87,21 @@ func TestCallsCountsEachIoctl(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Rusage(ctx, idx)
 	require.NoError(t, err)
+	n, err := b.PerfSet(ctx, idx, []ihk.PerfAttr{{Config: 0x3c}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, b.PerfControl(ctx, idx, ihk.PerfEnable))
+	_, err = b.PerfRead(ctx, idx, 1)
+	require.NoError(t, err)
+	require.NoError(t, b.PerfControl(ctx, idx, ihk.PerfDisable))
+	require.NoError(t, b.PerfControl(ctx, idx, ihk.PerfDestroy))
 	_, err = b.Status(ctx, 63)
 	require.Error(t, err, "failed calls count too")
 	after := b.Calls()
 	require.Equal(t, uint64(1), before["IHK_OS_BOOT"])
-	for name, want := range map[string]uint64{"IHK_OS_STATUS": 4, "IHK_OS_GET_USAGE": 1, "IHK_OS_GET_CPU_USAGE": 1, "IHK_OS_GETRUSAGE": 1, "IHK_OS_BOOT": 0} {
+	for name, want := range map[string]uint64{"IHK_OS_STATUS": 4, "IHK_OS_GET_USAGE": 1, "IHK_OS_GET_CPU_USAGE": 1, "IHK_OS_GETRUSAGE": 1, "IHK_OS_BOOT": 0,
+		"IHK_OS_AUX_PERF_NUM": 1, "IHK_OS_AUX_PERF_SET": 1, "IHK_OS_AUX_PERF_ENABLE": 1, "IHK_OS_AUX_PERF_GET": 1,
+		"IHK_OS_AUX_PERF_DISABLE": 1, "IHK_OS_AUX_PERF_DESTROY": 1, "IHK_OS_AUX_PERF_CTL": 0} {
 		require.Equal(t, want, after[name]-before[name], name)
 	}
 }
