@@ -56,7 +56,6 @@ type options struct {
 	spoolDir        string
 	spoolMax        int64
 	jobSamplesMax   int64
-	perf            []string
 	once            bool
 	verbose         bool
 }
@@ -76,7 +75,6 @@ func main() {
 	fs.StringVar(&o.spoolDir, "spool-dir", "/var/spool/slurm-lwk/monitor", "root-only directory for samples, records and kernel logs")
 	fs.Int64Var(&o.spoolMax, "spool-max-bytes", spool.DefaultMaxTotalBytes, "bound on the spool directory's size")
 	fs.Int64Var(&o.jobSamplesMax, "job-max-bytes", spool.DefaultMaxJobBytes, "bound on one job's sample log (and one saved kernel log)")
-	fs.StringArrayVar(&o.perf, "perf", nil, "PROFILE=CODE[,CODE...]: raw CPU counter event codes to program for jobs of a profile (repeatable)")
 	fs.BoolVar(&o.once, "once", false, "find the jobs, take one sample, print the status as JSON and exit")
 	fs.BoolVar(&o.verbose, "verbose", false, "log at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -103,10 +101,6 @@ func run(ctx context.Context, o options) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	perf, err := parsePerf(o.perf)
-	if err != nil {
-		return err
-	}
 	if err := outsideSlurm("/proc/self/cgroup"); err != nil {
 		return err
 	}
@@ -150,15 +144,16 @@ func run(ctx context.Context, o options) error {
 	m, err := monitor.New(monitor.Config{
 		Node: o.node, DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
 		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
-		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perf,
+		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perfAttrs(cfg),
 	}, monitor.Deps{
-		IHK:      withActivity(node.IHK),
+		IHK:      node.IHK,
 		Journals: journals,
 		Lock:     monitor.NodeLock{Dir: cfg.StateDir},
-		Slurm:    slurmActions{r: runner, scontrol: cfg.ScontrolPath, scancel: cfg.ScancelPath, node: o.node},
-		Proxies:  monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
-		Spool:    sp,
-		Log:      log,
+		Slurm: monitor.SlurmCommands{Runner: runner, Scontrol: cfg.ScontrolPath, Scancel: cfg.ScancelPath, Squeue: cfg.SqueuePath,
+			Node: o.node, ReasonField: monitor.ReasonFieldOf(cfg.FailureReasonField)},
+		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Spool:   sp,
+		Log:     log,
 	})
 	if err != nil {
 		return err
@@ -174,73 +169,80 @@ func run(ctx context.Context, o options) error {
 
 // serve runs the monitor and its HTTP endpoint until ctx ends.
 func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger) error {
-	if o.webConfig != "" {
-		if err := web.Validate(o.webConfig); err != nil {
-			return fmt.Errorf("--web.config.file %s: %w", o.webConfig, err)
-		}
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(m), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.Handle("/v1/", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	flags := &web.FlagConfig{WebListenAddresses: &o.listen, WebSystemdSocket: new(bool), WebConfigFile: &o.webConfig}
-	errc := make(chan error, len(o.listen)+1)
-	for _, addr := range o.listen {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		log.Info("serving metrics and records", "address", l.Addr().String())
-		go func() { errc <- web.Serve(l, srv, flags, log) }()
+	w, err := startWeb(mux, o.listen, o.webConfig, log)
+	if err != nil {
+		return err
 	}
-	go func() { errc <- m.Run(ctx) }()
+	go func() { w.errc <- m.Run(ctx) }()
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
+	case err := <-w.errc:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = w.shutdown()
 			return err
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return w.shutdown()
 }
 
-// slurmActions fails jobs and drains the node through scontrol and scancel.
-type slurmActions struct {
-	r                       slurm.Runner
-	scontrol, scancel, node string
+// webServer serves the monitor's HTTP endpoint through the exporter
+// toolkit, which applies the web configuration's TLS and basic
+// authentication.
+type webServer struct {
+	srv   *http.Server
+	addrs []net.Addr
+	errc  chan error
 }
 
-// FailJob puts the reason in the job's Comment (scontrol show job and
-// sacct show it to the user) and cancels the job.
-func (s slurmActions) FailJob(ctx context.Context, jobID uint32, reason string) error {
-	errComment := slurm.SetComment(ctx, s.r, s.scontrol, jobID, reason)
-	return errors.Join(errComment, slurm.CancelJob(ctx, s.r, s.scancel, jobID))
-}
-
-// DrainNode drains this node.
-func (s slurmActions) DrainNode(ctx context.Context, reason string) error {
-	return slurm.DrainNode(ctx, s.r, s.scontrol, s.node, reason)
-}
-
-// parsePerf parses --perf PROFILE=CODE[,CODE...] values.
-func parsePerf(specs []string) (map[string][]ihk.PerfAttr, error) {
-	out := map[string][]ihk.PerfAttr{}
-	for _, s := range specs {
-		prof, codes, ok := strings.Cut(s, "=")
-		if !ok || prof == "" || codes == "" {
-			return nil, fmt.Errorf("--perf %q: want PROFILE=CODE[,CODE...]", s)
-		}
-		for _, c := range strings.Split(codes, ",") {
-			v, err := strconv.ParseUint(strings.TrimSpace(c), 0, 64)
-			if err != nil {
-				return nil, fmt.Errorf("--perf %q: event code %q: %w", s, c, err)
-			}
-			out[prof] = append(out[prof], ihk.PerfAttr{Config: v, ExcludeKernel: true})
+// startWeb checks the web configuration (when given) and serves h on every
+// address of listen.
+func startWeb(h http.Handler, listen []string, webConfig string, log *slog.Logger) (*webServer, error) {
+	if webConfig != "" {
+		if err := web.Validate(webConfig); err != nil {
+			return nil, fmt.Errorf("--web.config.file %s: %w", webConfig, err)
 		}
 	}
-	return out, nil
+	w := &webServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, len(listen)+1)}
+	flags := &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: new(bool), WebConfigFile: &webConfig}
+	var ls []net.Listener
+	for _, addr := range listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+		w.addrs = append(w.addrs, l.Addr())
+	}
+	for _, l := range ls {
+		log.Info("serving metrics and records", "address", l.Addr().String())
+		go func() { w.errc <- web.Serve(l, w.srv, flags, log) }()
+	}
+	return w, nil
+}
+
+// shutdown stops serving, waiting up to 5 s for requests in flight.
+func (w *webServer) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return w.srv.Shutdown(ctx)
+}
+
+// perfAttrs maps each profile with PerfEvents= to the counters the
+// monitor programs for its jobs.
+func perfAttrs(cfg *config.Config) map[string][]ihk.PerfAttr {
+	out := map[string][]ihk.PerfAttr{}
+	for name, p := range cfg.Profiles {
+		for _, ev := range p.PerfEvents {
+			out[name] = append(out[name], ihk.PerfAttr{Config: ev.Code, ExcludeUser: !ev.User, ExcludeKernel: !ev.Kernel})
+		}
+	}
+	return out
 }
 
 // outsideSlurm refuses to run inside Slurm's cgroup tree: a monitor started

@@ -112,6 +112,15 @@ type Config struct {
 	// ScancelPath is the scancel binary (ScancelPath=/usr/bin/scancel), used
 	// to cancel a job whose request the node cannot satisfy.
 	ScancelPath string
+	// SqueuePath is the squeue binary (SqueuePath=/usr/bin/squeue), used to
+	// read a job's comment before appending to it.
+	SqueuePath string
+	// FailureReasonField is the job field lwk-monitor appends a panic,
+	// hang or OOM reason to while the job runs: "AdminComment" (default;
+	// `scontrol show job` shows it to the user, sacct after the job),
+	// "Comment" (stored by accounting only with
+	// AccountingStoreFlags=job_comment) or "none".
+	FailureReasonField string
 
 	// BootTimeout bounds BOOT plus the wait for RUNNING (BootTimeout=120s).
 	BootTimeout time.Duration
@@ -144,6 +153,19 @@ type Profile struct {
 	// prolog runs right before reserving LWK memory (Defrag=yes,
 	// DefragDropCaches=yes, DefragBudget=10s). Off by default.
 	Defrag DefragPolicy
+	// PerfEvents are the CPU performance counters lwk-monitor programs on
+	// the LWK of this profile's jobs (PerfEvents=0x3c,0xc0:uk; at most
+	// MaxPerfEvents). Empty: none.
+	PerfEvents []PerfEvent
+}
+
+// PerfEvent is one CPU performance counter of a profile.
+type PerfEvent struct {
+	// Code is the raw, architecture-specific event code (IHK's
+	// ihk_perf_event_attr.config).
+	Code uint64
+	// User and Kernel say which CPU modes are counted (at least one).
+	User, Kernel bool
 }
 
 // ProxyLimits returns the proxy limits for jobs of a profile: the profile's

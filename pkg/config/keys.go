@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +82,10 @@ var keys = []keySpec{
 		def: "/usr/bin/scontrol", doc: "scontrol, used to read the job's allocation"},
 	{name: "ScancelPath", set: into(parsePath, func(c *Config) *string { return &c.ScancelPath }),
 		def: "/usr/bin/scancel", doc: "scancel, used to cancel a job"},
+	{name: "SqueuePath", set: into(parsePath, func(c *Config) *string { return &c.SqueuePath }),
+		def: "/usr/bin/squeue", doc: "squeue, used to read a job's comment fields"},
+	{name: "FailureReasonField", set: setFailureReasonField,
+		def: "AdminComment", doc: "the job field lwk-monitor appends a failure reason to"},
 	{name: "BootTimeout", set: into(parsePositiveDuration, func(c *Config) *time.Duration { return &c.BootTimeout }),
 		def: "120s", doc: "BOOT plus the wait for the OS to reach RUNNING."},
 	{name: "DestroyTimeout", set: into(parsePositiveDuration, func(c *Config) *time.Duration { return &c.DestroyTimeout }),
@@ -118,6 +124,7 @@ var profileKeys = []profileKeySpec{
 		doc: "the proxy limits for this profile's jobs"},
 	{name: "ProxyCPUPeriod", set: func(p *Profile, v string) (err error) { p.ProxyCPUPeriod, err = parseCFSPeriod(v); return err },
 		doc: "the proxy limits for this profile's jobs"},
+	{name: "PerfEvents", set: setPerfEvents, doc: "CPU performance counters lwk-monitor programs for this profile's jobs"},
 }
 
 // profileOverrides are the ordinary keys a Profile= line may also give, for
@@ -172,6 +179,18 @@ func setDefaultProfile(c *Config, value string) error {
 	return nil
 }
 
+// setFailureReasonField parses FailureReasonField: AdminComment, Comment
+// or none (any letter case).
+func setFailureReasonField(c *Config, value string) error {
+	for _, v := range []string{"AdminComment", "Comment", "none"} {
+		if strings.EqualFold(value, v) {
+			c.FailureReasonField = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want AdminComment, Comment or none", value)
+}
+
 // defaultDevDir puts the simulator's device stand-ins under its state.
 func defaultDevDir(c *Config) string {
 	if c.Backend == BackendSim {
@@ -223,6 +242,44 @@ func setAllowKargs(p *Profile, value string) error {
 			return fmt.Errorf("bad entry %q (a kernel argument name, NAME=VALUE, or NAME= to allow any value): %w", a, err)
 		}
 		p.AllowedKargs = append(p.AllowedKargs, a)
+	}
+	return nil
+}
+
+// MaxPerfEvents bounds a profile's PerfEvents: IHK programs counter i for
+// event i on every LWK CPU, and CPUs have few programmable counters (the
+// simulator four, current x86 and arm64 cores up to eight).
+const MaxPerfEvents = 8
+
+// setPerfEvents parses PerfEvents: CODE[:MODE],... where CODE is a raw,
+// architecture-specific event code (0x-prefixed hex or decimal) and MODE is
+// u (user mode, the default), k (kernel mode) or uk (both).
+func setPerfEvents(p *Profile, value string) error {
+	items := strings.Split(value, ",")
+	if len(items) > MaxPerfEvents {
+		return fmt.Errorf("%d events, at most %d", len(items), MaxPerfEvents)
+	}
+	p.PerfEvents = nil
+	for _, it := range items {
+		code, mode, _ := strings.Cut(it, ":")
+		v, err := strconv.ParseUint(code, 0, 64)
+		if err != nil || code == "" || code[0] == '+' {
+			return fmt.Errorf("bad event %q: want a raw event code such as 0x3c, optionally :u, :k or :uk", it)
+		}
+		ev := PerfEvent{Code: v, User: true}
+		switch mode {
+		case "", "u":
+		case "k":
+			ev = PerfEvent{Code: v, Kernel: true}
+		case "uk", "ku":
+			ev.Kernel = true
+		default:
+			return fmt.Errorf("bad event %q: mode %q is not u, k or uk", it, mode)
+		}
+		if slices.Contains(p.PerfEvents, ev) {
+			return fmt.Errorf("event %q given twice", it)
+		}
+		p.PerfEvents = append(p.PerfEvents, ev)
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk", SimStateDir: "/var/lib/slurm-lwk/sim",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/bin/squeue", FailureReasonField: "AdminComment",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 				CgroupPrefix: "slurm-lwk",
 			},
@@ -92,6 +93,7 @@ func TestParseDefaults(t *testing.T) {
 				LWKMemoryPercent: 90, LWKMemoryHeadroomPercent: 2, StateDir: "/run/slurm-lwk/state", RunDir: "/run/slurm-lwk",
 				SysfsRoot: "/", LogDir: "/var/log/slurm-lwk",
 				SimBootDelay: 2 * time.Second, McexecPath: "/usr/bin/mcexec", ScontrolPath: "/usr/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/bin/squeue", FailureReasonField: "AdminComment",
 				BootTimeout: 120 * time.Second, DestroyTimeout: 30 * time.Second, LockTimeout: 240 * time.Second,
 				CgroupPrefix: "slurm-lwk",
 			},
@@ -114,6 +116,8 @@ LogDir=/srv/log
 SimBootDelay=0s
 McexecPath=/usr/local/bin/lwk-sim-mcexec
 ScontrolPath=/usr/local/bin/scontrol
+SqueuePath=/usr/local/bin/squeue
+failurereasonfield=comment
 BootTimeout=5m
 DestroyTimeout=1s
 LockTimeout=2s
@@ -128,6 +132,7 @@ Profile=p Image=/k.img Kargs=hidos
 				StateDir: "/srv/state", RunDir: "/srv/run",
 				SysfsRoot: "/srv/fixture", LogDir: "/srv/log", SimBootDelay: 0,
 				McexecPath: "/usr/local/bin/lwk-sim-mcexec", ScontrolPath: "/usr/local/bin/scontrol", ScancelPath: "/usr/bin/scancel",
+				SqueuePath: "/usr/local/bin/squeue", FailureReasonField: "Comment",
 				BootTimeout: 5 * time.Minute, DestroyTimeout: time.Second, LockTimeout: 2 * time.Second,
 				DefaultProfile: "p", CgroupPrefix: "lwk-test.1",
 			},
@@ -220,8 +225,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "trailing slash", conf: head + "DevDir=/dev/\n", want: `lwk.conf:3: DevDir: path "/dev/" is not clean (want "/dev")`},
 		{name: "no profile", conf: head, want: `lwk.conf: no LWK profile: add a line like Profile=mck Image=/path/mckernel.img Kargs=hidos`},
 		{name: "profile key on global line", conf: head + "Image=/a.img\n", want: `lwk.conf:3: Image: allowed only on a Profile= line`},
-		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod)`},
-		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod)`},
+		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
+		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
 		{name: "bad profile name", conf: head + "Profile=9mck Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: bad name "9mck": must start with a letter`},
 		{name: "reserved profile name", conf: head + "Profile=Default Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: profile name "Default" is reserved`},
 		{name: "duplicate profile", conf: head + prof + "\n" + prof, want: `lwk.conf:5: Profile: profile "mck" already defined on line 3`},
@@ -236,6 +241,12 @@ func TestParseErrors(t *testing.T) {
 		{name: "profile proxy memory without unit", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyMemory=64\n", want: `lwk.conf:3: ProxyMemory: bad size "64": missing unit`},
 		{name: "profile proxy share zero", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUShare=0%\n", want: `lwk.conf:3: ProxyCPUShare: bad percentage "0%"`},
 		{name: "profile proxy period too long", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUPeriod=2s\n", want: `lwk.conf:3: ProxyCPUPeriod: 2s: the CFS period must be between 1ms and 1s`},
+		{name: "bad failure reason field", conf: head + "FailureReasonField=SystemComment\n" + prof, want: `lwk.conf:3: FailureReasonField: "SystemComment": want AdminComment, Comment or none`},
+		{name: "too many perf events", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=1,2,3,4,5,6,7,8,9\n", want: `lwk.conf:3: PerfEvents: 9 events, at most 8`},
+		{name: "bad perf event code", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c,cycles\n", want: `lwk.conf:3: PerfEvents: bad event "cycles": want a raw event code`},
+		{name: "bad perf event mode", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c:x\n", want: `lwk.conf:3: PerfEvents: bad event "0x3c:x": mode "x" is not u, k or uk`},
+		{name: "duplicate perf event", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c,60\n", want: `lwk.conf:3: PerfEvents: event "60" given twice`},
+		{name: "empty perf event", conf: head + "Profile=mck Image=/a.img Kargs=hidos PerfEvents=0x3c,,0xc0\n", want: `lwk.conf:3: PerfEvents: bad event ""`},
 		{name: "undefined default profile", conf: head + "DefaultProfile=big\n" + prof, want: `lwk.conf:3: DefaultProfile: profile "big" is not defined (have mck)`},
 	}
 	for _, tt := range tests {
@@ -400,6 +411,24 @@ Profile=tight Image=/k.img Kargs=hidos ProxyCPUShare=10
 		require.Equal(t, tc.pct, pct, tc.profile)
 		require.Equal(t, tc.period, period, tc.profile)
 	}
+}
+
+func TestProfilePerfEvents(t *testing.T) {
+	c, err := Parse(strings.NewReader(`IHKBackend=ihk
+OSCores=0-1
+Profile=mck Image=/k.img Kargs=hidos
+Profile=counted Image=/k.img Kargs=hidos PerfEvents=0x3c,192:uk,0x2e:k,1,2,3,4,5
+`), "lwk.conf")
+	require.NoError(t, err)
+	p, err := c.Profile("mck")
+	require.NoError(t, err)
+	require.Empty(t, p.PerfEvents)
+	p, err = c.Profile("counted")
+	require.NoError(t, err)
+	require.Equal(t, []PerfEvent{
+		{Code: 0x3c, User: true}, {Code: 0xc0, User: true, Kernel: true}, {Code: 0x2e, Kernel: true},
+		{Code: 1, User: true}, {Code: 2, User: true}, {Code: 3, User: true}, {Code: 4, User: true}, {Code: 5, User: true},
+	}, p.PerfEvents)
 }
 
 // TestKeyTable checks the key table's own consistency: names unique in any

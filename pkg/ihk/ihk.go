@@ -202,6 +202,32 @@ type EventFD interface {
 	Close() error
 }
 
+// CPUActivity is one LWK CPU's entry of the monitor page the LWK shares
+// with Linux (struct ihk_os_cpu_monitor). Backends that can read the page
+// quietly (IHK_OS_GET_USAGE and IHK_OS_GET_CPU_USAGE: memory reads that
+// neither interrupt the LWK nor write to the kernel log) have a method
+// CPUActivity(ctx, os) ([]CPUActivity, error); it is not part of Client.
+type CPUActivity struct {
+	// State is the CPU's IHK_OS_MONITOR_* state (MonitorIdle...), without
+	// the ALLOW_THAW_REQUEST flag.
+	State int32
+	// Counter grows on every LWK kernel entry and after each offloaded
+	// system call; a CPU in MonitorKernel whose counter stands still is
+	// hung.
+	Counter uint64
+}
+
+// Monitor-page CPU states (IHK_OS_MONITOR_*, ihk_monitor.h).
+const (
+	MonitorNotBooted = 0
+	MonitorIdle      = 1
+	MonitorUser      = 2
+	MonitorKernel    = 3
+	MonitorFreezing  = 8
+	MonitorFrozen    = 9
+	MonitorPanic     = 99
+)
+
 // PerfOp is a PerfControl operation (PERF_EVENT_ENABLE/DISABLE/DESTROY).
 type PerfOp int
 

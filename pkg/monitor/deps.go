@@ -33,17 +33,18 @@ type CPUState int32
 
 // Monitor-page states the monitor interprets.
 const (
-	CPUIdle   CPUState = 1
-	CPUUser   CPUState = 2
-	CPUKernel CPUState = 3
-	CPUPanic  CPUState = 99
+	CPUIdle   CPUState = ihk.MonitorIdle
+	CPUUser   CPUState = ihk.MonitorUser
+	CPUKernel CPUState = ihk.MonitorKernel
+	CPUFrozen CPUState = ihk.MonitorFrozen
+	CPUPanic  CPUState = ihk.MonitorPanic
 )
 
 // Activity is the optional quiet reader of the monitor page (the real
-// driver has it; the simulator does not): per LWK CPU, its state. It
-// neither interrupts the LWK nor logs to dmesg.
+// driver and the simulator have it): per LWK CPU, its state and activity
+// counter. It neither interrupts the LWK nor logs to dmesg.
 type Activity interface {
-	CPUStates(ctx context.Context, os int) ([]CPUState, error)
+	CPUActivity(ctx context.Context, os int) ([]ihk.CPUActivity, error)
 }
 
 // Journals is the read-only view of the prolog's journals.

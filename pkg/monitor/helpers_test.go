@@ -113,6 +113,10 @@ type env struct {
 	spool    *spool.Spool
 	job      uint32
 	os       int
+	// perf is the monitor's Config.Perf (newEnv: 0x3c for profile mck).
+	perf map[string][]ihk.PerfAttr
+	// configure, if set, adjusts the monitor's configuration.
+	configure func(*monitor.Config)
 }
 
 func newEnv(t *testing.T) *env {
@@ -130,7 +134,8 @@ func newEnv(t *testing.T) *env {
 	sp, err := spool.Open(filepath.Join(dir, "spool"), 64<<20, 8<<20)
 	require.NoError(t, err)
 	e := &env{t: t, dir: dir, sim: b, store: store, stateDir: filepath.Join(dir, "state"),
-		runDir: filepath.Join(dir, "run"), logDir: filepath.Join(dir, "log"), spool: sp, os: -1}
+		runDir: filepath.Join(dir, "run"), logDir: filepath.Join(dir, "log"), spool: sp, os: -1,
+		perf: map[string][]ihk.PerfAttr{"mck": {{Config: 0x3c}}}}
 	require.NoError(t, os.MkdirAll(e.runDir, 0o700))
 	require.NoError(t, os.MkdirAll(e.logDir, 0o700))
 	return e
@@ -282,12 +287,16 @@ func (e *env) newMonitor(c monitor.IHK, s monitor.Slurm, lock monitor.Locker) *m
 	if lock == nil {
 		lock = monitor.NodeLock{Dir: e.stateDir}
 	}
-	m, err := monitor.New(monitor.Config{
+	cfg := monitor.Config{
 		Node: "n1", DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir,
 		Interval: 50 * time.Millisecond, HangInterval: 50 * time.Millisecond, SuspendInterval: 50 * time.Millisecond,
 		RescanInterval: 200 * time.Millisecond, AllowFast: true,
-		Perf: map[string][]ihk.PerfAttr{"mck": {{Config: 0x3c}}},
-	}, monitor.Deps{
+		Perf: e.perf,
+	}
+	if e.configure != nil {
+		e.configure(&cfg)
+	}
+	m, err := monitor.New(cfg, monitor.Deps{
 		IHK: c, Journals: reader, Lock: lock, Slurm: s,
 		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
 		Spool:   e.spool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

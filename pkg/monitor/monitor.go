@@ -39,6 +39,9 @@ const (
 	// reactLockWait bounds the wait for the node lock when reacting to an
 	// event (reading the kernel log needs the device).
 	reactLockWait = 10 * time.Second
+	// DefaultRegisterRetry is how soon registering an instance is tried
+	// again when the node lock was held (a prolog or epilog runs).
+	DefaultRegisterRetry = time.Second
 )
 
 // Config is the monitor's configuration.
@@ -59,6 +62,9 @@ type Config struct {
 	// RescanInterval is the safety rescan of the journals (inotify normally
 	// triggers rescans at once). Default 30s.
 	RescanInterval time.Duration
+	// RegisterRetry is how soon registering a new instance's eventfds is
+	// retried when the node lock was held. Default DefaultRegisterRetry.
+	RegisterRetry time.Duration
 	// ReadinessNodes are the job NUMA nodes whose readiness is published;
 	// SysfsRoot and ProcRoot are where it is read.
 	ReadinessNodes      []int
@@ -75,6 +81,9 @@ func (c *Config) check() error {
 	}
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = 30 * time.Second
+	}
+	if c.RegisterRetry <= 0 {
+		c.RegisterRetry = DefaultRegisterRetry
 	}
 	if c.ProcRoot == "" {
 		c.ProcRoot = "/proc"
@@ -123,6 +132,12 @@ type Monitor struct {
 	readyAt   time.Time
 
 	events chan event
+	// retryRegister: an instance could not be registered because the
+	// node lock was held; Run retries after Config.RegisterRetry.
+	retryRegister bool
+	// oneShot: Once is running; it neither programs nor stops counters
+	// (a running daemon owns them).
+	oneShot bool
 }
 
 // New checks the configuration and returns a monitor.
@@ -189,6 +204,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	defer notify.Close()
 	defer m.stopAll()
+	defer m.stopPerfAll(ctx)
 
 	m.rescan(ctx)
 	m.refreshReadiness()
@@ -200,7 +216,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer hang.Stop()
 	susp := tickerOrNil(m.cfg.SuspendInterval)
 	defer susp.Stop()
+	retry := time.NewTimer(m.cfg.RegisterRetry)
+	retry.Stop()
+	defer retry.Stop()
+	retryArmed := false
 	for {
+		if !retryArmed && m.takeRetry() {
+			retry.Reset(m.cfg.RegisterRetry)
+			retryArmed = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -215,6 +239,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.DetectHangs(ctx)
 		case <-susp.C():
 			m.CheckSuspend(ctx)
+		case <-retry.C:
+			retryArmed = false
+			m.registerPending(ctx)
 		case ev := <-m.events:
 			m.handle(ctx, ev)
 		}
@@ -351,11 +378,15 @@ func (m *Monitor) rescan(ctx context.Context) {
 // register registers the instance's OOM and STATUS eventfds (once per
 // boot: the kernel keeps registrations until DESTROY), reads its status and
 // programs its profile's performance counters, under the node lock. When
-// the lock is held it is retried at the next rescan.
+// the lock is held it is retried after Config.RegisterRetry (and at every
+// rescan).
 func (m *Monitor) register(ctx context.Context, inst *instance) {
 	release, err := m.d.Lock.TryLock()
 	if err != nil {
-		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err)
+		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err, "retry", m.cfg.RegisterRetry)
+		m.mu.Lock()
+		m.retryRegister = true
+		m.mu.Unlock()
 		return
 	}
 	defer release()
@@ -397,10 +428,31 @@ func (m *Monitor) register(ctx context.Context, inst *instance) {
 	}
 }
 
+// takeRetry reports and clears a wanted registration retry.
+func (m *Monitor) takeRetry() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.retryRegister
+	m.retryRegister = false
+	return r
+}
+
+// registerPending registers the running instances that are not yet.
+func (m *Monitor) registerPending(ctx context.Context) {
+	for _, inst := range m.running() {
+		m.mu.Lock()
+		done := inst.registered
+		m.mu.Unlock()
+		if !done {
+			m.register(ctx, inst)
+		}
+	}
+}
+
 func (m *Monitor) startPerf(ctx context.Context, inst *instance) {
 	attrs := m.cfg.Perf[inst.profile]
 	p, ok := m.d.IHK.(Perf)
-	if len(attrs) == 0 || !ok {
+	if len(attrs) == 0 || !ok || m.oneShot {
 		return
 	}
 	n, err := p.PerfSet(ctx, inst.os, attrs)
@@ -418,6 +470,61 @@ func (m *Monitor) startPerf(ctx context.Context, inst *instance) {
 	m.mu.Lock()
 	inst.perfN, inst.perfCodes = n, codes
 	m.mu.Unlock()
+}
+
+// perfStopWait bounds the wait for the node lock when stopping the
+// counters on exit.
+const perfStopWait = 5 * time.Second
+
+// stopPerfAll stops the performance counters of every running instance
+// (disable, a last read, destroy) when the monitor exits: nobody would read
+// them any more. The epilog's DESTROY_OS ends the counters of instances that
+// end while the monitor runs.
+func (m *Monitor) stopPerfAll(ctx context.Context) {
+	p, ok := m.d.IHK.(Perf)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), perfStopWait)
+	defer cancel()
+	for _, inst := range m.running() {
+		m.mu.Lock()
+		n := inst.perfN
+		m.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		m.stopPerf(ctx, p, inst, n)
+	}
+}
+
+func (m *Monitor) stopPerf(ctx context.Context, p Perf, inst *instance, n int) {
+	release, err := m.d.Lock.Lock(ctx)
+	if err != nil {
+		m.d.Log.Warn("performance counters left running: node lock not available", "job", inst.job, "os", inst.os, "err", err)
+		return
+	}
+	defer release()
+	if !m.markerIs(inst) {
+		return
+	}
+	err = p.PerfControl(ctx, inst.os, ihk.PerfDisable)
+	var v []uint64
+	if err == nil {
+		v, err = p.PerfRead(ctx, inst.os, n)
+	}
+	err = errors.Join(err, p.PerfControl(ctx, inst.os, ihk.PerfDestroy))
+	m.mu.Lock()
+	if v != nil {
+		inst.perf = v
+	}
+	inst.perfN = 0
+	m.mu.Unlock()
+	if err != nil {
+		m.d.Log.Warn("cannot stop performance counters", "job", inst.job, "os", inst.os, "err", err)
+		return
+	}
+	m.d.Log.Info("performance counters stopped", "job", inst.job, "os", inst.os, "counters", n)
 }
 
 // markerIs reports whether the job's marker still names the instance: the
@@ -538,13 +645,13 @@ func (m *Monitor) read(ctx context.Context, inst *instance) (*Sample, error) {
 	}
 	s := &Sample{Time: time.Now().UTC(), Job: inst.job, OS: inst.os, Rusage: ru}
 	if a, ok := m.d.IHK.(Activity); ok {
-		states, err := a.CPUStates(ctx, inst.os)
+		acts, err := a.CPUActivity(ctx, inst.os)
 		if err != nil {
 			return nil, err
 		}
 		s.CPUStates = map[CPUState]int{}
-		for _, st := range states {
-			s.CPUStates[st]++
+		for _, act := range acts {
+			s.CPUStates[CPUState(act.State)]++
 		}
 	}
 	m.mu.Lock()
@@ -940,6 +1047,7 @@ func (m *Monitor) refreshReadiness() {
 // Once finds the jobs, samples each once and reads the readiness, without
 // watching for events (lwk-monitor --once).
 func (m *Monitor) Once(ctx context.Context) {
+	m.oneShot = true
 	m.rescan(ctx)
 	m.SampleAll(ctx)
 	m.refreshReadiness()

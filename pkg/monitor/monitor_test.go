@@ -14,6 +14,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/accounting"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
 )
 
 // TestSamplingAndFinalRecord: the monitor finds the job from its journal,
@@ -165,4 +166,35 @@ func TestSuspendFreezesResumeThaws(t *testing.T) {
 	require.NoError(t, proxy.Process.Signal(syscall.SIGCONT))
 	waitFor(t, "the LWK thawed", func() bool { return status() == ihk.StatusRunning })
 	waitFor(t, "the thaw counted", func() bool { in, _ := instanceOf(m, 31); return in.Events["thaw"] == 1 && !in.Frozen })
+}
+
+// TestSamplesNeverPollStatus: a sample reads rusage and the monitor page
+// (IHK_OS_GET_USAGE, IHK_OS_GET_CPU_USAGE) and never IHK_OS_STATUS, which
+// writes two lines to the kernel log on x86. Registration reads the status
+// once.
+func TestSamplesNeverPollStatus(t *testing.T) {
+	e := newEnv(t)
+	e.boot(51)
+	proxy, _ := e.startProxy()
+	defer stopProxy(proxy)
+	m := e.newMonitor(e.sim, &fakeSlurm{}, nil)
+	ctx := context.Background()
+	before := e.sim.Calls()
+	m.Once(ctx) // finds and registers the instance, samples once
+	registered := e.sim.Calls()
+	require.Equal(t, uint64(1), registered["IHK_OS_STATUS"]-before["IHK_OS_STATUS"], "registration reads the status once")
+	const n = 5
+	for range n {
+		m.SampleAll(ctx)
+	}
+	after := e.sim.Calls()
+	require.Zero(t, after["IHK_OS_STATUS"]-registered["IHK_OS_STATUS"], "samples never call STATUS")
+	for _, name := range []string{"IHK_OS_GETRUSAGE", "IHK_OS_GET_USAGE", "IHK_OS_GET_CPU_USAGE"} {
+		require.Equal(t, uint64(n), after[name]-registered[name], name)
+	}
+	in, ok := instanceOf(m, 51)
+	require.True(t, ok)
+	require.Equal(t, n+1, in.Samples)
+	require.Equal(t, 1, in.CPUStates[monitor.CPUUser], "the proxy's program busies one LWK CPU")
+	require.Equal(t, 3, in.CPUStates[monitor.CPUIdle])
 }

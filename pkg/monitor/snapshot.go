@@ -69,6 +69,8 @@ type InstanceSnapshot struct {
 	Status  ihk.Status `json:"status"`
 	Frozen  bool       `json:"frozen"`
 	Tearing bool       `json:"tearing_down"`
+	// Registered: its OOM and STATUS eventfds are registered and watched.
+	Registered bool `json:"registered"`
 	// Rusage is the last sample (nil before the first); LastSample its time.
 	Rusage     *ihk.Rusage      `json:"rusage,omitempty"`
 	LastSample time.Time        `json:"last_sample,omitzero"`
@@ -99,7 +101,7 @@ func (m *Monitor) Snapshot() Snapshot {
 	s := Snapshot{Node: m.cfg.Node, Readiness: append([]readiness.Node(nil), m.ready...), SpoolBytes: m.d.Spool.Total()}
 	for _, inst := range m.jobs {
 		is := InstanceSnapshot{Job: inst.job, OS: inst.os, Status: inst.status, Frozen: inst.frozen,
-			Tearing: !inst.teardown.IsZero(), LastSample: inst.lastAt, Samples: inst.samples}
+			Tearing: !inst.teardown.IsZero(), Registered: inst.registered, LastSample: inst.lastAt, Samples: inst.samples}
 		if inst.last != nil {
 			ru := *inst.last
 			is.Rusage = &ru

@@ -183,7 +183,8 @@ func TestMonitorSuspendFreezesLWK(t *testing.T) {
 
 // TestMonitorPanicFailsJobAndDrainsNode: a (simulated) LWK panic mid-job
 // ends the job with the reason, which its user sees in scontrol, sacct and
-// the step's stderr, and drains the node with a reason starting "lwk:".
+// the step's stderr (appended to the job's AdminComment, keeping what a
+// site put there), and drains the node with a reason starting "lwk:".
 func TestMonitorPanicFailsJobAndDrainsNode(t *testing.T) {
 	h := newLWKHarness(t)
 	h.needBinary("lwk-sim-mcexec")
@@ -209,11 +210,14 @@ func TestMonitorPanicFailsJobAndDrainsNode(t *testing.T) {
 			h.resumeNode()
 		}
 	})
+	// A site's note in the job's AdminComment (lwk.conf
+	// FailureReasonField's default) stays: the reason is appended.
+	h.must("scontrol", "update", "JobId="+strconv.Itoa(id), "AdminComment=site-note")
 	require.NoError(t, inj.InjectPanic(context.Background(), inst.Index))
 
 	f := h.waitJob(id, jobTimeout)
 	require.Equal(t, "CANCELLED", f["JobState"])
-	require.Contains(t, f["Comment"], "lwk: LWK kernel panic", "scontrol show job %d", id)
+	require.True(t, strings.HasPrefix(f["AdminComment"], "site-note; lwk: LWK kernel panic"), "scontrol show job %d: AdminComment=%s", id, f["AdminComment"])
 	n := h.nodeFields()
 	require.Contains(t, n["State"], "DRAIN")
 	require.True(t, strings.HasPrefix(n["Reason"], "lwk: LWK kernel panic"), "drain reason %q", n["Reason"])
@@ -221,13 +225,13 @@ func TestMonitorPanicFailsJobAndDrainsNode(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var comment string
 	for time.Now().Before(deadline) {
-		comment = h.must("sacct", "-n", "-X", "-j", strconv.Itoa(id), "-o", "Comment%300")
+		comment = h.must("sacct", "-n", "-X", "-j", strconv.Itoa(id), "-o", "AdminComment%400")
 		if strings.Contains(comment, "lwk:") {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	require.Contains(t, comment, "lwk: LWK kernel panic", "sacct Comment")
+	require.Contains(t, comment, "site-note; lwk: LWK kernel panic", "sacct AdminComment")
 
 	h.resumeNode()
 	h.assertPristine(settleTimeout)

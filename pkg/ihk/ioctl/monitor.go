@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"syscall"
 	"unsafe"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
 
 // CPU states of the monitor page (IHK_OS_MONITOR_*, ihk_monitor.h).
@@ -26,16 +28,8 @@ const (
 // monitorAllowThaw is the ALLOW_THAW_REQUEST flag in bit 31 of the state.
 const monitorAllowThaw uint32 = 1 << 31
 
-// CPUActivity is one LWK CPU's entry of the monitor page the LWK shares with
-// Linux (struct ihk_os_cpu_monitor).
-type CPUActivity struct {
-	// State is the CPU's IHK_OS_MONITOR_* state (CPUIdle...), without the
-	// ALLOW_THAW_REQUEST flag.
-	State int32
-	// Counter grows on every LWK kernel entry and after each offloaded
-	// system call; a CPU in CPUKernel whose counter stands still is hung.
-	Counter uint64
-}
+// CPUActivity is one LWK CPU's entry of the monitor page (ihk.CPUActivity).
+type CPUActivity = ihk.CPUActivity
 
 // CPUActivity reads the monitor page of a booted instance: IHK_OS_GET_USAGE
 // for the header (CPU count), then IHK_OS_GET_CPU_USAGE for that many

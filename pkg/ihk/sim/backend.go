@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -85,6 +86,9 @@ type Backend struct {
 	// busyNS is the time this Backend spent inside simulated operations
 	// (lock, load, check, save). Units: ns.
 	busyNS atomic.Int64
+	// calls counts the operations asked of this Backend, by ioctl name.
+	callsMu sync.Mutex
+	calls   map[string]uint64
 }
 
 var _ ihk.Client = (*Backend)(nil)
@@ -193,6 +197,7 @@ func (b *Backend) err(op string, os int, errno syscall.Errno, format string, arg
 // earlier chunks of a failed request reserved), rewrite the device documents
 // that changed.
 func (b *Backend) do(ctx context.Context, op string, osIdx int, fn func(s *state, now time.Time) error) error {
+	b.count(op)
 	start := time.Now()
 	defer func() { b.busyNS.Add(int64(time.Since(start))) }()
 	lk, err := b.store.lock(ctx)

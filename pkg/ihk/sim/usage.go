@@ -166,6 +166,9 @@ func (b *Backend) PerfSet(ctx context.Context, i int, attrs []ihk.PerfAttr) (int
 // ExcludeKernel.
 func (b *Backend) PerfControl(ctx context.Context, i int, pop ihk.PerfOp) error {
 	const op = "perf_control"
+	if name, ok := perfCallNames[pop]; ok {
+		b.countAs(name)
+	}
 	return b.do(ctx, op, i, func(s *state, _ time.Time) error {
 		o, err := b.instance(s, op, i)
 		if err != nil {

@@ -1,0 +1,101 @@
+package slurm
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// JobField is a job's free-text field that slurm-lwk may annotate while the
+// job runs (scontrol update refuses finished jobs).
+type JobField string
+
+// The annotatable fields. AdminComment is only readable by root, SlurmUser
+// and operators in accounting but is shown by `scontrol show job` to the
+// job's user; Comment is the user's own field, stored in accounting only with
+// AccountingStoreFlags=job_comment.
+const (
+	FieldAdminComment JobField = "AdminComment"
+	FieldComment      JobField = "Comment"
+)
+
+// squeueFormat is the `squeue -O` field of each, without a width (":0"
+// prints the whole value).
+var squeueFormat = map[JobField]string{
+	FieldAdminComment: "admin_comment:0",
+	FieldComment:      "comment:0",
+}
+
+// appendSeparator joins an appended note to what the field held.
+const appendSeparator = "; "
+
+// ReadJobField runs `squeue -h -j <jobID> -O <field>:0` and returns the
+// field's value, "" when unset (squeue prints "(null)"). squeue is the
+// absolute path of the squeue binary (lwk.conf SqueuePath).
+func ReadJobField(ctx context.Context, r Runner, squeue string, jobID uint32, f JobField) (string, error) {
+	if err := checkProgram(squeue); err != nil {
+		return "", err
+	}
+	format, ok := squeueFormat[f]
+	if !ok {
+		return "", fmt.Errorf("read job field %q: not an annotatable field", f)
+	}
+	if jobID == 0 {
+		return "", fmt.Errorf("read %s: job ID 0", f)
+	}
+	id := strconv.FormatUint(uint64(jobID), 10)
+	out, err := r.Run(ctx, []string{squeue, "-h", "-j", id, "-O", format})
+	if err != nil {
+		return "", fmt.Errorf("read %s of job %d: %w", f, jobID, err)
+	}
+	v := strings.TrimRight(string(out), " \n")
+	if strings.Contains(v, "\n") {
+		return "", fmt.Errorf("read %s of job %d: squeue printed more than one line", f, jobID)
+	}
+	v = strings.TrimSpace(v)
+	if v == "(null)" {
+		v = ""
+	}
+	return v, nil
+}
+
+// AppendJobField adds text to a running job's field: it reads the field
+// with squeue and sets it with `scontrol update JobId=<jobID> <field>=<old>;
+// <text>` (text alone when the field was empty), so that what others put
+// there (a site's AdminComment, the user's Comment) is kept. text is
+// sanitised like a drain reason. When old plus text would exceed
+// MaxAdminCommentBytes the field is left alone and an error returned.
+func AppendJobField(ctx context.Context, r Runner, squeue, scontrol string, jobID uint32, f JobField, text string) error {
+	if err := checkProgram(scontrol); err != nil {
+		return err
+	}
+	text = SanitizeReason(text)
+	if text == "" {
+		return fmt.Errorf("append to %s of job %d: empty text", f, jobID)
+	}
+	old, err := ReadJobField(ctx, r, squeue, jobID, f)
+	if err != nil {
+		return err
+	}
+	if strings.HasSuffix(old, text) {
+		return nil // already there (a second reaction to the same event)
+	}
+	v := text
+	if old != "" {
+		v = old + appendSeparator + text
+	}
+	if len(v) > MaxAdminCommentBytes {
+		return fmt.Errorf("append to %s of job %d: %d bytes, limit %d", f, jobID, len(v), MaxAdminCommentBytes)
+	}
+	if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("append to %s of job %d: the field holds control characters or invalid UTF-8", f, jobID)
+	}
+	id := strconv.FormatUint(uint64(jobID), 10)
+	if _, err := r.Run(ctx, []string{scontrol, "update", "JobId=" + id, string(f) + "=" + v}); err != nil {
+		return fmt.Errorf("set %s of job %d: %w", f, jobID, err)
+	}
+	return nil
+}
