@@ -9,6 +9,9 @@
 #                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
+#   make test-cluster  multi-node end-to-end tests on a three-node cluster on
+#                   this machine (root; scripts/slurm-cluster test; network,
+#                   UTS and mount namespaces; about a minute warm)
 #   make test-vm    the real IHK backend against ihk_testdrv (a test double of
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
@@ -72,6 +75,11 @@ unit:
 e2e: deps build spank
 	scripts/e2e
 
+# Takes /tmp/slurm-lwk-e2e.lock for the cluster's lifetime.
+.PHONY: test-cluster
+test-cluster: deps build spank
+	SLURM_LWK_PLUGIN=$(CURDIR)/spank/spank_lwk.so SLURM_LWK_BINDIR=$(CURDIR)/bin scripts/slurm-cluster test
+
 test-vm:
 	scripts/vm-testdrv
 
@@ -79,6 +87,7 @@ lint:
 	@out=$$(gofmt -l cmd pkg internal tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
+	$(GO) vet -tags cluster ./tests/cluster/
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(ERRORLINT) ./...
 
