@@ -78,7 +78,7 @@ e2e: deps build spank
 # Takes /tmp/slurm-lwk-e2e.lock for the cluster's lifetime.
 .PHONY: test-cluster
 test-cluster: deps build spank
-	SLURM_LWK_PLUGIN=$(CURDIR)/spank/spank_lwk.so SLURM_LWK_BINDIR=$(CURDIR)/bin scripts/slurm-cluster test
+	GO=$(GO) SLURM_LWK_PLUGIN=$(CURDIR)/spank/spank_lwk.so SLURM_LWK_BINDIR=$(CURDIR)/bin scripts/slurm-cluster test
 
 test-vm:
 	scripts/vm-testdrv
