@@ -9,6 +9,9 @@
 #                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
+#   make test-cluster  multi-node end-to-end tests on a three-node cluster on
+#                   this machine (root; scripts/slurm-cluster test; network,
+#                   UTS and mount namespaces; about a minute warm)
 #   make test-vm    the real IHK backend against ihk_testdrv (a test double of
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
@@ -72,6 +75,11 @@ unit:
 e2e: deps build spank
 	scripts/e2e
 
+# Takes /tmp/slurm-lwk-e2e.lock for the cluster's lifetime.
+.PHONY: test-cluster
+test-cluster: deps build spank
+	GO=$(GO) SLURM_LWK_PLUGIN=$(CURDIR)/spank/spank_lwk.so SLURM_LWK_BINDIR=$(CURDIR)/bin scripts/slurm-cluster test
+
 test-vm:
 	scripts/vm-testdrv
 
@@ -80,10 +88,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
 	$(GO) vet -tags vmnode ./tests/vmnode/
+	$(GO) vet -tags cluster ./tests/cluster/
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags vmnode ./tests/vmnode/
+	$(GO) run $(STATICCHECK) -tags cluster ./tests/cluster/
 	$(GO) run $(ERRORLINT) ./...
 	GOFLAGS=-tags=vmnode $(GO) run $(ERRORLINT) ./tests/vmnode/
+	GOFLAGS=-tags=cluster $(GO) run $(ERRORLINT) ./tests/cluster/
 
 bench: build spank
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/plan/
