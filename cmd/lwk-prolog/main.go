@@ -116,7 +116,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 			// skew): still the user's request, not the node's fault.
 			err = fmt.Errorf("%w: %w", err, plan.ErrRequest)
 		} else {
-			err = boot(ctx, cfg, env, req, log, o.start)
+			err = boot(ctx, cfg, o.configPath, env, req, log, o.start)
 		}
 	}
 	if err == nil {
@@ -154,9 +154,12 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 var errJobEnded = errors.New("the job's epilog already ran on this node; no LWK booted")
 
 // boot plans and boots the job's LWK.
-func boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger, start time.Time) error {
+func boot(ctx context.Context, cfg *config.Config, configPath string, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger, start time.Time) error {
 	node, err := lwknode.Open(cfg, log, true)
 	if err != nil {
+		return err
+	}
+	if err := node.ArmTestKill(configPath); err != nil {
 		return err
 	}
 	defer node.LogDone("prolog done", start)

@@ -130,6 +130,12 @@ type Config struct {
 	// LockTimeout bounds the wait for the node lock (LockTimeout=240s); a
 	// prolog holds the lock for a whole boot and its rollback.
 	LockTimeout time.Duration
+
+	// TestKillAfterStep, test only: lwk-prolog SIGKILLs itself right after
+	// this journal step (a steps.All name, or defrag_memory) succeeded.
+	// lwknode.ArmTestKill honours it only in a root-owned lwk.conf no group
+	// or other may write. Empty (the default): never.
+	TestKillAfterStep string
 }
 
 // Profile is one bootable LWK configuration.

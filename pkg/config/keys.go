@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
 
 // keySpec is one key of an ordinary lwk.conf line. The keys table is the
@@ -94,6 +95,8 @@ var keys = []keySpec{
 		def: "240s", doc: "wait for the node lock held by another job's prolog/epilog."},
 	{name: "CgroupPrefix", set: into(parseCgroupName, func(c *Config) *string { return &c.CgroupPrefix }),
 		def: "slurm-lwk", doc: "the directory of the jobs' cgroups under each cgroup v1 hierarchy"},
+	{name: "TestKillAfterStep", set: into(parseStepName, func(c *Config) *string { return &c.TestKillAfterStep }),
+		doc: "Test only: lwk-prolog kills itself (SIGKILL) right after this journal step"},
 }
 
 // profileKeySpec is one key of a Profile= line after Profile=NAME. These
@@ -282,6 +285,14 @@ func setPerfEvents(p *Profile, value string) error {
 		p.PerfEvents = append(p.PerfEvents, ev)
 	}
 	return nil
+}
+
+// parseStepName checks a prolog journal step name (TestKillAfterStep).
+func parseStepName(value string) (string, error) {
+	if slices.Contains(steps.All, value) || value == steps.DefragMemory {
+		return value, nil
+	}
+	return "", fmt.Errorf("%q: not a prolog step (want %s or %s)", value, strings.Join(steps.All, ", "), steps.DefragMemory)
 }
 
 // parseCgroupName checks a cgroup directory name: one path component.

@@ -185,6 +185,14 @@ func TestParseSimOfflineCPUs(t *testing.T) {
 	require.ErrorContains(t, err, "only with IHKBackend=sim")
 }
 
+func TestParseTestKillAfterStep(t *testing.T) {
+	for _, step := range []string{"reserve_memory", "boot", "write_marker", "defrag_memory"} {
+		c, err := Parse(strings.NewReader("IHKBackend=ihk\nOSCores=0-1\nTestKillAfterStep="+step+"\nProfile=a Image=/i Kargs=hidos\n"), "lwk.conf")
+		require.NoError(t, err, step)
+		require.Equal(t, step, c.TestKillAfterStep)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	const head = "IHKBackend=sim\nOSCores=0-1\n"                // lines 1-2
 	const prof = "Profile=mck Image=/opt/mck.img Kargs=hidos\n" // a valid profile line
@@ -237,6 +245,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "long kargs", conf: head + `Profile=mck Image=/a.img Kargs="hidos ` + strings.Repeat("x", 250) + `"` + "\n", want: `lwk.conf:3: Kargs: kernel arguments are 256 bytes, at most 255`},
 		{name: "bad allow entry", conf: head + "Profile=mck Image=/a.img Kargs=hidos AllowKargs=a,,b\n", want: `lwk.conf:3: AllowKargs: bad entry "" (a kernel argument name, NAME=VALUE, or NAME= to allow any value)`},
 		{name: "cgroup prefix with a slash", conf: head + "CgroupPrefix=a/b\n" + prof, want: `lwk.conf:3: CgroupPrefix: "a/b": want one directory name`},
+		{name: "test kill after no step", conf: head + "TestKillAfterStep=reboot\n" + prof, want: `lwk.conf:3: TestKillAfterStep: "reboot": not a prolog step`},
 		{name: "cgroup prefix dot-dot", conf: head + "CgroupPrefix=..\n" + prof, want: `lwk.conf:3: CgroupPrefix: "..": want one directory name`},
 		{name: "profile proxy memory without unit", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyMemory=64\n", want: `lwk.conf:3: ProxyMemory: bad size "64": missing unit`},
 		{name: "profile proxy share zero", conf: head + "Profile=mck Image=/a.img Kargs=hidos ProxyCPUShare=0%\n", want: `lwk.conf:3: ProxyCPUShare: bad percentage "0%"`},

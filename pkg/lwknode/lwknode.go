@@ -45,6 +45,8 @@ type Node struct {
 	Cgroups Confinement
 	// Ended records which job attempts' epilogs have run.
 	Ended *jobend.Store
+	// testKillStep is the armed TestKillAfterStep (ArmTestKill), or "".
+	testKillStep string
 }
 
 // Confinement is what the lifecycle and lwkctl need of the cgroups
@@ -167,6 +169,9 @@ func (n *Node) ApplyDeps() apply.Deps {
 		McexecBuildID: n.Config.McexecBuildID}
 	if n.backend.StepFaults != nil {
 		d.Faults = n.backend.StepFaults
+	}
+	if n.testKillStep != "" {
+		d.Faults = testKill{step: n.testKillStep, next: d.Faults, log: n.Log, kill: selfKill}
 	}
 	if df, ok := n.defragmenter(); ok {
 		d.Defrag = df

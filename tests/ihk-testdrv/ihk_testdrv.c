@@ -51,8 +51,25 @@
 #include <linux/cred.h>
 #include <linux/string.h>
 #include <linux/err.h>
+#include <linux/version.h>
 
 #define DRV "ihk_testdrv"
+
+/*
+ * Kernel API differences between Debian 12's 6.1 and newer kernels (6.12):
+ * class_create lost its owner argument in 6.4, eventfd_signal its count in
+ * 6.8.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#define testdrv_class_create(name) class_create(name)
+#else
+#define testdrv_class_create(name) class_create(THIS_MODULE, name)
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+#define testdrv_eventfd_signal(ctx) eventfd_signal(ctx)
+#else
+#define testdrv_eventfd_signal(ctx) eventfd_signal(ctx, 1)
+#endif
 
 /* Request numbers: plain constants, base + index (ABI §2.1). */
 #define DEV_BASE 0x112900
@@ -261,7 +278,7 @@ static void signal_events(struct os *o, int type)
 
 	list_for_each_entry(e, &o->events, list)
 		if (e->type == type)
-			eventfd_signal(e->ctx, 1);
+			testdrv_eventfd_signal(e->ctx);
 }
 
 /* ---------------------------------------------------------------- CPUs -- */
@@ -801,11 +818,19 @@ static bool booted(const struct os *o)
 	return false;
 }
 
-/* Caller holds lock. Hands everything back to the device pool (ABI §2.4 SHUTDOWN). */
+/*
+ * Caller holds lock. Hands everything back to the device pool (ABI §2.4
+ * SHUTDOWN); DESTROY_OS runs it too. A pending READY->RUNNING transition is
+ * cancelled here without waiting (its function takes lock and rechecks the
+ * state, so one already running finds nothing to do); SHUTDOWN also waits
+ * for it before taking lock, and module exit for every instance's.
+ */
 static void shutdown_locked(struct os *o)
 {
 	struct chunk *ch;
 	int c;
+
+	cancel_delayed_work(&o->run_work);
 
 	for (c = 0; c < MAX_CPUS; c++)
 		if (cpu_owner[c] == o->idx)
@@ -1554,12 +1579,12 @@ static int __init testdrv_init(void)
 	err = alloc_chrdev_region(&mcos_dev, 0, MAX_OS, "mcos");
 	if (err)
 		goto out_mcd_region;
-	mcd_class = class_create(THIS_MODULE, "mcd");
+	mcd_class = testdrv_class_create("mcd");
 	if (IS_ERR(mcd_class)) {
 		err = PTR_ERR(mcd_class);
 		goto out_mcos_region;
 	}
-	mcos_class = class_create(THIS_MODULE, "mcos");
+	mcos_class = testdrv_class_create("mcos");
 	if (IS_ERR(mcos_class)) {
 		err = PTR_ERR(mcos_class);
 		goto out_mcd_class;
