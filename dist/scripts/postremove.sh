@@ -10,7 +10,10 @@ set -e
 # remove_run deletes /run/slurm-lwk unless it holds a journal or marker.
 remove_run() {
 	[ -d /run/slurm-lwk ] || return 0
-	if find /run/slurm-lwk -type f \( -path '*/journal/*' -o -name 'job-*' \) | grep -q .; then
+	# Journals, and the run markers the prolog leaves at the top (job-N,
+	# job-N.cgroup); not the epilog's ended records (state/ended/job-N.M),
+	# which only outlive a finished job.
+	if find /run/slurm-lwk -type f \( -path '*/journal/*' -o -path '/run/slurm-lwk/job-*' \) | grep -q .; then
 		echo "slurm-lwk: /run/slurm-lwk still holds job journals or markers; left in place" >&2
 		return 0
 	fi
