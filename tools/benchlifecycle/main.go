@@ -240,9 +240,12 @@ type nodeConf struct {
 
 var (
 	paperNode = nodeConf{lines: "OSCores=0-1\nSystemNUMANodes=0-1\nJobNUMANodes=2-11\n", scontrol: "scontrol"}
-	// The 1024-CPU node's OS core is core 0 (CPU 0 and its sibling 512);
-	// it is not split into system and job NUMA nodes.
-	bigNode = nodeConf{lines: "OSCores=0,512\n", scontrol: "scontrol-big"}
+	// The 1024-CPU node's OS cores are CPUs 0 and 1 (thread 0 of its
+	// first two cores): the prolog confines the proxies on this machine's
+	// real cgroups, whose cpusets must hold the OS cores, and every machine
+	// this runs on has CPUs 0-1. The node is not split into system and job
+	// NUMA nodes.
+	bigNode = nodeConf{lines: "OSCores=0-1\n", scontrol: "scontrol-big"}
 )
 
 // writeConf writes an lwk.conf for the simulator with its journal in

@@ -114,6 +114,14 @@ func run(bin string, rounds int, round time.Duration, osCore, appCore int) error
 		return err
 	}
 	osIdx, err := boot(node, dir)
+	// Whatever boot made (the instance, the reservations, the proxies'
+	// cgroups on this host's hierarchies) goes again, as the epilog does,
+	// also when boot failed half-way.
+	defer func() {
+		if _, terr := node.Cleanup(context.Background(), job); terr != nil {
+			fmt.Fprintln(os.Stderr, "benchmonitor: teardown:", terr)
+		}
+	}()
 	if err != nil {
 		return err
 	}
