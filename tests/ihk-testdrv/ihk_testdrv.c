@@ -18,6 +18,10 @@
  *     (the open count is kept by the kernel's open/release of the device);
  *   - REGISTER_EVENT takes real eventfds, signalled by the driver.
  *
+ * Test-only, not IHK: debugfs ihk_testdrv/chunks lists every chunk with its
+ * physical start, so the VM harness can see how contiguous a reservation
+ * really is (IHK's QUERY_MEM gives sizes and nodes only).
+ *
  * What an LWK would do is synthetic: BOOT returns at READY and the instance
  * turns RUNNING shortly after; rusage counters grow with the time spent
  * RUNNING; the monitor page shows every LWK CPU busy in user mode. Panic,
@@ -52,6 +56,8 @@
 #include <linux/string.h>
 #include <linux/err.h>
 #include <linux/version.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 
 #define DRV "ihk_testdrv"
 
@@ -655,6 +661,32 @@ static void merge_free(void)
 		}
 	}
 }
+
+/*
+ * chunks_show writes the debugfs file ihk_testdrv/chunks: a header line, then
+ * one line per chunk, "<node> <owner> <physical start> <bytes>" with the
+ * start in hex and owner -1 for the device's free pool. A chunk's pieces are
+ * physically contiguous (reserve_one, merge_free and assign_one keep them
+ * so), so start and size describe it fully. Test-only: IHK has no such file.
+ */
+static int chunks_show(struct seq_file *m, void *v)
+{
+	struct chunk *ch;
+
+	seq_puts(m, "node owner phys bytes\n");
+	mutex_lock(&lock);
+	list_for_each_entry(ch, &chunks, list) {
+		if (!ch->npieces)
+			continue;
+		seq_printf(m, "%d %d 0x%llx %zu\n", ch->nid, ch->owner,
+			   (unsigned long long)PFN_PHYS(chunk_first_pfn(ch)), ch->bytes);
+	}
+	mutex_unlock(&lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(chunks);
+
+static struct dentry *debug_dir;
 
 /*
  * assign_one assigns size bytes of nid's free chunks to the instance as IHK's
@@ -1601,6 +1633,9 @@ static int __init testdrv_init(void)
 		err = -ENODEV;
 		goto out_mcos_cdev;
 	}
+	/* debugfs is optional: without it only the test-only chunk list is missing. */
+	debug_dir = debugfs_create_dir(DRV, NULL);
+	debugfs_create_file("chunks", 0400, debug_dir, NULL, &chunks_fops);
 	pr_info(DRV ": loaded (a test double of IHK's device interface; build id %s)\n", BUILD_ID);
 	return 0;
 
@@ -1621,6 +1656,7 @@ out_mcd_region:
 
 static void __exit testdrv_exit(void)
 {
+	debugfs_remove_recursive(debug_dir);
 	device_destroy(mcd_class, mcd_dev);
 	cdev_del(&mcos_cdev);
 	cdev_del(&mcd_cdev);
