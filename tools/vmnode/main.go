@@ -121,6 +121,12 @@ type run struct {
 	defragSec         float64
 	defragBefore      float64
 	evacuated, refuse int
+	// ihkShare is the share of an IHK-style reservation of the job nodes'
+	// memory obtained in >= 256 MiB runs after merging adjacent chunks
+	// (tools/ihkreserve); NaN without that section.
+	ihkShare    float64
+	ihkObtained float64 // obtained over requested
+	ihkFailed   []int
 }
 
 func (r run) lost() float64 {
@@ -152,7 +158,19 @@ func readRun(path string) (run, error) {
 		return run{}, err
 	}
 	r := run{variant: v, seed: s, share: after.JobContiguousShare, shareBoot: boot.JobContiguousShare,
-		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN()}
+		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN(),
+		ihkShare: math.NaN(), ihkObtained: math.NaN()}
+	if _, ok := secs["ihkreserve"]; ok {
+		var ir ihkReservation
+		if err := decode(secs, "ihkreserve", path, &ir); err != nil {
+			return run{}, err
+		}
+		if ir.RequestedBytes == 0 {
+			return run{}, fmt.Errorf("%s: ihkreserve requested nothing", path)
+		}
+		r.ihkShare, r.ihkFailed = ir.Share, ir.FailedNodes
+		r.ihkObtained = float64(ir.ObtainedBytes) / float64(ir.RequestedBytes)
+	}
 	for _, n := range after.Nodes {
 		if n.Job {
 			r.movable += n.Blocks["Movable"]
@@ -170,6 +188,27 @@ func readRun(path string) (run, error) {
 		r.evacuated, r.refuse = d.Evacuated, d.Refused
 	}
 	return r, nil
+}
+
+// ihkReservation is the part of tools/ihkreserve's output the table shows.
+type ihkReservation struct {
+	RequestedBytes uint64  `json:"requested_bytes"`
+	ObtainedBytes  uint64  `json:"obtained_bytes"`
+	Share          float64 `json:"share"`
+	FailedNodes    []int   `json:"failed_nodes"`
+}
+
+// ihkCell formats the reservation figure: share in >= 256 MiB merged runs,
+// what was obtained at all, and the nodes whose reservation failed.
+func (r run) ihkCell() string {
+	if math.IsNaN(r.ihkShare) {
+		return "-"
+	}
+	s := fmt.Sprintf("%.1f%% (got %.1f%%)", 100*r.ihkShare, 100*r.ihkObtained)
+	if len(r.ihkFailed) > 0 {
+		s += fmt.Sprintf(", failed on nodes %v", r.ihkFailed)
+	}
+	return s
 }
 
 var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2}
@@ -195,19 +234,19 @@ func table(paths []string) error {
 		}
 		return runs[i].seed < runs[j].seed
 	})
-	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d := "-"
 		if !math.IsNaN(r.defragSec) {
 			d = fmt.Sprintf("%.1f s, %.1f%% -> %.1f%%, %d blocks evacuated, %d refused", r.defragSec, 100*r.defragBefore, 100*r.share, r.evacuated, r.refuse)
 		}
-		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
-			100*r.shareBoot, 100*r.share, r.free2MBBoot, r.free2MBAfter, r.lost(), d)
+		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
+			100*r.shareBoot, 100*r.share, r.ihkCell(), r.free2MBBoot, r.free2MBAfter, r.lost(), d)
 	}
 	fmt.Println()
-	fmt.Println("| variant | runs | share in >=256 MiB runs, mean (min-max) | 2 MiB pages lost, mean (min-max) |")
-	fmt.Println("|---|---|---|---|")
+	fmt.Println("| variant | runs | share in >=256 MiB runs (kpageflags), mean (min-max) | IHK reservation share in >=256 MiB merged chunks, mean (min-max) | 2 MiB pages lost, mean (min-max) |")
+	fmt.Println("|---|---|---|---|---|")
 	byVariant := map[string][]run{}
 	var names []string
 	for _, r := range runs {
@@ -218,16 +257,23 @@ func table(paths []string) error {
 	}
 	for _, v := range names {
 		rs := byVariant[v]
-		var s, l []float64
+		var s, l, h []float64
 		for _, r := range rs {
 			s = append(s, 100*r.share)
 			l = append(l, r.lost())
+			if !math.IsNaN(r.ihkShare) {
+				h = append(h, 100*r.ihkShare)
+			}
+		}
+		ihkCol := "-"
+		if len(h) > 0 {
+			ihkCol = fmt.Sprintf("%.1f%% (%.1f-%.1f)", mean(h), minOf(h), maxOf(h))
 		}
 		name := variantName[v]
 		if name == "" {
 			name = v
 		}
-		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), mean(l), minOf(l), maxOf(l))
+		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %s | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), ihkCol, mean(l), minOf(l), maxOf(l))
 	}
 	return nil
 }
