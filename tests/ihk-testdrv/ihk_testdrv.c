@@ -10,7 +10,8 @@
  *     (remove_cpu), releasing brings them back (add_cpu); the boot CPU is
  *     refused by the kernel itself, which IHK reports as EPERM;
  *   - reserving memory allocates NUMA-local compound pages with
- *     __GFP_THISNODE, from the 4 MiB order down to the request's minimum
+ *     GFP_KERNEL | __GFP_THISNODE (so never from ZONE_MOVABLE unless the
+ *     module parameter movable_fallback is set), from the 4 MiB order down to the request's minimum
  *     chunk size within its timeout, so what a reservation gets depends on
  *     the node's real fragmentation; physically adjacent allocations are
  *     merged into one chunk;
@@ -249,6 +250,17 @@ struct os {
 	struct delayed_work run_work;
 };
 
+/*
+ * IHK's SMP driver asks for GFP_KERNEL pages, which never come from
+ * ZONE_MOVABLE; only when built for a kernel with CONFIG_MOVABLE_NODE (gone
+ * since Linux 4.14) and booted with movable_node does it retry a failed
+ * allocation with __GFP_MOVABLE | __GFP_HIGHMEM. movable_fallback=1 models
+ * that build; the default models IHK on any newer kernel.
+ */
+static bool movable_fallback;
+module_param(movable_fallback, bool, 0444);
+MODULE_PARM_DESC(movable_fallback, "retry failed reservations from ZONE_MOVABLE, as IHK built with CONFIG_MOVABLE_NODE and booted with movable_node");
+
 static DEFINE_MUTEX(lock);
 static int cpu_owner[MAX_CPUS]; /* -2 Linux's, -1 reserved and free, >= 0 assigned to that OS */
 static LIST_HEAD(chunks);
@@ -435,6 +447,8 @@ static int reserve_one(int nid, size_t want, unsigned int min_order, unsigned lo
 		       struct list_head *out)
 {
 	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN | __GFP_COMP;
+	const gfp_t gfp_movable = __GFP_MOVABLE | __GFP_HIGHMEM | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN |
+				  __GFP_COMP;
 	unsigned int order = get_order(MEM_GRANULE);
 	struct chunk *cur = NULL, *ch, *tmp;
 	unsigned long next_pfn = 0;
@@ -447,6 +461,8 @@ static int reserve_one(int nid, size_t want, unsigned int min_order, unsigned lo
 		while (order > 0 && (PAGE_SIZE << order) > want - got)
 			order--;
 		p = alloc_pages_node(nid, gfp, order);
+		if (!p && movable_fallback)
+			p = alloc_pages_node(nid, gfp_movable, order);
 		if (!p) {
 			if (order > min_order && time_before(jiffies, deadline)) {
 				order--;

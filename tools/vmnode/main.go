@@ -121,12 +121,18 @@ type run struct {
 	defragSec         float64
 	defragBefore      float64
 	evacuated, refuse int
-	// ihkShare is the share of an IHK-style reservation of the job nodes'
-	// memory obtained in >= 256 MiB runs after merging adjacent chunks
-	// (tools/ihkreserve); NaN without that section.
-	ihkShare    float64
-	ihkObtained float64 // obtained over requested
-	ihkFailed   []int
+	// ihk and ihkMovable: IHK-style reservations of the job nodes' memory,
+	// as IHK on current kernels and with the ZONE_MOVABLE fallback.
+	ihk, ihkMovable ihkFigure
+}
+
+// ihkFigure is one IHK-style reservation of the job nodes' memory
+// (tools/ihkreserve): share is the part of the request obtained in >= 256
+// MiB runs after merging adjacent chunks, obtained the part obtained at
+// all; both NaN without that section.
+type ihkFigure struct {
+	share, obtained float64
+	failed          []int
 }
 
 func (r run) lost() float64 {
@@ -159,17 +165,12 @@ func readRun(path string) (run, error) {
 	}
 	r := run{variant: v, seed: s, share: after.JobContiguousShare, shareBoot: boot.JobContiguousShare,
 		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN(),
-		ihkShare: math.NaN(), ihkObtained: math.NaN()}
-	if _, ok := secs["ihkreserve"]; ok {
-		var ir ihkReservation
-		if err := decode(secs, "ihkreserve", path, &ir); err != nil {
-			return run{}, err
-		}
-		if ir.RequestedBytes == 0 {
-			return run{}, fmt.Errorf("%s: ihkreserve requested nothing", path)
-		}
-		r.ihkShare, r.ihkFailed = ir.Share, ir.FailedNodes
-		r.ihkObtained = float64(ir.ObtainedBytes) / float64(ir.RequestedBytes)
+	}
+	if r.ihk, err = readIHK(secs, "ihkreserve", path); err != nil {
+		return run{}, err
+	}
+	if r.ihkMovable, err = readIHK(secs, "ihkreserve-movable", path); err != nil {
+		return run{}, err
 	}
 	for _, n := range after.Nodes {
 		if n.Job {
@@ -198,15 +199,32 @@ type ihkReservation struct {
 	FailedNodes    []int   `json:"failed_nodes"`
 }
 
-// ihkCell formats the reservation figure: share in >= 256 MiB merged runs,
+func readIHK(secs map[string][]byte, name, path string) (ihkFigure, error) {
+	f := ihkFigure{share: math.NaN(), obtained: math.NaN()}
+	if _, ok := secs[name]; !ok {
+		return f, nil
+	}
+	var ir ihkReservation
+	if err := decode(secs, name, path, &ir); err != nil {
+		return f, err
+	}
+	if ir.RequestedBytes == 0 {
+		return f, fmt.Errorf("%s: %s requested nothing", path, name)
+	}
+	f.share, f.failed = ir.Share, ir.FailedNodes
+	f.obtained = float64(ir.ObtainedBytes) / float64(ir.RequestedBytes)
+	return f, nil
+}
+
+// cell formats the reservation figure: share in >= 256 MiB merged runs,
 // what was obtained at all, and the nodes whose reservation failed.
-func (r run) ihkCell() string {
-	if math.IsNaN(r.ihkShare) {
+func (f ihkFigure) cell() string {
+	if math.IsNaN(f.share) {
 		return "-"
 	}
-	s := fmt.Sprintf("%.1f%% (got %.1f%%)", 100*r.ihkShare, 100*r.ihkObtained)
-	if len(r.ihkFailed) > 0 {
-		s += fmt.Sprintf(", failed on nodes %v", r.ihkFailed)
+	s := fmt.Sprintf("%.1f%% (got %.1f%%)", 100*f.share, 100*f.obtained)
+	if len(f.failed) > 0 {
+		s += fmt.Sprintf(", failed on nodes %v", f.failed)
 	}
 	return s
 }
@@ -234,19 +252,19 @@ func table(paths []string) error {
 		}
 		return runs[i].seed < runs[j].seed
 	})
-	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | same, IHK with ZONE_MOVABLE fallback | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d := "-"
 		if !math.IsNaN(r.defragSec) {
 			d = fmt.Sprintf("%.1f s, %.1f%% -> %.1f%%, %d blocks evacuated, %d refused", r.defragSec, 100*r.defragBefore, 100*r.share, r.evacuated, r.refuse)
 		}
-		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
-			100*r.shareBoot, 100*r.share, r.ihkCell(), r.free2MBBoot, r.free2MBAfter, r.lost(), d)
+		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %s | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
+			100*r.shareBoot, 100*r.share, r.ihk.cell(), r.ihkMovable.cell(), r.free2MBBoot, r.free2MBAfter, r.lost(), d)
 	}
 	fmt.Println()
-	fmt.Println("| variant | runs | share in >=256 MiB runs (kpageflags), mean (min-max) | IHK reservation share in >=256 MiB merged chunks, mean (min-max) | 2 MiB pages lost, mean (min-max) |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| variant | runs | share in >=256 MiB runs (kpageflags), mean (min-max) | IHK reservation share in >=256 MiB merged chunks, mean (min-max) | same, IHK with ZONE_MOVABLE fallback | 2 MiB pages lost, mean (min-max) |")
+	fmt.Println("|---|---|---|---|---|---|")
 	byVariant := map[string][]run{}
 	var names []string
 	for _, r := range runs {
@@ -257,25 +275,32 @@ func table(paths []string) error {
 	}
 	for _, v := range names {
 		rs := byVariant[v]
-		var s, l, h []float64
+		var s, l, h, hm []float64
 		for _, r := range rs {
 			s = append(s, 100*r.share)
 			l = append(l, r.lost())
-			if !math.IsNaN(r.ihkShare) {
-				h = append(h, 100*r.ihkShare)
+			if !math.IsNaN(r.ihk.share) {
+				h = append(h, 100*r.ihk.share)
 			}
-		}
-		ihkCol := "-"
-		if len(h) > 0 {
-			ihkCol = fmt.Sprintf("%.1f%% (%.1f-%.1f)", mean(h), minOf(h), maxOf(h))
+			if !math.IsNaN(r.ihkMovable.share) {
+				hm = append(hm, 100*r.ihkMovable.share)
+			}
 		}
 		name := variantName[v]
 		if name == "" {
 			name = v
 		}
-		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %s | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), ihkCol, mean(l), minOf(l), maxOf(l))
+		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %s | %s | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), summary(h), summary(hm), mean(l), minOf(l), maxOf(l))
 	}
 	return nil
+}
+
+// summary is "mean% (min-max)" of percentages, "-" for none.
+func summary(xs []float64) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%% (%.1f-%.1f)", mean(xs), minOf(xs), maxOf(xs))
 }
 
 func mean(xs []float64) float64 {

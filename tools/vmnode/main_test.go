@@ -13,7 +13,7 @@ func writeLog(t *testing.T, dir, name string, sections map[string]string, exit s
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
-	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "ihkreserve", "simcheck", "cgcheck", "undo"} {
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "ihkreserve", "ihkreserve-movable", "simcheck", "cgcheck", "undo"} {
 		if v, ok := sections[k]; ok {
 			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
 		}
@@ -84,12 +84,25 @@ func TestReadRunIHKReservation(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tt.cell, r.ihkCell())
+			require.Equal(t, tt.cell, r.ihk.cell())
+			// No movable-fallback section in these logs.
+			require.Equal(t, "-", r.ihkMovable.cell())
 			if tt.section != "" {
-				require.InDelta(t, tt.share, r.ihkShare, 1e-9)
+				require.InDelta(t, tt.share, r.ihk.share, 1e-9)
 			}
 		})
 	}
+}
+
+func TestReadRunIHKBothPasses(t *testing.T) {
+	p := writeLog(t, t.TempDir(), "movable-1.log", map[string]string{"boot": bootJSON, "after": afterJSON,
+		"ihkreserve":         `{"requested_bytes": 2843738112, "obtained_bytes": 0, "share": 0, "failed_nodes": [1, 2, 3]}`,
+		"ihkreserve-movable": `{"requested_bytes": 2843738112, "obtained_bytes": 2843738112, "share": 0.99, "failed_nodes": []}`,
+	}, "0")
+	r, err := readRun(p)
+	require.NoError(t, err)
+	require.Equal(t, "0.0% (got 0.0%), failed on nodes [1 2 3]", r.ihk.cell())
+	require.Equal(t, "99.0% (got 100.0%)", r.ihkMovable.cell())
 }
 
 func TestSmoke(t *testing.T) {
