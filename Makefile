@@ -19,7 +19,8 @@
 #   make bench-isolation  a Linux job beside confined/unconfined proxy storms
 #                   (root, gcc, cgroup v1; about 3 minutes; prints a table)
 #   make bench-frag memory contiguity after stress, three node preparations,
-#                   in a QEMU VM with Debian's kernel (scripts/vm-node compare)
+#                   in a QEMU VM with Debian's kernel (scripts/vm-node compare;
+#                   root: it also measures a real reservation through ihk_testdrv)
 #   make test-vm-smoke  a short run of that VM harness (part of make test)
 #   make bench-monitor     lwk-monitor's own cost at 1 s sampling (root, ~3 min)
 #   make bench-accounting  gathering and merging a 10,000-node job's records

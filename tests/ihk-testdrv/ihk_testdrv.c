@@ -10,13 +10,18 @@
  *     (remove_cpu), releasing brings them back (add_cpu); the boot CPU is
  *     refused by the kernel itself, which IHK reports as EPERM;
  *   - reserving memory allocates NUMA-local compound pages with
- *     __GFP_THISNODE, from the 4 MiB order down to the request's minimum
+ *     GFP_KERNEL | __GFP_THISNODE (so never from ZONE_MOVABLE unless the
+ *     module parameter movable_fallback is set), from the 4 MiB order down to the request's minimum
  *     chunk size within its timeout, so what a reservation gets depends on
  *     the node's real fragmentation; physically adjacent allocations are
  *     merged into one chunk;
  *   - DESTROY_OS is refused with EBUSY while any file of /dev/mcosN is open
  *     (the open count is kept by the kernel's open/release of the device);
  *   - REGISTER_EVENT takes real eventfds, signalled by the driver.
+ *
+ * Test-only, not IHK: debugfs ihk_testdrv/chunks lists every chunk with its
+ * physical start, so the VM harness can see how contiguous a reservation
+ * really is (IHK's QUERY_MEM gives sizes and nodes only).
  *
  * What an LWK would do is synthetic: BOOT returns at READY and the instance
  * turns RUNNING shortly after; rusage counters grow with the time spent
@@ -52,6 +57,8 @@
 #include <linux/string.h>
 #include <linux/err.h>
 #include <linux/version.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
 
 #define DRV "ihk_testdrv"
 
@@ -243,6 +250,17 @@ struct os {
 	struct delayed_work run_work;
 };
 
+/*
+ * IHK's SMP driver asks for GFP_KERNEL pages, which never come from
+ * ZONE_MOVABLE; only when built for a kernel with CONFIG_MOVABLE_NODE (gone
+ * since Linux 4.14) and booted with movable_node does it retry a failed
+ * allocation with __GFP_MOVABLE | __GFP_HIGHMEM. movable_fallback=1 models
+ * that build; the default models IHK on any newer kernel.
+ */
+static bool movable_fallback;
+module_param(movable_fallback, bool, 0444);
+MODULE_PARM_DESC(movable_fallback, "retry failed reservations from ZONE_MOVABLE, as IHK built with CONFIG_MOVABLE_NODE and booted with movable_node");
+
 static DEFINE_MUTEX(lock);
 static int cpu_owner[MAX_CPUS]; /* -2 Linux's, -1 reserved and free, >= 0 assigned to that OS */
 static LIST_HEAD(chunks);
@@ -429,6 +447,8 @@ static int reserve_one(int nid, size_t want, unsigned int min_order, unsigned lo
 		       struct list_head *out)
 {
 	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN | __GFP_COMP;
+	const gfp_t gfp_movable = __GFP_MOVABLE | __GFP_HIGHMEM | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN |
+				  __GFP_COMP;
 	unsigned int order = get_order(MEM_GRANULE);
 	struct chunk *cur = NULL, *ch, *tmp;
 	unsigned long next_pfn = 0;
@@ -441,6 +461,8 @@ static int reserve_one(int nid, size_t want, unsigned int min_order, unsigned lo
 		while (order > 0 && (PAGE_SIZE << order) > want - got)
 			order--;
 		p = alloc_pages_node(nid, gfp, order);
+		if (!p && movable_fallback)
+			p = alloc_pages_node(nid, gfp_movable, order);
 		if (!p) {
 			if (order > min_order && time_before(jiffies, deadline)) {
 				order--;
@@ -655,6 +677,32 @@ static void merge_free(void)
 		}
 	}
 }
+
+/*
+ * chunks_show writes the debugfs file ihk_testdrv/chunks: a header line, then
+ * one line per chunk, "<node> <owner> <physical start> <bytes>" with the
+ * start in hex and owner -1 for the device's free pool. A chunk's pieces are
+ * physically contiguous (reserve_one, merge_free and assign_one keep them
+ * so), so start and size describe it fully. Test-only: IHK has no such file.
+ */
+static int chunks_show(struct seq_file *m, void *v)
+{
+	struct chunk *ch;
+
+	seq_puts(m, "node owner phys bytes\n");
+	mutex_lock(&lock);
+	list_for_each_entry(ch, &chunks, list) {
+		if (!ch->npieces)
+			continue;
+		seq_printf(m, "%d %d 0x%llx %zu\n", ch->nid, ch->owner,
+			   (unsigned long long)PFN_PHYS(chunk_first_pfn(ch)), ch->bytes);
+	}
+	mutex_unlock(&lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(chunks);
+
+static struct dentry *debug_dir;
 
 /*
  * assign_one assigns size bytes of nid's free chunks to the instance as IHK's
@@ -1601,6 +1649,9 @@ static int __init testdrv_init(void)
 		err = -ENODEV;
 		goto out_mcos_cdev;
 	}
+	/* debugfs is optional: without it only the test-only chunk list is missing. */
+	debug_dir = debugfs_create_dir(DRV, NULL);
+	debugfs_create_file("chunks", 0400, debug_dir, NULL, &chunks_fops);
 	pr_info(DRV ": loaded (a test double of IHK's device interface; build id %s)\n", BUILD_ID);
 	return 0;
 
@@ -1621,6 +1672,7 @@ out_mcd_region:
 
 static void __exit testdrv_exit(void)
 {
+	debugfs_remove_recursive(debug_dir);
 	device_destroy(mcd_class, mcd_dev);
 	cdev_del(&mcos_cdev);
 	cdev_del(&mcd_cdev);

@@ -121,6 +121,18 @@ type run struct {
 	defragSec         float64
 	defragBefore      float64
 	evacuated, refuse int
+	// ihk and ihkMovable: IHK-style reservations of the job nodes' memory,
+	// as IHK on current kernels and with the ZONE_MOVABLE fallback.
+	ihk, ihkMovable ihkFigure
+}
+
+// ihkFigure is one IHK-style reservation of the job nodes' memory
+// (tools/ihkreserve): share is the part of the request obtained in >= 256
+// MiB runs after merging adjacent chunks, obtained the part obtained at
+// all; both NaN without that section.
+type ihkFigure struct {
+	share, obtained float64
+	failed          []int
 }
 
 func (r run) lost() float64 {
@@ -152,7 +164,14 @@ func readRun(path string) (run, error) {
 		return run{}, err
 	}
 	r := run{variant: v, seed: s, share: after.JobContiguousShare, shareBoot: boot.JobContiguousShare,
-		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN()}
+		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN(),
+	}
+	if r.ihk, err = readIHK(secs, "ihkreserve", path); err != nil {
+		return run{}, err
+	}
+	if r.ihkMovable, err = readIHK(secs, "ihkreserve-movable", path); err != nil {
+		return run{}, err
+	}
 	for _, n := range after.Nodes {
 		if n.Job {
 			r.movable += n.Blocks["Movable"]
@@ -170,6 +189,44 @@ func readRun(path string) (run, error) {
 		r.evacuated, r.refuse = d.Evacuated, d.Refused
 	}
 	return r, nil
+}
+
+// ihkReservation is the part of tools/ihkreserve's output the table shows.
+type ihkReservation struct {
+	RequestedBytes uint64  `json:"requested_bytes"`
+	ObtainedBytes  uint64  `json:"obtained_bytes"`
+	Share          float64 `json:"share"`
+	FailedNodes    []int   `json:"failed_nodes"`
+}
+
+func readIHK(secs map[string][]byte, name, path string) (ihkFigure, error) {
+	f := ihkFigure{share: math.NaN(), obtained: math.NaN()}
+	if _, ok := secs[name]; !ok {
+		return f, nil
+	}
+	var ir ihkReservation
+	if err := decode(secs, name, path, &ir); err != nil {
+		return f, err
+	}
+	if ir.RequestedBytes == 0 {
+		return f, fmt.Errorf("%s: %s requested nothing", path, name)
+	}
+	f.share, f.failed = ir.Share, ir.FailedNodes
+	f.obtained = float64(ir.ObtainedBytes) / float64(ir.RequestedBytes)
+	return f, nil
+}
+
+// cell formats the reservation figure: share in >= 256 MiB merged runs,
+// what was obtained at all, and the nodes whose reservation failed.
+func (f ihkFigure) cell() string {
+	if math.IsNaN(f.share) {
+		return "-"
+	}
+	s := fmt.Sprintf("%.1f%% (got %.1f%%)", 100*f.share, 100*f.obtained)
+	if len(f.failed) > 0 {
+		s += fmt.Sprintf(", failed on nodes %v", f.failed)
+	}
+	return s
 }
 
 var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2}
@@ -195,19 +252,19 @@ func table(paths []string) error {
 		}
 		return runs[i].seed < runs[j].seed
 	})
-	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | same, IHK with ZONE_MOVABLE fallback | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d := "-"
 		if !math.IsNaN(r.defragSec) {
 			d = fmt.Sprintf("%.1f s, %.1f%% -> %.1f%%, %d blocks evacuated, %d refused", r.defragSec, 100*r.defragBefore, 100*r.share, r.evacuated, r.refuse)
 		}
-		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
-			100*r.shareBoot, 100*r.share, r.free2MBBoot, r.free2MBAfter, r.lost(), d)
+		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %s | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
+			100*r.shareBoot, 100*r.share, r.ihk.cell(), r.ihkMovable.cell(), r.free2MBBoot, r.free2MBAfter, r.lost(), d)
 	}
 	fmt.Println()
-	fmt.Println("| variant | runs | share in >=256 MiB runs, mean (min-max) | 2 MiB pages lost, mean (min-max) |")
-	fmt.Println("|---|---|---|---|")
+	fmt.Println("| variant | runs | share in >=256 MiB runs (kpageflags), mean (min-max) | IHK reservation share in >=256 MiB merged chunks, mean (min-max) | same, IHK with ZONE_MOVABLE fallback | 2 MiB pages lost, mean (min-max) |")
+	fmt.Println("|---|---|---|---|---|---|")
 	byVariant := map[string][]run{}
 	var names []string
 	for _, r := range runs {
@@ -218,18 +275,32 @@ func table(paths []string) error {
 	}
 	for _, v := range names {
 		rs := byVariant[v]
-		var s, l []float64
+		var s, l, h, hm []float64
 		for _, r := range rs {
 			s = append(s, 100*r.share)
 			l = append(l, r.lost())
+			if !math.IsNaN(r.ihk.share) {
+				h = append(h, 100*r.ihk.share)
+			}
+			if !math.IsNaN(r.ihkMovable.share) {
+				hm = append(hm, 100*r.ihkMovable.share)
+			}
 		}
 		name := variantName[v]
 		if name == "" {
 			name = v
 		}
-		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), mean(l), minOf(l), maxOf(l))
+		fmt.Printf("| %s | %d | %.1f%% (%.1f-%.1f) | %s | %s | %.1f%% (%.1f-%.1f) |\n", name, len(rs), mean(s), minOf(s), maxOf(s), summary(h), summary(hm), mean(l), minOf(l), maxOf(l))
 	}
 	return nil
+}
+
+// summary is "mean% (min-max)" of percentages, "-" for none.
+func summary(xs []float64) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%% (%.1f-%.1f)", mean(xs), minOf(xs), maxOf(xs))
 }
 
 func mean(xs []float64) float64 {

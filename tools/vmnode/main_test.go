@@ -13,7 +13,7 @@ func writeLog(t *testing.T, dir, name string, sections map[string]string, exit s
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
-	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "simcheck", "cgcheck", "undo"} {
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "ihkreserve", "ihkreserve-movable", "simcheck", "cgcheck", "undo"} {
 		if v, ok := sections[k]; ok {
 			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
 		}
@@ -50,6 +50,59 @@ func TestReadRun(t *testing.T) {
 	require.ErrorContains(t, err, `no "after" section`)
 	_, err = readRun(writeLog(t, dir, "noseed.log", nil, "0"))
 	require.ErrorContains(t, err, "VARIANT-SEED")
+}
+
+func TestReadRunIHKReservation(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, section, cell, err string
+		share                    float64
+	}{
+		{name: "absent", cell: "-"},
+		{
+			name:    "all nodes reserved",
+			section: `{"requested_bytes": 2684354560, "obtained_bytes": 2684354560, "contiguous_bytes": 2013265920, "share": 0.75, "failed_nodes": []}`,
+			cell:    "75.0% (got 100.0%)", share: 0.75,
+		},
+		{
+			name:    "one node failed",
+			section: `{"requested_bytes": 2684354560, "obtained_bytes": 1790967808, "contiguous_bytes": 805306368, "share": 0.3, "failed_nodes": [3]}`,
+			cell:    "30.0% (got 66.7%), failed on nodes [3]", share: 0.3,
+		},
+		{name: "nothing requested", section: `{"requested_bytes": 0, "share": 0}`, err: "requested nothing"},
+		{name: "not json", section: `ihkreserve: open /dev/mcd0`, err: `section "ihkreserve"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secs := map[string]string{"boot": bootJSON, "after": afterJSON}
+			if tt.section != "" {
+				secs["ihkreserve"] = tt.section
+			}
+			r, err := readRun(writeLog(t, dir, "none-"+string(rune('a'+i))+".log", secs, "0"))
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.cell, r.ihk.cell())
+			// No movable-fallback section in these logs.
+			require.Equal(t, "-", r.ihkMovable.cell())
+			if tt.section != "" {
+				require.InDelta(t, tt.share, r.ihk.share, 1e-9)
+			}
+		})
+	}
+}
+
+func TestReadRunIHKBothPasses(t *testing.T) {
+	p := writeLog(t, t.TempDir(), "movable-1.log", map[string]string{"boot": bootJSON, "after": afterJSON,
+		"ihkreserve":         `{"requested_bytes": 2843738112, "obtained_bytes": 0, "share": 0, "failed_nodes": [1, 2, 3]}`,
+		"ihkreserve-movable": `{"requested_bytes": 2843738112, "obtained_bytes": 2843738112, "share": 0.99, "failed_nodes": []}`,
+	}, "0")
+	r, err := readRun(p)
+	require.NoError(t, err)
+	require.Equal(t, "0.0% (got 0.0%), failed on nodes [1 2 3]", r.ihk.cell())
+	require.Equal(t, "99.0% (got 100.0%)", r.ihkMovable.cell())
 }
 
 func TestSmoke(t *testing.T) {
