@@ -9,6 +9,10 @@
 #                   against a real local Slurm (started, then stopped)
 #   make unit       Go unit tests and the C grammar check only
 #   make e2e        end-to-end tests only (root; brings the local Slurm up)
+#   make test-matrix  the end-to-end tests against each Slurm series in
+#                   MATRIX_SERIES: 22.05 natively, 24.11 and 26.05 in Debian
+#                   trixie and forky roots (root; debootstrap, cached in
+#                   build/roots/; scripts/slurm-matrix)
 #   make test-vm    the real IHK backend against ihk_testdrv (a test double of
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
@@ -74,6 +78,14 @@ e2e: deps build spank
 
 test-vm:
 	scripts/vm-testdrv
+
+# Slurm series for test-matrix (scripts/slurm-matrix builds the plugin for
+# each against that series' headers).
+MATRIX_SERIES ?= 22.05 24.11 26.05
+
+.PHONY: test-matrix
+test-matrix: build
+	scripts/slurm-matrix test $(MATRIX_SERIES)
 
 lint:
 	@out=$$(gofmt -l cmd pkg internal tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
