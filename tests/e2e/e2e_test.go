@@ -403,7 +403,8 @@ echo "rc=$?"
 // user sees. The kernel SIGKILLs the biggest process in the proxies' cgroup:
 // here the program under the mcexec stand-in, which reports a killed program
 // as 128+signal, as a shell does: "task 0: Exited with exit code 137" from
-// srun; Slurm 22.05's sacct shows the step as 9:0. (A real mcexec killed
+// srun; sacct shows the step as 9:0 up to 24.11, as 137:0 on 26.05
+// (slurmSeries.exitCode137). (A real mcexec killed
 // itself ends its task with SIGKILL: "task 0: Killed".) The job goes on;
 // the node is clean.
 func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
@@ -419,7 +420,8 @@ func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
 	require.NotContains(t, out, "survived")
 	require.Contains(t, out, "rc=137\n")
 	require.Contains(t, errOut, "task 0: Exited with exit code 137")
-	require.Equal(t, "9:0", h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode, "as Slurm 22.05 records an exit status of 137")
+	require.Equal(t, h.series().exitCode137(), h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode,
+		"sacct's record of a step that exited with status 137")
 	h.assertPristine(settleTimeout)
 }
 
