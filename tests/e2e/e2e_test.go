@@ -330,7 +330,9 @@ func TestCancelAndTimeLimitCleanUp(t *testing.T) {
 			h.assertPristine(settleTimeout)
 			dir := h.workdir()
 			id := h.sbatch(dir, "sleep", "--lwk-mode=mck", "-n2", "--time="+tc.timeLimit, h.writeScript(dir, "sleep.sh", sleepScript))
-			h.waitFile(filepath.Join(dir, "sleep.out"), "started", jobTimeout)
+			// Both tasks: the second mcexec may start a moment after
+			// the first task has printed.
+			h.waitFile(filepath.Join(dir, "sleep.out"), "started\nstarted\n", jobTimeout)
 			checkBooted(h, id)
 			h.checkConfined(id, 2)
 			if tc.cancel {
