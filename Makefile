@@ -12,6 +12,11 @@
 #   make test-cluster  multi-node end-to-end tests on a three-node cluster on
 #                   this machine (root; scripts/slurm-cluster test; network,
 #                   UTS and mount namespaces; about a minute warm)
+#   make test-matrix  the end-to-end tests against each Slurm series in
+#                   MATRIX_SERIES: 22.05 natively, 24.11 and 26.05 in Debian
+#                   trixie and forky roots (root; debootstrap, cached in
+#                   build/roots/; scripts/slurm-matrix), then make
+#                   test-cluster
 #   make test-vm    the real IHK backend against ihk_testdrv (a test double of
 #                   IHK's device interface) in a QEMU VM of Debian's kernel (root)
 #   make lint       gofmt, go vet, staticcheck, errorlint
@@ -83,6 +88,16 @@ test-cluster: deps build spank
 
 test-vm:
 	scripts/vm-testdrv
+
+# Slurm series for test-matrix (scripts/slurm-matrix builds the plugin for
+# each against that series' headers).
+MATRIX_SERIES ?= 22.05 24.11 26.05
+
+# The series, then the three-node cluster (22.05, this machine's Slurm).
+.PHONY: test-matrix
+test-matrix: build
+	scripts/slurm-matrix test $(MATRIX_SERIES)
+	$(MAKE) test-cluster
 
 lint:
 	@out=$$(gofmt -l cmd pkg internal tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

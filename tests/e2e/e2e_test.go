@@ -330,7 +330,9 @@ func TestCancelAndTimeLimitCleanUp(t *testing.T) {
 			h.assertPristine(settleTimeout)
 			dir := h.workdir()
 			id := h.sbatch(dir, "sleep", "--lwk-mode=mck", "-n2", "--time="+tc.timeLimit, h.writeScript(dir, "sleep.sh", sleepScript))
-			h.waitFile(filepath.Join(dir, "sleep.out"), "started", jobTimeout)
+			// Both tasks: the second mcexec may start a moment after
+			// the first task has printed.
+			h.waitFile(filepath.Join(dir, "sleep.out"), "started\nstarted\n", jobTimeout)
 			checkBooted(h, id)
 			h.checkConfined(id, 2)
 			if tc.cancel {
@@ -403,7 +405,8 @@ echo "rc=$?"
 // user sees. The kernel SIGKILLs the biggest process in the proxies' cgroup:
 // here the program under the mcexec stand-in, which reports a killed program
 // as 128+signal, as a shell does: "task 0: Exited with exit code 137" from
-// srun; Slurm 22.05's sacct shows the step as 9:0. (A real mcexec killed
+// srun; sacct shows the step as 9:0 up to 24.11, as 137:0 on 26.05
+// (slurmSeries.exitCode137). (A real mcexec killed
 // itself ends its task with SIGKILL: "task 0: Killed".) The job goes on;
 // the node is clean.
 func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
@@ -419,7 +422,8 @@ func TestProxyOverMemoryLimitIsKilled(t *testing.T) {
 	require.NotContains(t, out, "survived")
 	require.Contains(t, out, "rc=137\n")
 	require.Contains(t, errOut, "task 0: Exited with exit code 137")
-	require.Equal(t, "9:0", h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode, "as Slurm 22.05 records an exit status of 137")
+	require.Equal(t, h.series().exitCode137(), h.sacct(id)[strconv.Itoa(id)+".0"].ExitCode,
+		"sacct's record of a step that exited with status 137")
 	h.assertPristine(settleTimeout)
 }
 

@@ -38,7 +38,7 @@ func TestTwoLWKJobsRunOneAfterTheOther(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	f = h.jobFields(second)
 	require.Equal(t, "PENDING", f["JobState"], "second LWK job started beside the first: %v", f)
-	require.Contains(t, f["TresPerNode"], "gres:lwk:1")
+	require.Contains(t, f["TresPerNode"], h.series().gres("lwk", 1))
 	require.NotContains(t, h.nodeFields()["State"], "DRAIN")
 
 	h.touch(filepath.Join(dir, "go"))
