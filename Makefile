@@ -106,6 +106,7 @@ lint:
 	$(GO) vet -tags vmnode ./tests/vmnode/
 	$(GO) vet -tags cluster ./tests/cluster/
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags e2e ./tests/e2e/
 	$(GO) run $(STATICCHECK) -tags vmnode ./tests/vmnode/
 	$(GO) run $(STATICCHECK) -tags cluster ./tests/cluster/
 	$(GO) run $(ERRORLINT) ./...

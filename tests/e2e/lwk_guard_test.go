@@ -32,11 +32,11 @@ func TestTwoLWKJobsRunOneAfterTheOther(t *testing.T) {
 
 	// The second waits for the node's one lwk GRES; slurmctld's scheduler
 	// runs every second or so: give it a few passes.
-	f := h.waitJobFor(second, jobTimeout, "pending on resources", func(f map[string]string) bool {
+	h.waitJobFor(second, jobTimeout, "pending on resources", func(f map[string]string) bool {
 		return f["JobState"] == "PENDING" && f["Reason"] == "Resources"
 	})
 	time.Sleep(3 * time.Second)
-	f = h.jobFields(second)
+	f := h.jobFields(second)
 	require.Equal(t, "PENDING", f["JobState"], "second LWK job started beside the first: %v", f)
 	require.Contains(t, f["TresPerNode"], h.series().gres("lwk", 1))
 	require.NotContains(t, h.nodeFields()["State"], "DRAIN")
