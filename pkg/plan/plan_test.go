@@ -531,7 +531,9 @@ func TestDriverCPULimit(t *testing.T) {
 			in := Input{Topology: topo, Config: cfg, JobID: 3, Request: mustRequest(t, tc.spec),
 				Alloc: Allocation{CPUs: mustParse(t, tc.cpus), MemoryBytes: 64 * gib}}
 			if tc.osCores != "" {
-				in.Config.OSCores = mustParse(t, tc.osCores)
+				c := *cfg // cfg is shared by every case
+				c.OSCores = mustParse(t, tc.osCores)
+				in.Config = &c
 			}
 			p, err := Make(in)
 			if tc.wantErr != "" {
