@@ -22,7 +22,9 @@
 // Never racing teardown: every call that opens /dev/mcosN is made while
 // holding the node lock, taken without waiting (a sample that finds the lock
 // held is skipped, not delayed; a registration that finds it held is
-// retried every Config.RegisterRetry), after checking that the job's marker still
+// retried every Config.RegisterRetry) except when the monitor stops a job's
+// performance counters on exit, which waits for the lock (bounded by its
+// context); always after checking that the job's marker still
 // exists. lwk-epilog holds the same lock for its whole teardown, so DESTROY
 // never meets a descriptor the monitor opened, and the monitor never opens
 // the device of an instance being destroyed. The epilog also takes the
