@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ func (s *slurmLog) Run(_ context.Context, argv []string) ([]byte, error) {
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, append([]string{}, argv...))
 	if strings.HasSuffix(argv[0], "/squeue") {
-		return []byte(s.comment + "\n"), nil
+		return []byte(fmt.Sprintf("%-24d%s\n", 71, s.comment)), nil
 	}
 	return nil, nil
 }
@@ -51,8 +52,8 @@ func TestFailureReasonAppendedToTheJobField(t *testing.T) {
 		read     string // the squeue format read; "" none
 		set      string // the scontrol update argument prefix; "" none
 	}{
-		{field: "AdminComment", existing: "jobstats=pending", read: "admin_comment:0", set: "AdminComment=jobstats=pending; lwk: LWK kernel panic on n1"},
-		{field: "Comment", existing: "(null)", read: "comment:0", set: "Comment=lwk: LWK kernel panic on n1"},
+		{field: "AdminComment", existing: "jobstats=pending", read: "jobid:24,admin_comment:0", set: "AdminComment=jobstats=pending; lwk: LWK kernel panic on n1"},
+		{field: "Comment", existing: "(null)", read: "jobid:24,comment:0", set: "Comment=lwk: LWK kernel panic on n1"},
 		{field: "none"},
 	} {
 		t.Run(tc.field, func(t *testing.T) {

@@ -29,12 +29,19 @@ var squeueFormat = map[JobField]string{
 	FieldComment:      "comment:0",
 }
 
+// squeueIDColumn precedes the field in ReadJobField's query: the job's own
+// ID (squeue's JobID is the component's ID for a heterogeneous job, unlike
+// JobArrayID), left-justified in a column wider than any uint32.
+const squeueIDColumn = "jobid:24"
+
 // appendSeparator joins an appended note to what the field held.
 const appendSeparator = "; "
 
-// ReadJobField runs `squeue -h -j <jobID> -O <field>:0` and returns the
-// field's value, "" when unset (squeue prints "(null)"). squeue is the
-// absolute path of the squeue binary (lwk.conf SqueuePath).
+// ReadJobField runs `squeue -h -j <jobID> -O jobid:24,<field>:0` and returns
+// the field's value, "" when unset (squeue prints "(null)"). squeue is the
+// absolute path of the squeue binary (lwk.conf SqueuePath). For the leader
+// of a heterogeneous job squeue prints a line per component; only the line
+// whose JobID is jobID counts.
 func ReadJobField(ctx context.Context, r Runner, squeue string, jobID uint32, f JobField) (string, error) {
 	if err := checkProgram(squeue); err != nil {
 		return "", err
@@ -47,15 +54,26 @@ func ReadJobField(ctx context.Context, r Runner, squeue string, jobID uint32, f 
 		return "", fmt.Errorf("read %s: job ID 0", f)
 	}
 	id := strconv.FormatUint(uint64(jobID), 10)
-	out, err := r.Run(ctx, []string{squeue, "-h", "-j", id, "-O", format})
+	out, err := r.Run(ctx, []string{squeue, "-h", "-j", id, "-O", squeueIDColumn + "," + format})
 	if err != nil {
 		return "", fmt.Errorf("read %s of job %d: %w", f, jobID, err)
 	}
-	v := strings.TrimRight(string(out), " \n")
-	if strings.Contains(v, "\n") {
-		return "", fmt.Errorf("read %s of job %d: squeue printed more than one line", f, jobID)
+	var v string
+	found := false
+	for _, line := range strings.Split(string(out), "\n") {
+		lineID, rest, _ := strings.Cut(strings.TrimLeft(line, " "), " ")
+		if lineID != id {
+			continue
+		}
+		if found {
+			return "", fmt.Errorf("read %s of job %d: squeue printed the job twice", f, jobID)
+		}
+		found = true
+		v = strings.TrimSpace(rest)
 	}
-	v = strings.TrimSpace(v)
+	if !found {
+		return "", fmt.Errorf("read %s of job %d: squeue did not print the job", f, jobID)
+	}
 	if v == "(null)" {
 		v = ""
 	}
