@@ -20,6 +20,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/procscan"
+	"github.com/slurm-lwk/slurm-lwk/internal/slurmtest"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 const (
@@ -48,7 +52,7 @@ type cluster struct {
 	dir      string
 	slurmCfg string
 	// procsBefore are nobody's processes when the test started.
-	procsBefore map[int]string
+	procsBefore map[int]uint64
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -74,7 +78,7 @@ func newCluster(t *testing.T) *cluster {
 		_, err := os.Stat(filepath.Join(c.binDir, b))
 		require.NoError(t, err, "%s missing: make build", b)
 	}
-	c.procsBefore = userProcs(nobodyUID)
+	c.procsBefore = procscan.OfUser(procfs.Default(), nobodyUID)
 	return c
 }
 
@@ -177,7 +181,7 @@ func (c *cluster) sbatch(dir, name string, args ...string) int {
 	c.t.Logf("submitted job %d (%s)", id, name)
 	c.t.Cleanup(func() {
 		for _, f := range c.jobComponents(id) {
-			if !terminal(f["JobState"]) {
+			if !slurmtest.Terminal(f["JobState"]) {
 				c.t.Logf("cleanup: cancelling job %d (%s)", id, f["JobState"])
 				c.run(false, "", "scancel", strconv.Itoa(id))
 				return
@@ -197,7 +201,7 @@ func (c *cluster) jobComponents(id int) []map[string]string {
 	var out []map[string]string
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		if strings.TrimSpace(line) != "" {
-			out = append(out, parseFields(line))
+			out = append(out, slurmtest.ParseFields(line))
 		}
 	}
 	return out
@@ -213,36 +217,7 @@ func (c *cluster) jobFields(id int) map[string]string {
 
 func (c *cluster) nodeFields(node string) map[string]string {
 	c.t.Helper()
-	return parseFields(c.must("scontrol", "show", "node", "-o", node))
-}
-
-var fieldKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_:/]*=`)
-
-// parseFields splits scontrol's one-line Key=Value output; a word without
-// a key continues the previous value.
-func parseFields(s string) map[string]string {
-	m := map[string]string{}
-	last := ""
-	for _, w := range strings.Fields(s) {
-		if fieldKey.MatchString(w) {
-			k, v, _ := strings.Cut(w, "=")
-			m[k] = v
-			last = k
-			continue
-		}
-		if last != "" {
-			m[last] += " " + w
-		}
-	}
-	return m
-}
-
-func terminal(state string) bool {
-	switch state {
-	case "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE":
-		return true
-	}
-	return false
+	return slurmtest.ParseFields(c.must("scontrol", "show", "node", "-o", node))
 }
 
 // waitJobFor polls the job (all its components) until cond holds for them.
@@ -267,7 +242,7 @@ func (c *cluster) waitJob(id int, timeout time.Duration) []map[string]string {
 	start := time.Now()
 	comps := c.waitJobFor(id, timeout, "in a final state", func(comps []map[string]string) bool {
 		for _, f := range comps {
-			if !terminal(f["JobState"]) {
+			if !slurmtest.Terminal(f["JobState"]) {
 				return false
 			}
 		}
@@ -386,7 +361,7 @@ func (c *cluster) leftovers(host string) []string {
 func (c *cluster) mcexecCount() int {
 	mcexec, _ := filepath.EvalSymlinks(filepath.Join(c.binDir, "lwk-sim-mcexec"))
 	n := 0
-	for _, exe := range procExes() {
+	for _, exe := range procscan.Exes(procfs.Default()) {
 		if exe == mcexec {
 			n++
 		}
@@ -398,14 +373,14 @@ func (c *cluster) mcexecCount() int {
 func (c *cluster) processLeftovers() []string {
 	var out []string
 	mcexec, _ := filepath.EvalSymlinks(filepath.Join(c.binDir, "lwk-sim-mcexec"))
-	for pid, exe := range procExes() {
+	for pid, exe := range procscan.Exes(procfs.Default()) {
 		if exe == mcexec {
 			out = append(out, fmt.Sprintf("process %d runs %s", pid, exe))
 		}
 	}
-	for pid, st := range userProcs(nobodyUID) {
+	for pid, st := range procscan.OfUser(procfs.Default(), nobodyUID) {
 		if c.procsBefore[pid] != st {
-			out = append(out, fmt.Sprintf("process %d of nobody: %s", pid, cmdline(pid)))
+			out = append(out, fmt.Sprintf("process %d of nobody: %s", pid, procscan.Cmdline(procfs.Default(), pid)))
 		}
 	}
 	return out
@@ -449,66 +424,6 @@ func (c *cluster) setFaults(host string, lines ...string) {
 }
 
 // --- /proc --------------------------------------------------------------
-
-func procExes() map[int]string {
-	m := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil {
-			m[pid] = strings.TrimSuffix(exe, " (deleted)")
-		}
-	}
-	return m
-}
-
-func userProcs(uid int) map[int]string {
-	m := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
-				if f[1] == strconv.Itoa(uid) {
-					m[pid] = startTime(pid)
-				}
-				break
-			}
-		}
-	}
-	return m
-}
-
-func startTime(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
-}
-
-func cmdline(pid int) string {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
-}
 
 // --- task probe ---------------------------------------------------------
 

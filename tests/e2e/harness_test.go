@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/procscan"
+	"github.com/slurm-lwk/slurm-lwk/internal/slurmtest"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // Users the jobs run as. nobody/nogroup exist on every Debian system and own
@@ -59,7 +63,7 @@ type harness struct {
 	// procsBefore are the processes of user nobody that existed when the
 	// test started (PID -> start time), so that only new ones count as
 	// leftovers.
-	procsBefore map[int]string
+	procsBefore map[int]uint64
 	// cgroupPrefix is lwk.conf's CgroupPrefix: the proxies' cgroups are
 	// <v1 hierarchy>/<prefix>/job-<id>.
 	cgroupPrefix string
@@ -89,7 +93,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	r := h.run(context.Background(), false, "scontrol", "ping")
 	require.NoError(t, r.err, "slurmctld is not reachable; run `scripts/slurm-local up` first\n%s", r)
-	h.procsBefore = userProcs(nobodyUID)
+	h.procsBefore = procscan.OfUser(procfs.Default(), nobodyUID)
 	return h
 }
 
@@ -268,7 +272,7 @@ func (h *harness) sbatch(dir, name string, args ...string) int {
 	require.NoError(h.t, err, "sbatch --parsable printed %q", r.stdout)
 	h.t.Logf("submitted job %d (%s)", id, name)
 	h.t.Cleanup(func() {
-		if st := h.jobFields(id)["JobState"]; st != "" && !terminal(st) {
+		if st := h.jobFields(id)["JobState"]; st != "" && !slurmtest.Terminal(st) {
 			h.t.Logf("cleanup: cancelling job %d (%s)", id, st)
 			h.run(context.Background(), false, "scancel", strconv.Itoa(id))
 		}
@@ -283,50 +287,20 @@ func (h *harness) jobFields(id int) map[string]string {
 	if r.err != nil {
 		return map[string]string{}
 	}
-	return parseFields(r.stdout)
+	return slurmtest.ParseFields(r.stdout)
 }
 
 // nodeFields returns `scontrol show node -o NODE` as a map.
 func (h *harness) nodeFields() map[string]string {
 	h.t.Helper()
-	return parseFields(h.must("scontrol", "show", "node", "-o", h.node))
-}
-
-var fieldKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_:/]*=`)
-
-// parseFields splits scontrol's one-line Key=Value output. A word without a
-// key continues the previous value (Reason=Prolog error [slurm@...]).
-func parseFields(s string) map[string]string {
-	m := map[string]string{}
-	last := ""
-	for _, w := range strings.Fields(s) {
-		if fieldKey.MatchString(w) {
-			k, v, _ := strings.Cut(w, "=")
-			m[k] = v
-			last = k
-			continue
-		}
-		if last != "" {
-			m[last] += " " + w
-		}
-	}
-	return m
-}
-
-// terminal reports whether a JobState is final.
-func terminal(state string) bool {
-	switch state {
-	case "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE":
-		return true
-	}
-	return false
+	return slurmtest.ParseFields(h.must("scontrol", "show", "node", "-o", h.node))
 }
 
 // waitJob waits until the job reaches a final state and returns its fields.
 func (h *harness) waitJob(id int, timeout time.Duration) map[string]string {
 	h.t.Helper()
 	start := time.Now()
-	f := h.waitJobFor(id, timeout, "a final state", func(f map[string]string) bool { return terminal(f["JobState"]) })
+	f := h.waitJobFor(id, timeout, "a final state", func(f map[string]string) bool { return slurmtest.Terminal(f["JobState"]) })
 	h.t.Logf("job %d: %s (exit %s) after %v", id, f["JobState"], f["ExitCode"], time.Since(start).Round(time.Millisecond))
 	return f
 }
@@ -371,7 +345,7 @@ func (h *harness) sacct(id int) map[string]sacctRow {
 			st, _, _ := strings.Cut(f[1], " ")
 			rows[f[0]] = sacctRow{State: st, ExitCode: f[2]}
 		}
-		if row, ok := rows[strconv.Itoa(id)]; ok && terminal(row.State) {
+		if row, ok := rows[strconv.Itoa(id)]; ok && slurmtest.Terminal(row.State) {
 			return rows
 		}
 		if time.Now().After(deadline) {
@@ -528,14 +502,14 @@ func (h *harness) status() lwkStatus {
 func (h *harness) leftovers() []string {
 	var out []string
 	mcexec, _ := filepath.EvalSymlinks(filepath.Join(h.binDir, "lwk-sim-mcexec"))
-	for pid, exe := range procExes() {
+	for pid, exe := range procscan.Exes(procfs.Default()) {
 		if exe == mcexec {
 			out = append(out, fmt.Sprintf("process %d runs %s", pid, exe))
 		}
 	}
-	for pid, st := range userProcs(nobodyUID) {
+	for pid, st := range procscan.OfUser(procfs.Default(), nobodyUID) {
 		if h.procsBefore[pid] != st {
-			out = append(out, fmt.Sprintf("process %d of nobody: %s", pid, cmdline(pid)))
+			out = append(out, fmt.Sprintf("process %d of nobody: %s", pid, procscan.Cmdline(procfs.Default(), pid)))
 		}
 	}
 	for _, c := range []string{"cpuset", "memory", "cpu"} {
@@ -644,7 +618,7 @@ func (h *harness) checkConfined(id, min int) {
 	require.NoError(h.t, err, "job %d: proxy cpuset", id)
 	proxyCPUs := strings.TrimSpace(string(cpusFile))
 	n := 0
-	for pid, exe := range procExes() {
+	for pid, exe := range procscan.Exes(procfs.Default()) {
 		if exe != mcexec {
 			continue
 		}
@@ -661,71 +635,6 @@ func (h *harness) checkConfined(id, min int) {
 			pid, id, cg["cpuset"], cg["memory"], cg["cpu"], cg["freezer"], proxyCPUs)
 	}
 	require.GreaterOrEqual(h.t, n, min, "job %d: mcexec stand-ins running", id)
-}
-
-// procExes maps every PID to its resolved executable (where readable).
-func procExes() map[int]string {
-	m := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil {
-			m[pid] = strings.TrimSuffix(exe, " (deleted)")
-		}
-	}
-	return m
-}
-
-// userProcs maps the PIDs whose real uid is uid to their start time (field
-// 22 of /proc/PID/stat), which tells a recycled PID apart.
-func userProcs(uid int) map[int]string {
-	m := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
-				if f[1] == strconv.Itoa(uid) {
-					m[pid] = startTime(pid)
-				}
-				break
-			}
-		}
-	}
-	return m
-}
-
-func startTime(pid int) string {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	// The command name may hold spaces and parentheses; fields restart
-	// after the last ")".
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
-}
-
-func cmdline(pid int) string {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
 }
 
 // --- task probe ---------------------------------------------------------

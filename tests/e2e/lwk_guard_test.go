@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/slurmtest"
 )
 
 // These scenarios come after e2e_test.go's (go test runs files in name
@@ -145,7 +147,7 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 		for {
 			out = readFile(filepath.Join(dir, "restart.out"))
 			st := h.jobFields(id)["JobState"]
-			if strings.Contains(out, fmt.Sprintf("rc%d=", attempt)) || terminal(st) {
+			if strings.Contains(out, fmt.Sprintf("rc%d=", attempt)) || slurmtest.Terminal(st) {
 				break
 			}
 			require.False(t, time.Now().After(deadline), "attempt %d: no step after %v; state %s\nout: %s", attempt, jobTimeout, st, out)
@@ -157,7 +159,7 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 				require.True(t, p.wrapped(1), "attempt %d rank %d ran on Linux: parent %q\nout: %s\nerr: %s", a, rank, p.Parent, out, errText)
 			}
 		}
-		if terminal(h.jobFields(id)["JobState"]) {
+		if slurmtest.Terminal(h.jobFields(id)["JobState"]) {
 			// The batch script refused to run without its LWK.
 			require.Contains(t, errText, "lwk: job "+ids, "the job ended without saying why\nout: %s\nerr: %s", out, errText)
 			caught++
@@ -186,7 +188,7 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 		}
 	}
 	t.Logf("%d of up to %d quick restarts started without a prolog", caught, tries)
-	if st := h.jobFields(id)["JobState"]; !terminal(st) {
+	if st := h.jobFields(id)["JobState"]; !slurmtest.Terminal(st) {
 		h.must("scancel", ids)
 		h.waitJob(id, jobTimeout)
 	}
