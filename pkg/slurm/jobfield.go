@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // JobField is a job's free-text field that slurm-lwk may annotate while the
@@ -21,6 +19,12 @@ const (
 	FieldAdminComment JobField = "AdminComment"
 	FieldComment      JobField = "Comment"
 )
+
+// fieldLabel names each in errors.
+var fieldLabel = map[JobField]string{
+	FieldAdminComment: "admin comment",
+	FieldComment:      "comment",
+}
 
 // squeueFormat is the `squeue -O` field of each, without a width (":0"
 // prints the whole value).
@@ -105,15 +109,5 @@ func AppendJobField(ctx context.Context, r Runner, squeue, scontrol string, jobI
 	if old != "" {
 		v = old + appendSeparator + text
 	}
-	if len(v) > MaxAdminCommentBytes {
-		return fmt.Errorf("append to %s of job %d: %d bytes, limit %d", f, jobID, len(v), MaxAdminCommentBytes)
-	}
-	if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
-		return fmt.Errorf("append to %s of job %d: the field holds control characters or invalid UTF-8", f, jobID)
-	}
-	id := strconv.FormatUint(uint64(jobID), 10)
-	if _, err := r.Run(ctx, []string{scontrol, "update", "JobId=" + id, string(f) + "=" + v}); err != nil {
-		return fmt.Errorf("set %s of job %d: %w", f, jobID, err)
-	}
-	return nil
+	return SetJobField(ctx, r, scontrol, jobID, f, v)
 }

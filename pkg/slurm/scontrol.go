@@ -64,33 +64,43 @@ func DrainNode(ctx context.Context, r Runner, scontrol, node, reason string) err
 	return nil
 }
 
-// SetAdminComment runs `scontrol update JobId=<jobID> AdminComment=<comment>`.
-// It needs root (or SlurmUser) and a job that has not finished: slurmctld
-// refuses updates to finished jobs, so it works from a prolog or a running
-// monitor, not from the epilog. The comment is not rewritten: it must be
-// valid UTF-8 without control characters and at most MaxAdminCommentBytes;
-// empty clears the field.
+// SetAdminComment runs `scontrol update JobId=<jobID> AdminComment=<comment>`
+// (SetJobField with FieldAdminComment).
 func SetAdminComment(ctx context.Context, r Runner, scontrol string, jobID uint32, comment string) error {
+	return SetJobField(ctx, r, scontrol, jobID, FieldAdminComment, comment)
+}
+
+// SetJobField runs `scontrol update JobId=<jobID> <field>=<value>`. It needs
+// root (or SlurmUser) and a job that has not finished: slurmctld refuses
+// updates to finished jobs, so it works from a prolog or a running monitor,
+// not from the epilog. The value is not rewritten: it must be valid UTF-8
+// without control characters and at most MaxAdminCommentBytes; empty clears
+// the field.
+func SetJobField(ctx context.Context, r Runner, scontrol string, jobID uint32, f JobField, value string) error {
 	if err := checkProgram(scontrol); err != nil {
 		return err
 	}
+	what, ok := fieldLabel[f]
+	if !ok {
+		return fmt.Errorf("set job field %q: not an annotatable field", string(f))
+	}
 	if jobID == 0 {
-		return fmt.Errorf("set admin comment: job ID 0")
+		return fmt.Errorf("set %s: job ID 0", what)
 	}
-	if len(comment) > MaxAdminCommentBytes {
-		return fmt.Errorf("set admin comment of job %d: %d bytes, limit %d", jobID, len(comment), MaxAdminCommentBytes)
+	if len(value) > MaxAdminCommentBytes {
+		return fmt.Errorf("set %s of job %d: %d bytes, limit %d", what, jobID, len(value), MaxAdminCommentBytes)
 	}
-	if !utf8.ValidString(comment) {
-		return fmt.Errorf("set admin comment of job %d: not valid UTF-8", jobID)
+	if !utf8.ValidString(value) {
+		return fmt.Errorf("set %s of job %d: not valid UTF-8", what, jobID)
 	}
-	for _, c := range comment {
+	for _, c := range value {
 		if unicode.IsControl(c) {
-			return fmt.Errorf("set admin comment of job %d: contains control character %U", jobID, c)
+			return fmt.Errorf("set %s of job %d: contains control character %U", what, jobID, c)
 		}
 	}
 	id := strconv.FormatUint(uint64(jobID), 10)
-	if _, err := r.Run(ctx, []string{scontrol, "update", "JobId=" + id, "AdminComment=" + comment}); err != nil {
-		return fmt.Errorf("set admin comment of job %d: %w", jobID, err)
+	if _, err := r.Run(ctx, []string{scontrol, "update", "JobId=" + id, string(f) + "=" + value}); err != nil {
+		return fmt.Errorf("set %s of job %d: %w", what, jobID, err)
 	}
 	return nil
 }
