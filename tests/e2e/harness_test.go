@@ -237,6 +237,33 @@ func (h *harness) slurmConfig(key string) string {
 	return ""
 }
 
+// jobLog returns what Slurm knows of a job, for a failure message:
+// `scontrol show job -d` and the slurmctld and slurmd log lines naming it.
+func (h *harness) jobLog(id int) string {
+	h.t.Helper()
+	var b strings.Builder
+	r := h.run(context.Background(), false, "scontrol", "show", "job", "-d", strconv.Itoa(id))
+	b.WriteString(r.stdout)
+	for _, key := range []string{"SlurmctldLogFile", "SlurmdLogFile"} {
+		fmt.Fprintf(&b, "--- %s (lines naming job %d)\n%s", key, id, h.logLines(key, id))
+	}
+	return b.String()
+}
+
+// logLines returns the lines of a Slurm daemon's log (a `scontrol show
+// config` key such as SlurmctldLogFile) that name the job.
+func (h *harness) logLines(key string, id int) string {
+	h.t.Helper()
+	word := regexp.MustCompile(`\b` + strconv.Itoa(id) + `\b`)
+	var b strings.Builder
+	for _, line := range strings.Split(readFile(h.slurmConfig(key)), "\n") {
+		if word.MatchString(line) {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
 // workdir returns a fresh directory owned by nobody, removed at the end of
 // the test. Jobs run there and write their output there.
 func (h *harness) workdir() string {

@@ -129,7 +129,10 @@ exec sleep 300
 // StartTime=now`) sometimes starts its batch step with no prolog run for the
 // new attempt (slurmd's credential cache still holds the job). Whatever
 // happens, no attempt's step may run on Linux: either the prolog ran and the
-// step goes through mcexec, or the batch script fails saying why.
+// step goes through mcexec, or the batch script fails saying why, or slurmd
+// refuses to launch the attempt (the requeue revoked the job's credential and
+// slurmd still remembers it; seen on 24.11) and the job fails before any of
+// it runs.
 func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 	h := newLWKHarness(t)
 	h.needBinary("lwk-sim-mcexec")
@@ -160,10 +163,19 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 			}
 		}
 		if slurmtest.Terminal(h.jobFields(id)["JobState"]) {
-			// The batch script refused to run without its LWK.
-			require.Contains(t, errText, "lwk: job "+ids, "the job ended without saying why\nout: %s\nerr: %s", out, errText)
-			caught++
-			t.Logf("attempt %d started without its prolog and was refused: %s", attempt, strings.TrimSpace(errText))
+			require.NotContains(t, out, fmt.Sprintf("start=%d", attempt), "attempt %d's batch script ran\nout: %s\nerr: %s", attempt, out, errText)
+			if strings.Contains(errText, "lwk: job "+ids) {
+				// The plugin refused the batch script: no LWK for this attempt.
+				caught++
+				t.Logf("attempt %d started without its prolog and was refused: %s", attempt, strings.TrimSpace(errText))
+				break
+			}
+			// Or slurmd refused the launch itself ("already killed, do not
+			// launch batch job"): the job fails, none of the attempt runs.
+			ctld := h.logLines("SlurmctldLogFile", id)
+			require.Contains(t, ctld, "Killing non-startable batch JobId="+ids,
+				"the job ended without saying why\nout: %s\nerr: %s\n%s", out, errText, h.jobLog(id))
+			t.Logf("attempt %d was not launched by Slurm: %s", attempt, lastLine(ctld, "non-startable"))
 			break
 		}
 		if attempt == tries {
@@ -194,4 +206,15 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 	}
 	require.NotContains(t, h.nodeFields()["State"], "DRAIN")
 	h.assertPristine(settleTimeout)
+}
+
+// lastLine returns the last line of text that contains substr.
+func lastLine(text, substr string) string {
+	lines := strings.Split(text, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], substr) {
+			return lines[i]
+		}
+	}
+	return ""
 }
