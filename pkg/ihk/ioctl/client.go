@@ -777,7 +777,7 @@ func (c *Client) PerfControl(ctx context.Context, os int, op ihk.PerfOp) error {
 	case ihk.PerfDestroy:
 		req = reqAuxPerfDestroy
 	default:
-		return invalid("IHK_OS_AUX_PERF_CTL", os, fmt.Sprintf("unknown perf operation %d", op))
+		return invalid("IHK_OS_AUX_PERF_ENABLE/DISABLE/DESTROY", os, fmt.Sprintf("unknown perf operation %d", op))
 	}
 	return c.osNoArg(ctx, req, os)
 }
