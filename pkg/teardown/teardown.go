@@ -29,8 +29,10 @@ import (
 // job's processes already, and the last of them may still be closing it.
 const holderGrace = 250 * time.Millisecond
 
-// ErrNodeUnusable marks failures that leave IHK holding resources: the node
-// should be drained.
+// ErrNodeUnusable labels the failures that leave IHK holding resources, so
+// the drain reason says so. It is a label for the message and for tests, not
+// a branch: lwk-epilog exits 1 on any error, and slurmd drains the node
+// whatever the cause (see cmd/lwk-epilog).
 var ErrNodeUnusable = errors.New("node left unusable")
 
 // IHK is what teardown asks of the IHK driver.
