@@ -115,6 +115,12 @@ const (
 	MaxKargsLen = 255
 )
 
+// RequiredKarg must be among an LWK's kernel arguments: without it McKernel
+// touches Linux's devices. Both backends refuse SET_KARGS without it (the
+// real client before issuing the request), and lwk.conf requires it in every
+// profile's fixed arguments.
+const RequiredKarg = "hidos"
+
 // MaxOSInstances is the driver's limit on OS instances per device (OS_MAX_MINOR).
 const MaxOSInstances = 64
 

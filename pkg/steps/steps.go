@@ -45,10 +45,16 @@ var All = []string{
 	LoadImage, SetKernelArgs, Boot, WaitRunning, GrantDevice, ConfineProxies, WriteMarker,
 }
 
+// Prolog lists every step a prolog may journal, in prolog order: All with
+// the optional DefragMemory first. Everything that accepts a step name
+// (lwk.conf's TestKillAfterStep, the simulator's fault injection) accepts
+// these.
+func Prolog() []string { return append([]string{DefragMemory}, All...) }
+
 // NotIHK are the steps that are not an IHK operation of the same name. The
 // simulator's fault injection accepts them beside the IHK operations: its
 // client wrapper covers the operations, apply's fault hook these.
-var NotIHK = []string{WaitRunning, GrantDevice, ConfineProxies, WriteMarker}
+var NotIHK = []string{DefragMemory, WaitRunning, GrantDevice, ConfineProxies, WriteMarker}
 
 // OSIndex returns the OS instance the job's create_os step created, once
 // that step is done: the one place a journal's OS index is decoded.

@@ -21,8 +21,10 @@ func TestOSIndex(t *testing.T) {
 	require.Equal(t, 5, idx)
 }
 
-func TestNotIHKIsASubsetOfAll(t *testing.T) {
+func TestNotIHKIsASubsetOfProlog(t *testing.T) {
 	for _, s := range NotIHK {
-		require.Contains(t, All, s)
+		require.Contains(t, Prolog(), s)
 	}
+	require.Equal(t, DefragMemory, Prolog()[0], "the optional defragmentation runs first")
+	require.Equal(t, All, Prolog()[1:])
 }

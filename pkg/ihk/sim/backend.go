@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -805,7 +806,7 @@ func (b *Backend) LoadImage(ctx context.Context, i int, path string) error {
 }
 
 // SetKernelArgs records the kernel arguments: EBUSY unless NOT_BOOTED,
-// EINVAL over ihk.MaxKargsLen bytes or without the token "hidos".
+// EINVAL over ihk.MaxKargsLen bytes or without ihk.RequiredKarg.
 func (b *Backend) SetKernelArgs(ctx context.Context, i int, kargs string) error {
 	const op = "set_kernel_args"
 	return b.do(ctx, op, i, func(s *state, now time.Time) error {
@@ -819,12 +820,8 @@ func (b *Backend) SetKernelArgs(ctx context.Context, i int, kargs string) error 
 		if len(kargs) > ihk.MaxKargsLen {
 			return b.err(op, i, syscall.EINVAL, "kernel arguments are %d bytes, limit %d", len(kargs), ihk.MaxKargsLen)
 		}
-		hidos := false
-		for _, f := range strings.Fields(kargs) {
-			hidos = hidos || f == "hidos"
-		}
-		if !hidos {
-			return b.err(op, i, syscall.EINVAL, "kernel arguments %q lack hidos", kargs)
+		if !slices.Contains(strings.Fields(kargs), ihk.RequiredKarg) {
+			return b.err(op, i, syscall.EINVAL, "kernel arguments %q lack %s", kargs, ihk.RequiredKarg)
 		}
 		o.Kargs = kargs
 		b.log.Info("ihk sim: set kernel arguments", "os", i, "kargs", kargs)
