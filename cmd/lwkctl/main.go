@@ -168,7 +168,7 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err != nil {
 		return err
 	}
-	journals, err := journal.OpenView(lwknode.JournalDir(cfg))
+	journals, err := journal.OpenReader(lwknode.JournalDir(cfg))
 	if err != nil {
 		return err
 	}
