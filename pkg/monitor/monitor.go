@@ -281,22 +281,15 @@ func journalDirOf(j Journals) string {
 // liveOS returns the instance a journal describes as up: the create_os
 // index, once write_marker is done.
 func liveOS(rec *journal.Record) (int, time.Time, bool) {
-	idx := -1
-	var up time.Time
-	for _, s := range rec.Steps {
-		switch s.Name {
-		case steps.CreateOS:
-			var d steps.OS
-			if s.State == journal.StateDone && s.DecodeData(&d) == nil {
-				idx = d.OS
-			}
-		case steps.WriteMarker:
-			if s.State == journal.StateDone {
-				up = s.At
-			}
-		}
+	idx, ok := steps.OSIndex(rec)
+	if !ok {
+		idx = -1
 	}
-	return idx, up, idx >= 0 && !up.IsZero()
+	var up time.Time
+	if s, found := rec.Find(steps.WriteMarker); found && s.State == journal.StateDone {
+		up = s.At
+	}
+	return idx, up, ok && idx >= 0 && !up.IsZero()
 }
 
 func profileOf(rec *journal.Record) string {
