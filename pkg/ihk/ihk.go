@@ -8,7 +8,8 @@ import (
 )
 
 // Client is every IHK operation the backends implement. Consumers declare
-// the few they use (apply.IHK, teardown.IHK, nodestatus.IHK) and take those.
+// the few they use (apply.IHK, teardown.IHK, nodestatus.IHK, monitor.IHK)
+// and take those.
 // Each call is one driver request: no backend waits or retries (the driver's
 // own blocking aside); package retry holds the rules callers apply.
 // Device-level operations act on the node's IHK device (/dev/mcd0);

@@ -132,8 +132,12 @@ func (n *Node) LogDone(msg string, start time.Time) {
 
 // TeardownDeps returns the epilog's collaborators.
 func (n *Node) TeardownDeps() teardown.Deps {
-	d := teardown.Deps{
-		IHK:            n.IHK,
+	return teardown.Deps{IHK: n.IHK, Node: n.teardownNode()}
+}
+
+// teardownNode is what teardown works with besides the driver.
+func (n *Node) teardownNode() teardown.Node {
+	d := teardown.Node{
 		Journal:        n.Journal,
 		DevDir:         n.Config.DevDir,
 		RunDir:         n.Config.RunDir,
@@ -165,11 +169,9 @@ func (n *Node) defragmenter() (nodeprep.Defragmenter, bool) {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups,
+	d := apply.Deps{Node: n.teardownNode(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups,
 		McexecBuildID: n.Config.McexecBuildID}
-	if n.backend.StepFaults != nil {
-		d.Faults = n.backend.StepFaults
-	}
+	d.Faults = n.backend.StepFaults
 	if n.testKillStep != "" {
 		d.Faults = testKill{step: n.testKillStep, next: d.Faults, log: n.Log, kill: selfKill}
 	}

@@ -142,11 +142,11 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) teardownDeps(c teardown.IHK) teardown.Deps {
-	return teardown.Deps{
-		IHK: c, Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, Proc: procfs.Default(),
+	return teardown.Deps{IHK: c, Node: teardown.Node{
+		Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, Proc: procfs.Default(),
 		DestroyTimeout: 5 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	}}
 }
 
 // noConfine stands in for proxycgroup.Manager: the monitor does not read
@@ -176,7 +176,7 @@ func (e *env) boot(job uint32) {
 	lk, err := nodelock.Acquire(context.Background(), e.stateDir)
 	require.NoError(e.t, err)
 	defer lk.Release()
-	idx, err := apply.Run(context.Background(), apply.Deps{Deps: e.teardownDeps(e.sim), IHK: e.sim, BootTimeout: 5 * time.Second,
+	idx, err := apply.Run(context.Background(), apply.Deps{Node: e.teardownDeps(e.sim).Node, IHK: e.sim, BootTimeout: 5 * time.Second,
 		StatusInterval: 5 * time.Millisecond, Confine: noConfine{}}, apply.Job{ID: job, User: "root", Spec: "mck"}, p)
 	require.NoError(e.t, err)
 	e.job, e.os = job, idx

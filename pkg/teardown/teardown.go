@@ -46,9 +46,16 @@ type IHK interface {
 	ReleaseMemory(ctx context.Context, chunks []ihk.MemChunk) error
 }
 
-// Deps are teardown's collaborators and settings.
+// Deps are teardown's collaborators and settings: the driver, and the rest
+// of the node (embedded, so its fields read as d.Journal, d.Log).
 type Deps struct {
-	IHK     IHK
+	IHK IHK
+	Node
+}
+
+// Node is everything teardown works with besides the driver. The prolog
+// embeds it too and passes its own, wider, driver for the rollback.
+type Node struct {
 	Journal *journal.Store
 	// DevDir holds the IHK device nodes (mcosN); RunDir the job markers;
 	// LogDir receives the LWK kernel logs.

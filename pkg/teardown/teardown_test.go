@@ -45,12 +45,12 @@ func newEnv(t *testing.T) *env {
 	store, err := journal.Open(filepath.Join(dir, "journal"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "img"), []byte("image"), 0o644))
-	return &env{t: t, ihk: b, dir: dir, deps: teardown.Deps{
-		IHK: b, Journal: store,
-		DevDir: b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
+	return &env{t: t, ihk: b, dir: dir, deps: teardown.Deps{IHK: b, Node: teardown.Node{
+		Journal: store,
+		DevDir:  b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
 		DestroyTimeout: 3 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}}
+	}}}
 }
 
 var ctx = context.Background()
