@@ -145,6 +145,7 @@ func run(ctx context.Context, o options) error {
 		Node: o.node, DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
 		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
 		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perfAttrs(cfg),
+		DriverTime: node.DriverClock(),
 	}, monitor.Deps{
 		IHK:      node.IHK,
 		Journals: journals,

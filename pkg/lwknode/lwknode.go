@@ -111,6 +111,10 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 	return nodelock.Acquire(ctx, n.Config.StateDir)
 }
 
+// DriverClock reads the time spent inside the simulated IHK driver so far;
+// nil with the real driver (whose time is the kernel's).
+func (n *Node) DriverClock() func() time.Duration { return n.backend.DriverTime }
+
 // DriverTime is the time spent inside the simulated IHK driver so far, and
 // false with the real driver (whose time is the kernel's).
 func (n *Node) DriverTime() (time.Duration, bool) {

@@ -71,6 +71,10 @@ type Config struct {
 	SysfsRoot, ProcRoot string
 	// Perf maps a profile name to the counters to program for its jobs.
 	Perf map[string][]ihk.PerfAttr
+	// DriverTime is the time spent inside the simulated IHK driver so far
+	// (reported as SimDriverSeconds); nil with the real driver, whose time
+	// is the kernel's.
+	DriverTime func() time.Duration
 	// AllowFast lets tests sample faster than MinInterval.
 	AllowFast bool
 }
