@@ -158,8 +158,12 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	// Read-only: unlike openNode, nothing is created under StateDir,
-	// RunDir or LogDir.
+	// Read-only as far as slurm-lwk's own state goes: unlike openNode,
+	// nothing is created under RunDir or LogDir, and journals are read
+	// through journal.Reader. Opening the backend may still write: with
+	// IHKBackend=sim it creates SimStateDir (its dev/mcd0 stand-in and
+	// state), and either backend may refresh the topology cache in
+	// StateDir.
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
