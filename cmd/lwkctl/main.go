@@ -35,6 +35,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
@@ -180,7 +181,7 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err != nil {
 		return err
 	}
-	if err := st.AddCgroups(lwknode.OpenCgroups(cfg, "/proc")); err != nil {
+	if err := st.AddCgroups(lwknode.OpenCgroups(cfg, procfs.Default())); err != nil {
 		return err
 	}
 	if *jsonOut {
@@ -253,9 +254,10 @@ func confineTaskCmd(fs *pflag.FlagSet, configPath *string, args []string) error 
 	if err != nil {
 		return err
 	}
-	m, ok := lwknode.OpenCgroups(cfg, "/proc").(proxycgroup.Manager)
+	cg := lwknode.OpenCgroups(cfg, procfs.Default())
+	m, ok := cg.(proxycgroup.Manager)
 	if !ok {
-		_, err := lwknode.OpenCgroups(cfg, "/proc").Create(*job, proxycgroup.Limits{})
+		_, err := cg.Create(*job, proxycgroup.Limits{})
 		return err
 	}
 	rec, err := proxycgroup.ReadRecord(cfg.RunDir, *job)

@@ -45,6 +45,9 @@ type Node struct {
 	Cgroups Confinement
 	// Ended records which job attempts' epilogs have run.
 	Ended *jobend.Store
+	// Proc is the proc file system every /proc reader of the lifecycle
+	// uses (procfs.DefaultMountPoint, chosen once in Open).
+	Proc procfs.FS
 	// testKillStep is the armed TestKillAfterStep (ArmTestKill), or "".
 	testKillStep string
 }
@@ -77,14 +80,15 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b,
-		Cgroups: OpenCgroups(cfg, "/proc"), Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
+	proc := procfs.Default()
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b, Proc: proc,
+		Cgroups: OpenCgroups(cfg, proc), Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
 }
 
-// OpenCgroups detects the node's cgroup layout from <procRoot>/self/mounts
-// and returns the confinement manager for it.
-func OpenCgroups(cfg *config.Config, procRoot string) Confinement {
-	layout, err := proxycgroup.Detect(procRoot)
+// OpenCgroups detects the node's cgroup layout from <proc>/self/mounts and
+// returns the confinement manager for it.
+func OpenCgroups(cfg *config.Config, proc procfs.FS) Confinement {
+	layout, err := proxycgroup.Detect(proc)
 	if err != nil {
 		return noCgroups{err}
 	}
@@ -146,7 +150,7 @@ func (n *Node) teardownNode() teardown.Node {
 		DevDir:         n.Config.DevDir,
 		RunDir:         n.Config.RunDir,
 		LogDir:         n.Config.LogDir,
-		Proc:           procfs.Default(),
+		Proc:           n.Proc,
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
 		Cgroups:        n.Cgroups,
