@@ -291,14 +291,14 @@ func (e *env) newMonitor(c monitor.IHK, s monitor.Slurm, lock monitor.Locker) *m
 		Node: "n1", DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir,
 		Interval: 50 * time.Millisecond, HangInterval: 50 * time.Millisecond, SuspendInterval: 50 * time.Millisecond,
 		RescanInterval: 200 * time.Millisecond, AllowFast: true,
-		Perf: e.perf,
+		Perf: e.perf, Proc: procfs.Default(),
 	}
 	if e.configure != nil {
 		e.configure(&cfg)
 	}
 	m, err := monitor.New(cfg, monitor.Deps{
 		IHK: c, Journals: reader, Lock: lock, Slurm: s,
-		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Proxies: monitor.ProcProxies{Proc: procfs.Default(), CgroupRoot: "/sys/fs/cgroup"},
 		Spool:   e.spool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(e.t, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/readiness"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
@@ -66,9 +67,10 @@ type Config struct {
 	// retried when the node lock was held. Default DefaultRegisterRetry.
 	RegisterRetry time.Duration
 	// ReadinessNodes are the job NUMA nodes whose readiness is published;
-	// SysfsRoot and ProcRoot are where it is read.
-	ReadinessNodes      []int
-	SysfsRoot, ProcRoot string
+	// SysfsRoot and Proc are where it is read.
+	ReadinessNodes []int
+	SysfsRoot      string
+	Proc           procfs.FS
 	// Perf maps a profile name to the counters to program for its jobs.
 	Perf map[string][]ihk.PerfAttr
 	// DriverTime is the time spent inside the simulated IHK driver so far
@@ -89,8 +91,8 @@ func (c *Config) check() error {
 	if c.RegisterRetry <= 0 {
 		c.RegisterRetry = DefaultRegisterRetry
 	}
-	if c.ProcRoot == "" {
-		c.ProcRoot = "/proc"
+	if !filepath.IsAbs(c.Proc.Root) {
+		return fmt.Errorf("monitor: proc root %q is not absolute", c.Proc.Root)
 	}
 	if c.Interval < MinInterval && !c.AllowFast || c.Interval <= 0 {
 		return fmt.Errorf("sampling interval %s: must be at least %s", c.Interval, MinInterval)
@@ -1031,7 +1033,7 @@ func (m *Monitor) refreshReadiness() {
 	if len(m.cfg.ReadinessNodes) == 0 {
 		return
 	}
-	r, err := readiness.Read(m.cfg.SysfsRoot, m.cfg.ProcRoot, m.cfg.ReadinessNodes, os.Getpagesize())
+	r, err := readiness.Read(m.cfg.SysfsRoot, m.cfg.Proc.Root, m.cfg.ReadinessNodes, os.Getpagesize())
 	if err != nil {
 		m.d.Log.Warn("cannot read readiness", "err", err)
 		return

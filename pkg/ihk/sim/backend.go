@@ -51,9 +51,10 @@ type Options struct {
 	// DevDir holds the device stand-ins mcd0 and mcosN. Created 0755.
 	// Default: StateDir/dev.
 	DevDir string
-	// ProcRoot is procfs, read to find the programs mcexec stand-ins run
-	// (for rusage) and to signal eventfds. Default: /proc.
-	ProcRoot string
+	// Proc is procfs, read to find the programs mcexec stand-ins run (for
+	// rusage) and to signal eventfds. The zero value means
+	// procfs.DefaultMountPoint.
+	Proc procfs.FS
 	// Topology says which CPUs exist and are online and how much memory
 	// each NUMA node has free. Required.
 	Topology *topology.Topology
@@ -127,12 +128,8 @@ func Open(opts Options) (*Backend, error) {
 	if !filepath.IsAbs(b.devDir) {
 		return nil, fmt.Errorf("open ihk simulator: dev dir %q is not absolute", opts.DevDir)
 	}
-	if opts.ProcRoot != "" {
-		p, err := procfs.NewFS(opts.ProcRoot)
-		if err != nil {
-			return nil, fmt.Errorf("open ihk simulator: %w", err)
-		}
-		b.proc = p
+	if opts.Proc.Root != "" {
+		b.proc = opts.Proc
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
