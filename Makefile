@@ -110,6 +110,7 @@ lint:
 	$(GO) run $(STATICCHECK) -tags vmnode ./tests/vmnode/
 	$(GO) run $(STATICCHECK) -tags cluster ./tests/cluster/
 	$(GO) run $(ERRORLINT) ./...
+	GOFLAGS=-tags=e2e $(GO) run $(ERRORLINT) ./tests/e2e/
 	GOFLAGS=-tags=vmnode $(GO) run $(ERRORLINT) ./tests/vmnode/
 	GOFLAGS=-tags=cluster $(GO) run $(ERRORLINT) ./tests/cluster/
 
@@ -150,8 +151,10 @@ packages:
 install-test: packages
 	tests/packages/install-test
 
+# build/go.mod stays: it keeps build/ out of the module's ./... patterns.
 clean:
-	rm -rf bin build
+	rm -rf bin
+	find build -mindepth 1 -maxdepth 1 ! -name go.mod -exec rm -rf --one-file-system {} +
 	$(MAKE) -C spank clean
 
 # Node preparation VM harness (scripts/vm-node): Debian's own kernel under

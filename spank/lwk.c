@@ -245,11 +245,13 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 
 /*
  * At submit: refuse a bad spec (in case the callback's failure did not stop
- * the command), have lwkctl check it against lwk.conf, and hand the spec,
- * normalised by lwkctl when it could judge it, to the prolog and epilog as SPANK_LWK_MODE
- * (spank_job_control_setenv prefixes SPANK_). The bare option is exported
- * as "default" so that it is never an empty string. The spec goes as given:
- * the Go parser normalises it (one normaliser, not two).
+ * the command), have lwkctl check it against lwk.conf, and hand the spec to
+ * the prolog and epilog as SPANK_LWK_MODE (spank_job_control_setenv
+ * prefixes SPANK_). When lwkctl judged it (check_spec returns 1) its
+ * normalised form goes; the spec goes as given only when lwkctl could not
+ * judge it, and the Go parser normalises it then (one normaliser, not two).
+ * The bare option is exported as "default" so that it is never an empty
+ * string.
  */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {

@@ -37,6 +37,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/metrics"
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -101,14 +102,15 @@ func run(ctx context.Context, o options) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := outsideSlurm("/proc/self/cgroup"); err != nil {
+	proc := procfs.Default()
+	if err := outsideSlurm(proc.Path("self", "cgroup")); err != nil {
 		return err
 	}
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
 	}
-	if err := pinToOSCores(cfg); err != nil {
+	if err := pinToOSCores(cfg, proc); err != nil {
 		return err
 	}
 	if o.node == "" {
@@ -144,14 +146,15 @@ func run(ctx context.Context, o options) error {
 	m, err := monitor.New(monitor.Config{
 		Node: o.node, DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
 		Interval: o.interval, HangInterval: o.hangInterval, SuspendInterval: o.suspendInterval,
-		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc", Perf: perfAttrs(cfg),
+		ReadinessNodes: numa, SysfsRoot: cfg.SysfsRoot, Proc: proc, Perf: perfAttrs(cfg),
+		DriverTime: node.DriverClock(),
 	}, monitor.Deps{
 		IHK:      node.IHK,
 		Journals: journals,
 		Lock:     monitor.NodeLock{Dir: cfg.StateDir},
 		Slurm: monitor.SlurmCommands{Runner: runner, Scontrol: cfg.ScontrolPath, Scancel: cfg.ScancelPath, Squeue: cfg.SqueuePath,
 			Node: o.node, ReasonField: monitor.ReasonFieldOf(cfg.FailureReasonField)},
-		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Proxies: monitor.ProcProxies{Proc: proc, CgroupRoot: "/sys/fs/cgroup"},
 		Spool:   sp,
 		Log:     log,
 	})
@@ -282,7 +285,7 @@ func readinessNodes(cfg *config.Config) ([]int, error) {
 // are online on this machine (with the simulator, the configuration's
 // topology may describe a larger machine). Threads the runtime creates
 // later, and commands the monitor runs, inherit the mask.
-func pinToOSCores(cfg *config.Config) error {
+func pinToOSCores(cfg *config.Config, proc procfs.FS) error {
 	host, err := topology.ReadLayout("/")
 	if err != nil {
 		return err
@@ -295,7 +298,7 @@ func pinToOSCores(cfg *config.Config) error {
 	for _, c := range cpus.List() {
 		set.Set(c)
 	}
-	tasks, err := os.ReadDir("/proc/self/task")
+	tasks, err := os.ReadDir(proc.Path("self", "task"))
 	if err != nil {
 		return fmt.Errorf("pin to os cores %s: %w", cpus, err)
 	}

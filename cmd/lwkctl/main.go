@@ -35,6 +35,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
@@ -158,8 +159,12 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	// Read-only: unlike openNode, nothing is created under StateDir,
-	// RunDir or LogDir.
+	// Read-only as far as slurm-lwk's own state goes: unlike openNode,
+	// nothing is created under RunDir or LogDir, and journals are read
+	// through journal.Reader. Opening the backend may still write: with
+	// IHKBackend=sim it creates SimStateDir (its dev/mcd0 stand-in and
+	// state), and either backend may refresh the topology cache in
+	// StateDir.
 	cfg, err := config.Load(*configPath)
 	if err != nil {
 		return err
@@ -168,7 +173,7 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err != nil {
 		return err
 	}
-	journals, err := journal.OpenView(lwknode.JournalDir(cfg))
+	journals, err := journal.OpenReader(lwknode.JournalDir(cfg))
 	if err != nil {
 		return err
 	}
@@ -176,7 +181,7 @@ func statusCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args 
 	if err != nil {
 		return err
 	}
-	if err := st.AddCgroups(lwknode.OpenCgroups(cfg, "/proc")); err != nil {
+	if err := st.AddCgroups(lwknode.OpenCgroups(cfg, procfs.Default())); err != nil {
 		return err
 	}
 	if *jsonOut {
@@ -249,9 +254,10 @@ func confineTaskCmd(fs *pflag.FlagSet, configPath *string, args []string) error 
 	if err != nil {
 		return err
 	}
-	m, ok := lwknode.OpenCgroups(cfg, "/proc").(proxycgroup.Manager)
+	cg := lwknode.OpenCgroups(cfg, procfs.Default())
+	m, ok := cg.(proxycgroup.Manager)
 	if !ok {
-		_, err := lwknode.OpenCgroups(cfg, "/proc").Create(*job, proxycgroup.Limits{})
+		_, err := cg.Create(*job, proxycgroup.Limits{})
 		return err
 	}
 	rec, err := proxycgroup.ReadRecord(cfg.RunDir, *job)

@@ -6,7 +6,8 @@
 //     interrupts whose affinity the kernel manages (per-CPU timers, managed
 //     MSI-X vectors of multi-queue devices): those are reported, not fatal.
 //   - /proc/PID/stat (comm and flags, PF_KTHREAD = 0x00200000) and
-//     /proc/PID/status (Cpus_allowed_list, Mems_allowed_list).
+//     /proc/PID/status (Cpus_allowed_list, Mems_allowed_list), parsed by
+//     package procfs (FS.Placement) with root/proc as its root.
 //
 // Processes are only read here; confining them is done through cgroups.
 package affinity

@@ -1,17 +1,14 @@
 package affinity
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 
 	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // pfKthread is PF_KTHREAD in /proc/PID/stat's flags field.
@@ -32,17 +29,12 @@ type Process struct {
 // ReadProcesses reads every /proc/PID below root, ascending. Processes
 // that exit while being read are skipped.
 func ReadProcesses(root string) ([]Process, error) {
-	dir := filepath.Join(root, "proc")
-	ents, err := os.ReadDir(dir)
+	pids, err := procfs.FS{Root: filepath.Join(root, "proc")}.PIDs()
 	if err != nil {
 		return nil, err
 	}
 	var out []Process
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
+	for _, pid := range pids {
 		p, err := ReadProcess(root, pid)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -56,64 +48,11 @@ func ReadProcesses(root string) ([]Process, error) {
 	return out, nil
 }
 
-// ReadProcess reads /proc/PID below root.
+// ReadProcess reads /proc/PID below root (through package procfs).
 func ReadProcess(root string, pid int) (Process, error) {
-	base := filepath.Join(root, "proc", strconv.Itoa(pid))
-	p := Process{PID: pid, CPUs: cpuset.New(), Mems: cpuset.New()}
-	stat, err := os.ReadFile(filepath.Join(base, "stat"))
+	pl, err := procfs.FS{Root: filepath.Join(root, "proc")}.Placement(pid)
 	if err != nil {
 		return Process{}, err
 	}
-	// "PID (comm) S ppid ..." where comm may hold spaces and parentheses:
-	// it ends at the last ')'.
-	s := string(stat)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return Process{}, fmt.Errorf("parse %s/stat: no (comm)", base)
-	}
-	p.Comm = s[open+1 : closing]
-	rest := strings.Fields(s[closing+1:])
-	// rest[0] is state; flags is field 9 of stat, rest[6].
-	if len(rest) < 7 {
-		return Process{}, fmt.Errorf("parse %s/stat: %d fields after comm", base, len(rest))
-	}
-	flags, err := strconv.ParseUint(rest[6], 10, 64)
-	if err != nil {
-		return Process{}, fmt.Errorf("parse %s/stat flags: %w", base, err)
-	}
-	p.Kernel = flags&pfKthread != 0
-	status, err := os.Open(filepath.Join(base, "status"))
-	if err != nil {
-		return Process{}, err
-	}
-	defer status.Close()
-	var haveCPUs bool
-	sc := bufio.NewScanner(status)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		var dst *cpuset.CPUSet
-		switch key {
-		case "Cpus_allowed_list":
-			dst, haveCPUs = &p.CPUs, true
-		case "Mems_allowed_list":
-			dst = &p.Mems
-		default:
-			continue
-		}
-		set, err := cpuset.Parse(strings.TrimSpace(val))
-		if err != nil {
-			return Process{}, fmt.Errorf("parse %s/status %s: %w", base, key, err)
-		}
-		*dst = set
-	}
-	if err := sc.Err(); err != nil {
-		return Process{}, fmt.Errorf("read %s/status: %w", base, err)
-	}
-	if !haveCPUs {
-		return Process{}, fmt.Errorf("parse %s/status: no Cpus_allowed_list", base)
-	}
-	return p, nil
+	return Process{PID: pid, Comm: pl.Comm, Kernel: pl.Flags&pfKthread != 0, CPUs: pl.CPUs, Mems: pl.Mems}, nil
 }

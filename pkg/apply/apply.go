@@ -57,11 +57,11 @@ type Confiner interface {
 	Create(jobID uint32, l proxycgroup.Limits) (*proxycgroup.Record, error)
 }
 
-// Deps are the prolog's collaborators; teardown's are embedded for rollback.
+// Deps are the prolog's collaborators; teardown's node is embedded for
+// rollback.
 type Deps struct {
-	teardown.Deps
-	// IHK is the driver the steps act on. The rollback uses it too (see
-	// Teardown); the embedded teardown.Deps.IHK is not used.
+	teardown.Node
+	// IHK is the driver the steps act on, and the rollback's (see Teardown).
 	IHK IHK
 	// BootTimeout bounds BOOT plus the wait for RUNNING.
 	BootTimeout time.Duration
@@ -87,12 +87,9 @@ type Defragmenter interface {
 	Defrag(ctx context.Context, dropCaches bool, budget time.Duration) (json.RawMessage, error)
 }
 
-// Teardown returns the embedded teardown.Deps with IHK as its driver: what
-// the rollback runs with.
+// Teardown returns what the rollback runs with: the embedded node and IHK.
 func (d Deps) Teardown() teardown.Deps {
-	td := d.Deps
-	td.IHK = d.IHK
-	return td
+	return teardown.Deps{IHK: d.IHK, Node: d.Node}
 }
 
 // ErrBuildID marks a driver whose build id differs from mcexec's: every

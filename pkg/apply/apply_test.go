@@ -161,7 +161,7 @@ func newEnv(t *testing.T, faults string) *env {
 		deps: Deps{
 			IHK:     r,
 			Confine: cg,
-			Deps: teardown.Deps{
+			Node: teardown.Node{
 				Journal: store, Cgroups: cg,
 				DevDir: filepath.Join(dir, "sim", "dev"), RunDir: filepath.Join(dir, "run"),
 				LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),

@@ -63,7 +63,7 @@ func TestWaitRunning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &statuses{seq: tc.seq}
 			r := &runner{d: Deps{IHK: fake, StatusInterval: 5 * time.Millisecond,
-				Deps: teardown.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}}
+				Node: teardown.Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if tc.ctxTime > 0 {

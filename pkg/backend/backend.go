@@ -38,13 +38,29 @@ type NodeView interface {
 	Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error)
 }
 
+// StepHook is called around every prolog step (apply.Faults).
+type StepHook interface {
+	Before(step string) error
+	After(step string)
+}
+
+// holdings is the part of IHK a node view asks what IHK holds.
+type holdings interface {
+	ReservedCPUs(ctx context.Context) ([]int, error)
+	ReservedMemory(ctx context.Context) ([]ihk.MemChunk, error)
+	ListOS(ctx context.Context) ([]int, error)
+	AssignedCPUs(ctx context.Context, os int) ([]int, error)
+	AssignedMemory(ctx context.Context, os int) ([]ihk.MemChunk, error)
+}
+
 // Opened is an opened backend.
 type Opened struct {
 	Client ihk.Client
 	View   NodeView
 	// StepFaults is apply's fault hook for the prolog steps that are not
-	// IHK operations; nil unless the simulator injects faults.
-	StepFaults *sim.Faults
+	// IHK operations; nil (a nil interface) unless the simulator injects
+	// faults.
+	StepFaults StepHook
 	// DriverTime is the time spent in the simulated driver so far; nil
 	// with the real driver (whose time is the kernel's).
 	DriverTime func() time.Duration
@@ -112,7 +128,7 @@ type sysfsView struct {
 	// layout is read from sysfs only when the node changed, free memory
 	// always.
 	cache string
-	c     ihk.Client
+	c     holdings
 }
 
 // layoutCache is the node layout's cache file in StateDir; "" (no cache)
@@ -143,7 +159,7 @@ func (v sysfsView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held,
 // takes it out of the kernel's.
 type simView struct {
 	topo *topology.Topology
-	c    ihk.Client
+	c    holdings
 }
 
 func (v simView) Layout() (*topology.Topology, error) { return v.topo, nil }
@@ -167,7 +183,7 @@ func (v simView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held, e
 
 // held queries the CPUs IHK holds (reserved, and assigned to any instance)
 // and, if withMemory, the memory too.
-func held(ctx context.Context, c ihk.Client, withMemory bool) (cpuset.CPUSet, []ihk.MemChunk, error) {
+func held(ctx context.Context, c holdings, withMemory bool) (cpuset.CPUSet, []ihk.MemChunk, error) {
 	cpus, err := retry.Value(func() ([]int, error) { return c.ReservedCPUs(ctx) })
 	if err != nil {
 		return cpuset.New(), nil, fmt.Errorf("query reserved cpus: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
@@ -217,8 +218,8 @@ func setImage(p *Profile, value string) error {
 	if err != nil {
 		return err
 	}
-	if len(img) > MaxImagePathLen {
-		return fmt.Errorf("path is %d bytes, at most %d", len(img), MaxImagePathLen)
+	if len(img) > ihk.MaxPathLen {
+		return fmt.Errorf("path is %d bytes, at most %d", len(img), ihk.MaxPathLen)
 	}
 	p.Image = img
 	return nil
@@ -231,8 +232,8 @@ func setKargs(p *Profile, value string) error {
 			return fmt.Errorf("bad kernel argument %q", k)
 		}
 	}
-	if joined := strings.Join(p.Kargs, " "); len(joined) > MaxKargsLen {
-		return fmt.Errorf("kernel arguments are %d bytes, at most %d", len(joined), MaxKargsLen)
+	if joined := strings.Join(p.Kargs, " "); len(joined) > ihk.MaxKargsLen {
+		return fmt.Errorf("kernel arguments are %d bytes, at most %d", len(joined), ihk.MaxKargsLen)
 	}
 	return nil
 }
@@ -289,10 +290,10 @@ func setPerfEvents(p *Profile, value string) error {
 
 // parseStepName checks a prolog journal step name (TestKillAfterStep).
 func parseStepName(value string) (string, error) {
-	if slices.Contains(steps.All, value) || value == steps.DefragMemory {
+	if slices.Contains(steps.Prolog(), value) {
 		return value, nil
 	}
-	return "", fmt.Errorf("%q: not a prolog step (want %s or %s)", value, strings.Join(steps.All, ", "), steps.DefragMemory)
+	return "", fmt.Errorf("%q: not a prolog step (want one of %s)", value, strings.Join(steps.Prolog(), ", "))
 }
 
 // parseCgroupName checks a cgroup directory name: one path component.

@@ -14,20 +14,8 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
-)
-
-// Limits checked by Parse.
-const (
-	// MaxImagePathLen is the longest kernel image path IHK accepts
-	// (IHK_OS_LOAD takes a 256-byte buffer). Units: bytes.
-	MaxImagePathLen = 255
-	// MaxKargsLen is the longest kernel argument string IHK accepts
-	// (IHK_OS_SET_KARGS). Units: bytes.
-	MaxKargsLen = 255
-	// RequiredKarg must be among every profile's fixed kernel arguments: it
-	// keeps the McKernel from touching Linux's devices.
-	RequiredKarg = "hidos"
 )
 
 // ErrNoProfile is returned (wrapped) by (*Config).Profile for a name that
@@ -301,8 +289,8 @@ func parseProfile(pairs []pair) (Profile, error) {
 	if p.Image == "" {
 		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q has no Image=", p.Name)}
 	}
-	if !slices.Contains(p.Kargs, RequiredKarg) {
-		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: Kargs must include %q", p.Name, RequiredKarg)}
+	if !slices.Contains(p.Kargs, ihk.RequiredKarg) {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: Kargs must include %q", p.Name, ihk.RequiredKarg)}
 	}
 	return p, nil
 }
@@ -405,7 +393,7 @@ func (c *Config) Profile(name string) (Profile, error) {
 // CheckKargs reports an error unless every one of the user's extra kernel
 // arguments is on the profile's allow list (an entry ending in "=" allows
 // any non-empty value for that key; any other entry must match exactly) and
-// the fixed and extra arguments joined by spaces fit in MaxKargsLen bytes.
+// the fixed and extra arguments joined by spaces fit in ihk.MaxKargsLen bytes.
 func (p Profile) CheckKargs(extra []string) error {
 	for _, k := range extra {
 		if !p.allows(k) {
@@ -415,8 +403,8 @@ func (p Profile) CheckKargs(extra []string) error {
 			return fmt.Errorf("kernel argument %q: not allowed by profile %q (allowed: %s)", k, p.Name, strings.Join(p.AllowedKargs, ", "))
 		}
 	}
-	if n := len(p.KernelArgs(extra)); n > MaxKargsLen {
-		return fmt.Errorf("kernel arguments of profile %q plus %s: %d bytes, at most %d", p.Name, strings.Join(extra, "+"), n, MaxKargsLen)
+	if n := len(p.KernelArgs(extra)); n > ihk.MaxKargsLen {
+		return fmt.Errorf("kernel arguments of profile %q plus %s: %d bytes, at most %d", p.Name, strings.Join(extra, "+"), n, ihk.MaxKargsLen)
 	}
 	return nil
 }

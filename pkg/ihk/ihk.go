@@ -8,7 +8,8 @@ import (
 )
 
 // Client is every IHK operation the backends implement. Consumers declare
-// the few they use (apply.IHK, teardown.IHK, nodestatus.IHK) and take those.
+// the few they use (apply.IHK, teardown.IHK, nodestatus.IHK, monitor.IHK)
+// and take those.
 // Each call is one driver request: no backend waits or retries (the driver's
 // own blocking aside); package retry holds the rules callers apply.
 // Device-level operations act on the node's IHK device (/dev/mcd0);
@@ -114,6 +115,12 @@ const (
 	MaxPathLen  = 255
 	MaxKargsLen = 255
 )
+
+// RequiredKarg must be among an LWK's kernel arguments: without it McKernel
+// touches Linux's devices. Both backends refuse SET_KARGS without it (the
+// real client before issuing the request), and lwk.conf requires it in every
+// profile's fixed arguments.
+const RequiredKarg = "hidos"
 
 // MaxOSInstances is the driver's limit on OS instances per device (OS_MAX_MINOR).
 const MaxOSInstances = 64

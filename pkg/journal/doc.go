@@ -5,11 +5,11 @@
 // to tell what is whose (this job's OS index; other jobs' instances and
 // their reservations not yet assigned), undoes what live IHK state shows
 // (package teardown), and removes the job's journal once the node is clean.
-// lwkctl status reads them through a View to show how far each job got.
-// The journal is generic: a step's payload (an OS index, the CPUs, the
-// memory chunks actually reserved) is opaque JSON to it, and so is the
-// job's plan, kept for the administrator who reads the file (no program
-// reads it back).
+// lwkctl status and lwk-monitor read them through a Reader, which creates
+// nothing. The journal is generic: a step's payload (an OS index, the CPUs,
+// the memory chunks actually reserved) is opaque JSON to it, and so is the
+// job's plan. The plan is read back for display and accounting: lwk-monitor
+// takes the profile from it, lwkctl status the LWK's NUMA map.
 //
 // Kernel interface: plain files. One file per job, <Dir>/job-<jobid>.journal,
 // mode 0600 in a root-only 0700 directory (StateDir/journal). The file is a

@@ -45,6 +45,9 @@ type Node struct {
 	Cgroups Confinement
 	// Ended records which job attempts' epilogs have run.
 	Ended *jobend.Store
+	// Proc is the proc file system every /proc reader of the lifecycle
+	// uses (procfs.DefaultMountPoint, chosen once in Open).
+	Proc procfs.FS
 	// testKillStep is the armed TestKillAfterStep (ArmTestKill), or "".
 	testKillStep string
 }
@@ -77,14 +80,15 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b,
-		Cgroups: OpenCgroups(cfg, "/proc"), Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
+	proc := procfs.Default()
+	return &Node{Config: cfg, Log: log, IHK: b.Client, Journal: store, View: b.View, backend: b, Proc: proc,
+		Cgroups: OpenCgroups(cfg, proc), Ended: jobend.Open(jobend.Dir(cfg.StateDir))}, nil
 }
 
-// OpenCgroups detects the node's cgroup layout from <procRoot>/self/mounts
-// and returns the confinement manager for it.
-func OpenCgroups(cfg *config.Config, procRoot string) Confinement {
-	layout, err := proxycgroup.Detect(procRoot)
+// OpenCgroups detects the node's cgroup layout from <proc>/self/mounts and
+// returns the confinement manager for it.
+func OpenCgroups(cfg *config.Config, proc procfs.FS) Confinement {
+	layout, err := proxycgroup.Detect(proc)
 	if err != nil {
 		return noCgroups{err}
 	}
@@ -111,6 +115,10 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 	return nodelock.Acquire(ctx, n.Config.StateDir)
 }
 
+// DriverClock reads the time spent inside the simulated IHK driver so far;
+// nil with the real driver (whose time is the kernel's).
+func (n *Node) DriverClock() func() time.Duration { return n.backend.DriverTime }
+
 // DriverTime is the time spent inside the simulated IHK driver so far, and
 // false with the real driver (whose time is the kernel's).
 func (n *Node) DriverTime() (time.Duration, bool) {
@@ -132,13 +140,17 @@ func (n *Node) LogDone(msg string, start time.Time) {
 
 // TeardownDeps returns the epilog's collaborators.
 func (n *Node) TeardownDeps() teardown.Deps {
-	d := teardown.Deps{
-		IHK:            n.IHK,
+	return teardown.Deps{IHK: n.IHK, Node: n.teardownNode()}
+}
+
+// teardownNode is what teardown works with besides the driver.
+func (n *Node) teardownNode() teardown.Node {
+	d := teardown.Node{
 		Journal:        n.Journal,
 		DevDir:         n.Config.DevDir,
 		RunDir:         n.Config.RunDir,
 		LogDir:         n.Config.LogDir,
-		Proc:           procfs.Default(),
+		Proc:           n.Proc,
 		DestroyTimeout: n.Config.DestroyTimeout,
 		KillGrace:      defaultKillGrace,
 		Cgroups:        n.Cgroups,
@@ -165,11 +177,9 @@ func (n *Node) defragmenter() (nodeprep.Defragmenter, bool) {
 
 // ApplyDeps returns the prolog's collaborators.
 func (n *Node) ApplyDeps() apply.Deps {
-	d := apply.Deps{Deps: n.TeardownDeps(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups,
+	d := apply.Deps{Node: n.teardownNode(), IHK: n.IHK, BootTimeout: n.Config.BootTimeout, Confine: n.Cgroups,
 		McexecBuildID: n.Config.McexecBuildID}
-	if n.backend.StepFaults != nil {
-		d.Faults = n.backend.StepFaults
-	}
+	d.Faults = n.backend.StepFaults
 	if n.testKillStep != "" {
 		d.Faults = testKill{step: n.testKillStep, next: d.Faults, log: n.Log, kill: selfKill}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk/sim"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -124,9 +125,10 @@ func monitorProcess(arg string) {
 	m, err := monitor.New(monitor.Config{
 		Node: "n1", DevDir: b.DevDir(), RunDir: c.RunDir, LogDir: c.LogDir,
 		Interval: 50 * time.Millisecond, RescanInterval: 20 * time.Millisecond, AllowFast: true,
+		Proc: procfs.Default(),
 	}, monitor.Deps{
 		IHK: realLike{Backend: b, hold: time.Duration(c.HoldMS) * time.Millisecond}, Journals: reader, Lock: lock,
-		Slurm: &fakeSlurm{}, Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Slurm: &fakeSlurm{}, Proxies: monitor.ProcProxies{Proc: procfs.Default(), CgroupRoot: "/sys/fs/cgroup"},
 		Spool: sp, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -3,8 +3,8 @@
 // LWK, freezes an LWK whose job Slurm suspended, and keeps the samples and
 // final per-node usage records that accounting gathers.
 //
-// Kernel interfaces (through the IHK backend, see ../../../shared ABI notes
-// in the repository's docs): IHK_OS_REGISTER_EVENT eventfds for OOM and
+// Kernel interfaces (through the IHK backend; pkg/ihk/ioctl names the IHK
+// and McKernel sources they follow): IHK_OS_REGISTER_EVENT eventfds for OOM and
 // STATUS, read with poll(2); IHK_OS_GETRUSAGE and, with the real driver and
 // the simulator, the monitor page (IHK_OS_GET_USAGE/GET_CPU_USAGE) for
 // samples, never a loop of

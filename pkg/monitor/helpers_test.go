@@ -142,11 +142,11 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) teardownDeps(c teardown.IHK) teardown.Deps {
-	return teardown.Deps{
-		IHK: c, Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, Proc: procfs.Default(),
+	return teardown.Deps{IHK: c, Node: teardown.Node{
+		Journal: e.store, DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir, Proc: procfs.Default(),
 		DestroyTimeout: 5 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	}}
 }
 
 // noConfine stands in for proxycgroup.Manager: the monitor does not read
@@ -176,7 +176,7 @@ func (e *env) boot(job uint32) {
 	lk, err := nodelock.Acquire(context.Background(), e.stateDir)
 	require.NoError(e.t, err)
 	defer lk.Release()
-	idx, err := apply.Run(context.Background(), apply.Deps{Deps: e.teardownDeps(e.sim), IHK: e.sim, BootTimeout: 5 * time.Second,
+	idx, err := apply.Run(context.Background(), apply.Deps{Node: e.teardownDeps(e.sim).Node, IHK: e.sim, BootTimeout: 5 * time.Second,
 		StatusInterval: 5 * time.Millisecond, Confine: noConfine{}}, apply.Job{ID: job, User: "root", Spec: "mck"}, p)
 	require.NoError(e.t, err)
 	e.job, e.os = job, idx
@@ -291,14 +291,14 @@ func (e *env) newMonitor(c monitor.IHK, s monitor.Slurm, lock monitor.Locker) *m
 		Node: "n1", DevDir: e.sim.DevDir(), RunDir: e.runDir, LogDir: e.logDir,
 		Interval: 50 * time.Millisecond, HangInterval: 50 * time.Millisecond, SuspendInterval: 50 * time.Millisecond,
 		RescanInterval: 200 * time.Millisecond, AllowFast: true,
-		Perf: e.perf,
+		Perf: e.perf, Proc: procfs.Default(),
 	}
 	if e.configure != nil {
 		e.configure(&cfg)
 	}
 	m, err := monitor.New(cfg, monitor.Deps{
 		IHK: c, Journals: reader, Lock: lock, Slurm: s,
-		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"},
+		Proxies: monitor.ProcProxies{Proc: procfs.Default(), CgroupRoot: "/sys/fs/cgroup"},
 		Spool:   e.spool, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(e.t, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/readiness"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
@@ -66,11 +67,16 @@ type Config struct {
 	// retried when the node lock was held. Default DefaultRegisterRetry.
 	RegisterRetry time.Duration
 	// ReadinessNodes are the job NUMA nodes whose readiness is published;
-	// SysfsRoot and ProcRoot are where it is read.
-	ReadinessNodes      []int
-	SysfsRoot, ProcRoot string
+	// SysfsRoot and Proc are where it is read.
+	ReadinessNodes []int
+	SysfsRoot      string
+	Proc           procfs.FS
 	// Perf maps a profile name to the counters to program for its jobs.
 	Perf map[string][]ihk.PerfAttr
+	// DriverTime is the time spent inside the simulated IHK driver so far
+	// (reported as SimDriverSeconds); nil with the real driver, whose time
+	// is the kernel's.
+	DriverTime func() time.Duration
 	// AllowFast lets tests sample faster than MinInterval.
 	AllowFast bool
 }
@@ -85,8 +91,8 @@ func (c *Config) check() error {
 	if c.RegisterRetry <= 0 {
 		c.RegisterRetry = DefaultRegisterRetry
 	}
-	if c.ProcRoot == "" {
-		c.ProcRoot = "/proc"
+	if !filepath.IsAbs(c.Proc.Root) {
+		return fmt.Errorf("monitor: proc root %q is not absolute", c.Proc.Root)
 	}
 	if c.Interval < MinInterval && !c.AllowFast || c.Interval <= 0 {
 		return fmt.Errorf("sampling interval %s: must be at least %s", c.Interval, MinInterval)
@@ -281,22 +287,15 @@ func journalDirOf(j Journals) string {
 // liveOS returns the instance a journal describes as up: the create_os
 // index, once write_marker is done.
 func liveOS(rec *journal.Record) (int, time.Time, bool) {
-	idx := -1
-	var up time.Time
-	for _, s := range rec.Steps {
-		switch s.Name {
-		case steps.CreateOS:
-			var d steps.OS
-			if s.State == journal.StateDone && s.DecodeData(&d) == nil {
-				idx = d.OS
-			}
-		case steps.WriteMarker:
-			if s.State == journal.StateDone {
-				up = s.At
-			}
-		}
+	idx, ok := steps.OSIndex(rec)
+	if !ok {
+		idx = -1
 	}
-	return idx, up, idx >= 0 && !up.IsZero()
+	var up time.Time
+	if s, found := rec.Find(steps.WriteMarker); found && s.State == journal.StateDone {
+		up = s.At
+	}
+	return idx, up, ok && idx >= 0 && !up.IsZero()
 }
 
 func profileOf(rec *journal.Record) string {
@@ -1034,7 +1033,7 @@ func (m *Monitor) refreshReadiness() {
 	if len(m.cfg.ReadinessNodes) == 0 {
 		return
 	}
-	r, err := readiness.Read(m.cfg.SysfsRoot, m.cfg.ProcRoot, m.cfg.ReadinessNodes, os.Getpagesize())
+	r, err := readiness.Read(m.cfg.SysfsRoot, m.cfg.Proc.Root, m.cfg.ReadinessNodes, os.Getpagesize())
 	if err != nil {
 		m.d.Log.Warn("cannot read readiness", "err", err)
 		return

@@ -3,27 +3,29 @@ package monitor
 import (
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/devholders"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // ProcProxies finds proxies through procfs and reads their stop state from
 // /proc/<pid>/stat and their cgroup's freezer.
 type ProcProxies struct {
-	// ProcRoot is procfs (/proc); CgroupRoot the cgroup mount
-	// (/sys/fs/cgroup; v1 controllers below it by name, v2 at it or at
-	// its "unified" child).
-	ProcRoot, CgroupRoot string
+	// Proc is the proc file system.
+	Proc procfs.FS
+	// CgroupRoot is the cgroup mount (/sys/fs/cgroup; v1 controllers below
+	// it by name, v2 at it or at its "unified" child).
+	CgroupRoot string
 }
 
 // Holders implements Proxies: the processes other than this one that hold
 // dev open or mapped.
 func (p ProcProxies) Holders(dev string) ([]int, error) {
-	pids, err := devholders.Find(p.ProcRoot, dev)
+	pids, err := devholders.Find(p.Proc.Root, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -41,16 +43,11 @@ func (p ProcProxies) Holders(dev string) ([]int, error) {
 // is frozen (proctrack/cgroup suspends with the cgroup v1 freezer; cgroup
 // v2 with cgroup.freeze).
 func (p ProcProxies) Stopped(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join(p.ProcRoot, strconv.Itoa(pid), "stat"))
+	st, err := p.Proc.Stat(pid)
 	if err != nil {
 		return false
 	}
-	s := string(stat)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 || end+2 >= len(s) {
-		return false
-	}
-	switch s[end+2] {
+	switch st.State {
 	case 'T', 't':
 		return true
 	case 'Z', 'X':
@@ -60,24 +57,23 @@ func (p ProcProxies) Stopped(pid int) bool {
 }
 
 func (p ProcProxies) frozen(pid int) bool {
-	cg, err := os.ReadFile(filepath.Join(p.ProcRoot, strconv.Itoa(pid), "cgroup"))
+	lines, err := p.Proc.CgroupLines(pid)
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || strings.Contains(f[2], "..") {
+	for _, l := range lines {
+		if strings.Contains(l.Path, "..") {
 			continue
 		}
 		switch {
-		case f[1] == "freezer":
-			b, err := os.ReadFile(filepath.Join(p.CgroupRoot, "freezer", f[2], "freezer.state"))
+		case slices.Contains(l.Controllers, "freezer"):
+			b, err := os.ReadFile(filepath.Join(p.CgroupRoot, "freezer", l.Path, "freezer.state"))
 			if err == nil && strings.TrimSpace(string(b)) == "FROZEN" {
 				return true
 			}
-		case f[0] == "0" && f[1] == "":
+		case l.V2():
 			for _, root := range []string{p.CgroupRoot, filepath.Join(p.CgroupRoot, "unified")} {
-				b, err := os.ReadFile(filepath.Join(root, f[2], "cgroup.events"))
+				b, err := os.ReadFile(filepath.Join(root, l.Path, "cgroup.events"))
 				if err == nil && strings.Contains(string(b), "frozen 1") {
 					return true
 				}

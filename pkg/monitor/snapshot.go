@@ -128,8 +128,8 @@ func (m *Monitor) Snapshot() Snapshot {
 		c.Events[k] = v
 	}
 	s.Counters = c
-	if d, ok := m.d.IHK.(interface{ DriverTime() time.Duration }); ok {
-		v := d.DriverTime().Seconds()
+	if m.cfg.DriverTime != nil {
+		v := m.cfg.DriverTime().Seconds()
 		s.SimDriverSeconds = &v
 	}
 	return s

@@ -75,7 +75,7 @@ type IHK interface {
 	AssignedMemory(ctx context.Context, os int) ([]ihk.MemChunk, error)
 }
 
-// Journals is the read side of the journal store (journal.View).
+// Journals is the read side of the journal store (journal.Reader).
 type Journals interface {
 	List() ([]uint32, error)
 	Read(jobID uint32) (*journal.Record, error)

@@ -171,7 +171,8 @@ func availableBytes(t *topology.Topology, eligible cpuset.CPUSet, headroomPct in
 }
 
 // driverKeepsBytes is what IHK's RESERVE_MEM never takes from a node: 5% of
-// node 0's free memory (ref/ihk-abi.md §2.3), nothing elsewhere.
+// node 0's free memory (ihk linux/driver/smp/smp-driver.c, the
+// reservation loop), nothing elsewhere.
 func driverKeepsBytes(node int, free uint64) uint64 {
 	if node != 0 {
 		return 0

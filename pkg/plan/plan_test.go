@@ -50,7 +50,8 @@ func mustRequest(t testing.TB, spec string) lwkmode.Request {
 // machine builds a topology: nodes maps NUMA node → its CPUs (list
 // syntax); siblings pairs hyper-threads (cpu → core id = lowest sibling);
 // offline lists offline CPUs; free is per-node free memory (total is free +
-// 256 MiB); group puts nodes in distance groups: 10 within one, 20 across.
+// 256 MiB); group puts nodes in distance groups: 10 to itself, 11 within a group,
+// 20 across.
 type machine struct {
 	nodes    map[int]string
 	siblings map[int]int

@@ -43,21 +43,51 @@ func (fs FS) Comm(pid int) (string, error) {
 }
 
 // Cgroups reads a process's cgroup paths, one per hierarchy, from
-// /proc/<pid>/cgroup ("hierarchy-ID:controllers:path" lines; cgroup v2 has
-// one line "0::path").
+// /proc/<pid>/cgroup.
 func (fs FS) Cgroups(pid int) ([]string, error) {
+	lines, err := fs.CgroupLines(pid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.Path
+	}
+	return out, nil
+}
+
+// CgroupLine is one line of /proc/<pid>/cgroup,
+// "hierarchy-ID:controllers:path". cgroup v2 has one line "0::path".
+type CgroupLine struct {
+	Hierarchy string
+	// Controllers are the v1 hierarchy's controllers (and "name=..."
+	// entries); none for cgroup v2.
+	Controllers []string
+	// Path is the cgroup, relative to the hierarchy's root.
+	Path string
+}
+
+// V2 reports whether the line is the cgroup2 hierarchy's.
+func (l CgroupLine) V2() bool { return l.Hierarchy == "0" && len(l.Controllers) == 0 }
+
+// CgroupLines reads /proc/<pid>/cgroup, one entry per hierarchy.
+func (fs FS) CgroupLines(pid int) ([]CgroupLine, error) {
 	path := fs.Path(strconv.Itoa(pid), "cgroup")
 	data, err := readSmall(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []CgroupLine
 	for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			return nil, fmt.Errorf("parse %s: line %q", path, line)
 		}
-		out = append(out, parts[2])
+		l := CgroupLine{Hierarchy: parts[0], Path: parts[2]}
+		if parts[1] != "" {
+			l.Controllers = strings.Split(parts[1], ",")
+		}
+		out = append(out, l)
 	}
 	return out, nil
 }

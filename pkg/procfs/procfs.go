@@ -53,7 +53,13 @@ func (fs FS) PIDs() ([]int, error) {
 
 // Stat is the part of /proc/<pid>/stat slurm-lwk uses.
 type Stat struct {
-	PPID int
+	// Comm is the command name (field 2, without its parentheses).
+	Comm string
+	// State is the one-letter state (field 3: R, S, D, T, t, Z, X, ...).
+	State byte
+	PPID  int
+	// Flags are the kernel's PF_* flags (field 9).
+	Flags uint64
 	// UserTicks and SystemTicks include waited-for children (utime+cutime,
 	// stime+cstime). Units: 1/UserHZ s.
 	UserTicks, SystemTicks uint64
@@ -78,17 +84,27 @@ func (fs FS) Stat(pid int) (Stat, error) {
 	return st, nil
 }
 
-// parseStat parses /proc/<pid>/stat; comm (field 2) may contain spaces and
-// parentheses, so fields are counted after the last ')'.
-func parseStat(data string) (Stat, error) {
-	end := strings.LastIndexByte(data, ')')
-	if end < 0 {
-		return Stat{}, errors.New("no comm field")
+// splitStat splits /proc/<pid>/stat into comm and the fields after it, of
+// which it wants at least min. comm (field 2) may contain spaces and
+// parentheses, so it ends at the last ')'; f[0] is field 3 (state), field k
+// is f[k-3].
+func splitStat(data string, min int) (comm string, f []string, err error) {
+	open, end := strings.IndexByte(data, '('), strings.LastIndexByte(data, ')')
+	if open < 0 || end < open {
+		return "", nil, errors.New("no (comm) field")
 	}
-	f := strings.Fields(data[end+1:])
-	// f[0] is field 3 (state); field k is f[k-3].
-	if len(f) < 22 {
-		return Stat{}, fmt.Errorf("%d fields after comm", len(f))
+	f = strings.Fields(data[end+1:])
+	if len(f) < min {
+		return "", nil, fmt.Errorf("%d fields after comm", len(f))
+	}
+	return data[open+1 : end], f, nil
+}
+
+// parseStat parses /proc/<pid>/stat.
+func parseStat(data string) (Stat, error) {
+	comm, f, err := splitStat(data, 22)
+	if err != nil {
+		return Stat{}, err
 	}
 	num := func(k int) uint64 {
 		v, _ := strconv.ParseUint(f[k-3], 10, 64)
@@ -98,7 +114,14 @@ func parseStat(data string) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("ppid: %w", err)
 	}
+	flags, err := strconv.ParseUint(f[9-3], 10, 64)
+	if err != nil {
+		return Stat{}, fmt.Errorf("flags: %w", err)
+	}
 	return Stat{
+		Comm:        comm,
+		State:       f[0][0],
+		Flags:       flags,
 		PPID:        ppid,
 		UserTicks:   num(14) + num(16),
 		SystemTicks: num(15) + num(17),

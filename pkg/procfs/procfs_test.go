@@ -36,7 +36,7 @@ func TestFixture(t *testing.T) {
 
 	st, err := p.Stat(4242)
 	require.NoError(t, err)
-	require.Equal(t, Stat{PPID: 17, UserTicks: 250 + 7, SystemTicks: 30 + 3, Threads: 3, StartTicks: 123456, RSSPages: 640}, st)
+	require.Equal(t, Stat{Comm: "a (b) c", State: 'S', Flags: 4194560, PPID: 17, UserTicks: 250 + 7, SystemTicks: 30 + 3, Threads: 3, StartTicks: 123456, RSSPages: 640}, st)
 
 	uid, err := p.RealUID(4242)
 	require.NoError(t, err)

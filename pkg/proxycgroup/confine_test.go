@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 func mustParse(t *testing.T, s string) cpuset.CPUSet {
@@ -49,7 +51,7 @@ func TestDetect(t *testing.T) {
 			require.NoError(t, os.WriteFile(filepath.Join(root, "proc/self/mounts"), fmt.Appendf(nil, tc.mounts, root), 0o644))
 			require.NoError(t, os.MkdirAll(filepath.Join(root, "unified"), 0o755))
 			require.NoError(t, os.WriteFile(filepath.Join(root, "unified/cgroup.controllers"), []byte(tc.v2ctl+"\n"), 0o644))
-			l, err := Detect(filepath.Join(root, "proc"))
+			l, err := Detect(procfs.FS{Root: filepath.Join(root, "proc")})
 			if tc.wantErr != "" {
 				require.ErrorIs(t, err, ErrNoCgroups)
 				require.ErrorContains(t, err, tc.wantErr)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // fakeFS emulates the parts of cgroupfs the confinement relies on, over a
@@ -63,7 +65,7 @@ func newFakeV1(t *testing.T, cpus, mems string) (*fakeFS, Layout) {
 	f.populate(uni, map[string]string{"cgroup.controllers": "", "cgroup.subtree_control": ""})
 	fmt.Fprintf(&mounts, "cgroup2 %s cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n", uni)
 	f.writeProc("self/mounts", mounts.String())
-	l, err := Detect(f.procRoot)
+	l, err := Detect(procfs.FS{Root: f.procRoot})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func newFakeV2(t *testing.T) (*fakeFS, Layout) {
 	f := &fakeFS{t: t, procRoot: filepath.Join(root, "proc"), unified: uni}
 	f.populate(uni, map[string]string{"cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc", "cgroup.subtree_control": "memory pids"})
 	f.writeProc("self/mounts", fmt.Sprintf("sysfs /sys sysfs rw 0 0\ncgroup2 %s cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0\n", uni))
-	l, err := Detect(f.procRoot)
+	l, err := Detect(procfs.FS{Root: f.procRoot})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package proxycgroup
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -68,19 +67,17 @@ func (m Manager) Join(rec *Record, pid int, role Role) error {
 
 // cgroupsOf reads /proc/<pid>/cgroup: controller (v1) or "" (v2) to path.
 func (m Manager) cgroupsOf(pid int) (map[string]string, error) {
-	p := filepath.Join(m.Layout.ProcRoot, strconv.Itoa(pid), "cgroup")
-	b, err := os.ReadFile(p)
+	lines, err := m.Layout.Proc.CgroupLines(pid)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
+		return nil, fmt.Errorf("cgroups of pid %d: %w", pid, err)
 	}
 	out := map[string]string{}
-	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%s: malformed line %q", p, line)
+	for _, l := range lines {
+		if len(l.Controllers) == 0 {
+			out[""] = l.Path
 		}
-		for c := range strings.SplitSeq(f[1], ",") {
-			out[c] = f[2]
+		for _, c := range l.Controllers {
+			out[c] = l.Path
 		}
 	}
 	return out, nil

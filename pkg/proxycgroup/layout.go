@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // Mode is the cgroup version the confinement uses.
@@ -29,20 +31,20 @@ type Layout struct {
 	V1 map[string]string
 	// Unified is the cgroup2 mount point (cgroup v2).
 	Unified string
-	// ProcRoot is /proc, where /proc/<pid>/cgroup is read.
-	ProcRoot string
+	// Proc is where /proc/<pid>/cgroup and the threads' run times are read.
+	Proc procfs.FS
 }
 
 // ErrNoCgroups means the node mounts neither usable layout.
 var ErrNoCgroups = errors.New("no usable cgroup layout")
 
-// Detect chooses the layout from <procRoot>/self/mounts: v1 when cpuset,
+// Detect chooses the layout from <proc>/self/mounts: v1 when cpuset,
 // memory and cpu are each mounted as a v1 hierarchy (a hybrid node with an
 // empty cgroup2 beside them is v1), v2 when a cgroup2 mount offers all three
 // in its cgroup.controllers. v1 wins when both would do: on a hybrid node
 // the v1 hierarchies are where the controllers are bound.
-func Detect(procRoot string) (Layout, error) {
-	path := filepath.Join(procRoot, "self", "mounts")
+func Detect(proc procfs.FS) (Layout, error) {
+	path := proc.Path("self", "mounts")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Layout{}, fmt.Errorf("read mount table %s: %w", path, err)
@@ -69,7 +71,7 @@ func Detect(procRoot string) (Layout, error) {
 		}
 	}
 	if len(v1) == len(Controllers) {
-		return Layout{Mode: V1, V1: v1, ProcRoot: procRoot}, nil
+		return Layout{Mode: V1, V1: v1, Proc: proc}, nil
 	}
 	var why []string
 	for _, mnt := range unified {
@@ -81,7 +83,7 @@ func Detect(procRoot string) (Layout, error) {
 		have := strings.Fields(string(ctl))
 		missing := missingFrom(have)
 		if len(missing) == 0 {
-			return Layout{Mode: V2, Unified: mnt, ProcRoot: procRoot}, nil
+			return Layout{Mode: V2, Unified: mnt, Proc: proc}, nil
 		}
 		why = append(why, fmt.Sprintf("cgroup2 at %s lacks %s", mnt, strings.Join(missing, ",")))
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 )
 
 // The test binary doubles as the confined workload: with
@@ -60,7 +62,7 @@ func realV1(t *testing.T) Manager {
 		fail("needs root to create cgroups")
 		return Manager{}
 	}
-	layout, err := Detect("/proc")
+	layout, err := Detect(procfs.Default())
 	if err != nil || layout.Mode != V1 {
 		fail("needs writable cgroup v1 cpuset, memory and cpu hierarchies (layout %q, %v)", layout.Mode, err)
 		return Manager{}

@@ -2,7 +2,6 @@ package proxycgroup
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,7 +61,9 @@ func (m Manager) Stats(jobID uint32) (Stats, error) {
 		return st, err
 	}
 	for f := range strings.FieldsSeq(procs) {
-		st.Usage += m.cpuTime(f)
+		if pid, err := strconv.Atoi(f); err == nil {
+			st.Usage += m.Layout.Proc.RunTime(pid)
+		}
 	}
 	return st, nil
 }
@@ -85,23 +86,4 @@ func (m Manager) keyValues(dir, file string) (map[string]uint64, error) {
 		out[f[0]] = v
 	}
 	return out, nil
-}
-
-// cpuTime sums the run time of a process's threads; a process that is gone
-// counts nothing.
-func (m Manager) cpuTime(pid string) time.Duration {
-	tasks, _ := filepath.Glob(filepath.Join(m.Layout.ProcRoot, pid, "task", "*", "schedstat"))
-	var sum time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				sum += time.Duration(ns)
-			}
-		}
-	}
-	return sum
 }

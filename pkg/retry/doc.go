@@ -2,7 +2,9 @@
 // retries IHK operations. The IHK backends issue exactly one driver request
 // per call (the driver's own blocking aside); packages apply and teardown,
 // which know what an operation is for, decide with these rules whether to
-// try again:
+// try again. The backends' eventfd readers use the EINTR rule too: a
+// read(2) of an eventfd is not an IHK request, and a signal may interrupt
+// it.
 //
 //   - EINTR: retried at once, a bounded number of times. Some IHK ioctl
 //     handlers return -EINTR rather than -ERESTARTSYS when a signal arrives,

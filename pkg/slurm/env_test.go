@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// prologEnv is the Prolog environment slurmd 22.05.8 gave a job in the lab
-// (slurm-on-one-machine.md §5), plus what the SPANK shim adds.
+// prologEnv is the Prolog environment slurmd 22.05.8 gave a job on a test
+// machine (captured with env(1) from a Prolog script), plus what the SPANK shim adds.
 func prologEnv(extra ...string) []string {
 	env := []string{
 		"SLURMD_NODENAME=vm", "SLURM_JOB_GID=65534", "SLURM_JOB_STDIN=/dev/null",

@@ -45,10 +45,16 @@ var All = []string{
 	LoadImage, SetKernelArgs, Boot, WaitRunning, GrantDevice, ConfineProxies, WriteMarker,
 }
 
+// Prolog lists every step a prolog may journal, in prolog order: All with
+// the optional DefragMemory first. Everything that accepts a step name
+// (lwk.conf's TestKillAfterStep, the simulator's fault injection) accepts
+// these.
+func Prolog() []string { return append([]string{DefragMemory}, All...) }
+
 // NotIHK are the steps that are not an IHK operation of the same name. The
 // simulator's fault injection accepts them beside the IHK operations: its
 // client wrapper covers the operations, apply's fault hook these.
-var NotIHK = []string{WaitRunning, GrantDevice, ConfineProxies, WriteMarker}
+var NotIHK = []string{DefragMemory, WaitRunning, GrantDevice, ConfineProxies, WriteMarker}
 
 // OSIndex returns the OS instance the job's create_os step created, once
 // that step is done: the one place a journal's OS index is decoded.
@@ -64,7 +70,12 @@ func OSIndex(rec *journal.Record) (int, bool) {
 	return data.OS, true
 }
 
-// Memory is the data of reserve_memory and assign_memory.
+// Payloads are decoded leniently (journal.Step.DecodeData): fields that
+// older binaries wrote and nothing reads (an "os" in reserve_memory's and
+// reserve_cpus' data, "image" and "kargs" beside an instance's "os",
+// defrag_memory's "nodes") are ignored when an old journal is read.
+
+// Memory is the data of reserve_memory.
 type Memory struct {
 	// Requested is what the plan asked for.
 	Requested []ihk.MemChunk `json:"requested"`
@@ -72,24 +83,17 @@ type Memory struct {
 	// added to the reserved pool (it may split a request into several
 	// physically contiguous chunks).
 	Reserved []ihk.MemChunk `json:"reserved,omitempty"`
-	// OS is the instance, for assign_memory.
-	OS *int `json:"os,omitempty"`
 }
 
-// CPUs is the data of reserve_cpus and assign_cpus.
+// CPUs is the data of reserve_cpus.
 type CPUs struct {
 	// CPUs are Linux CPU IDs, in assignment order.
 	CPUs []int `json:"cpus"`
-	// OS is the instance, for assign_cpus.
-	OS *int `json:"os,omitempty"`
 }
 
 // OS is the data of the steps that act on one instance.
 type OS struct {
 	OS int `json:"os"`
-	// Image or Kargs, for load_image and set_kernel_args.
-	Image string `json:"image,omitempty"`
-	Kargs string `json:"kargs,omitempty"`
 }
 
 // Device is the data of grant_device: the device node the job's user was
@@ -115,7 +119,6 @@ type Confinement struct {
 // (duration, contiguous share of the job nodes before and after, blocks
 // evacuated and refused, per-step outcome), for the monitor and the admin.
 type Defrag struct {
-	Nodes  string          `json:"nodes"`
 	Result json.RawMessage `json:"result,omitempty"`
 	// Err is set when the step could not run at all (it never fails the
 	// prolog: defragmentation is an optimisation).

@@ -69,10 +69,10 @@ func TestDestroyRetries(t *testing.T) {
 			store, err := journal.Open(filepath.Join(dir, "journal"))
 			require.NoError(t, err)
 			drv := &busyDriver{destroy: tc.destroy}
-			d := teardown.Deps{IHK: drv, Journal: store,
+			d := teardown.Deps{IHK: drv, Node: teardown.Node{Journal: store,
 				DevDir: filepath.Join(dir, "dev"), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"),
 				Proc: procfs.FS{Root: t.TempDir()}, DestroyTimeout: 150 * time.Millisecond, KillGrace: time.Millisecond,
-				Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 			start := time.Now()
 			res, err := teardown.Run(context.Background(), d, 42)
 			require.Less(t, time.Since(start), 2*time.Second)

@@ -35,7 +35,7 @@ func TestInterruptedDefragIsRepaired(t *testing.T) {
 			fb := &fakeBlocks{}
 			e.deps.Memory = fb
 			rec := &journal.Record{JobID: 5}
-			require.NoError(t, rec.Begin(steps.DefragMemory, steps.Defrag{Nodes: "2-11"}))
+			require.NoError(t, rec.Begin(steps.DefragMemory, steps.Defrag{}))
 			if tc.done {
 				require.NoError(t, rec.Done(steps.DefragMemory, nil))
 				require.NoError(t, rec.Begin(steps.ReserveMemory, steps.Memory{Requested: []ihk.MemChunk{{NUMANode: 2, Bytes: 64 << 20}}}))

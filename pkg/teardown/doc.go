@@ -13,13 +13,20 @@
 // instance's memory to the pool split differently from how it was reserved
 // (IHK does not merge chunks back).
 //
-// Order, the reverse of the prolog: run marker → device access (revoked
-// before holders are killed, so a user cannot reopen it) → the job's
-// remaining mcexec processes → the LWK kernel log (READ_KMSG works only
-// before shutdown) → DESTROY_OS (retried while busy, with package retry's
-// bounded backoff; holders are looked for after a short grace) → RELEASE_CPU →
-// RELEASE_MEM → journal. "Already gone" is success at every step, so running
-// teardown twice is harmless.
+// Order (undo in teardown.go): the run marker is removed; then, for each
+// instance, device access is revoked (root-only again, before any holder is
+// stopped, so a user cannot reopen it), the LWK kernel log is saved
+// (READ_KMSG works only before shutdown), the last rusage reading is saved
+// for lwk-monitor (GETRUSAGE, package finalusage), and DESTROY_OS is retried
+// while busy with package retry's bounded backoff; once it has been busy for
+// holderGrace (250 ms), each retry first looks for the device's holders and
+// stops the job's. After the destroy (the proxies are gone) the job's
+// cgroups are removed; then RELEASE_CPU, RELEASE_MEM, the recovery of an
+// interrupted pre-boot defragmentation (job-node memory blocks back online),
+// and last the journal. Jobs whose epilog already ran and whose resources
+// were collected here lose their cgroups, markers and journals after that.
+// "Already gone" is success at every step, so running teardown twice is
+// harmless.
 //
 // Holders of the device are found by device number in every task's file
 // table and memory map (package devholders) and stopped through pidfds when
@@ -27,8 +34,11 @@
 // other users' holders are never killed; they are logged, and if DESTROY_OS
 // stays busy teardown fails naming them (see holderPolicy).
 //
-// Kernel interfaces: the IHK client (DESTROY_OS, QUERY/RELEASE_CPU,
-// QUERY/RELEASE_MEM, READ_KMSG), /proc/PID/task/TID/fd, maps, map_files,
-// status and cgroup (who holds /dev/mcosN, and whose it is),
-// pidfd_open(2)/pidfd_send_signal(2), and chown/chmod on the device node.
+// Kernel interfaces: the IHK client (LIST by DevDir scan, DESTROY_OS,
+// QUERY/RELEASE_CPU, QUERY/RELEASE_MEM, READ_KMSG, GETRUSAGE),
+// /proc/PID/task/TID/fd, maps, map_files, status and cgroup (who holds
+// /dev/mcosN, and whose it is), pidfd_open(2)/pidfd_send_signal(2), the
+// ACL, owner and mode of the device node, the job's cgroup directories
+// (cgroup.procs, then rmdir; package proxycgroup) and, for an interrupted
+// defragmentation, the job nodes' memory block state in sysfs.
 package teardown

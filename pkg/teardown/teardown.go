@@ -29,8 +29,10 @@ import (
 // job's processes already, and the last of them may still be closing it.
 const holderGrace = 250 * time.Millisecond
 
-// ErrNodeUnusable marks failures that leave IHK holding resources: the node
-// should be drained.
+// ErrNodeUnusable labels the failures that leave IHK holding resources, so
+// the drain reason says so. It is a label for the message and for tests, not
+// a branch: lwk-epilog exits 1 on any error, and slurmd drains the node
+// whatever the cause (see cmd/lwk-epilog).
 var ErrNodeUnusable = errors.New("node left unusable")
 
 // IHK is what teardown asks of the IHK driver.
@@ -44,9 +46,16 @@ type IHK interface {
 	ReleaseMemory(ctx context.Context, chunks []ihk.MemChunk) error
 }
 
-// Deps are teardown's collaborators and settings.
+// Deps are teardown's collaborators and settings: the driver, and the rest
+// of the node (embedded, so its fields read as d.Journal, d.Log).
 type Deps struct {
-	IHK     IHK
+	IHK IHK
+	Node
+}
+
+// Node is everything teardown works with besides the driver. The prolog
+// embeds it too and passes its own, wider, driver for the rollback.
+type Node struct {
 	Journal *journal.Store
 	// DevDir holds the IHK device nodes (mcosN); RunDir the job markers;
 	// LogDir receives the LWK kernel logs.

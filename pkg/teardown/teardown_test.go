@@ -45,12 +45,12 @@ func newEnv(t *testing.T) *env {
 	store, err := journal.Open(filepath.Join(dir, "journal"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "img"), []byte("image"), 0o644))
-	return &env{t: t, ihk: b, dir: dir, deps: teardown.Deps{
-		IHK: b, Journal: store,
-		DevDir: b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
+	return &env{t: t, ihk: b, dir: dir, deps: teardown.Deps{IHK: b, Node: teardown.Node{
+		Journal: store,
+		DevDir:  b.DevDir(), RunDir: filepath.Join(dir, "run"), LogDir: filepath.Join(dir, "log"), Proc: procfs.Default(),
 		DestroyTimeout: 3 * time.Second, KillGrace: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}}
+	}}}
 }
 
 var ctx = context.Background()
@@ -259,9 +259,12 @@ func TestBindMountedHolderIsStopped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	// Wait for sleep itself: while setpriv is between its setresuid and
+	// exec, the holder is neither root's nor settled.
 	require.Eventually(t, func() bool {
 		link, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "fd", "3"))
-		return err == nil && link != dev
+		comm, cerr := procfs.Default().Comm(cmd.Process.Pid)
+		return err == nil && link != dev && cerr == nil && comm == "sleep"
 	}, 5*time.Second, 20*time.Millisecond, "the holder did not open the bind mount")
 
 	res, err := teardown.Run(ctx, e.deps, 1)

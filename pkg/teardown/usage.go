@@ -8,6 +8,7 @@ import (
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 )
 
 // usageReader is the optional part of IHK that saveUsage uses.
@@ -26,7 +27,7 @@ func (d Deps) saveUsage(ctx context.Context, log *slog.Logger, idx int, res *Res
 	if !ok {
 		return
 	}
-	ru, err := r.Rusage(ctx, idx)
+	ru, err := retry.Value(func() (*ihk.Rusage, error) { return r.Rusage(ctx, idx) })
 	if err != nil {
 		log.Debug("no final lwk usage", "err", err)
 		return

@@ -31,8 +31,10 @@
  * Never load this module outside a test VM: it takes CPUs offline and holds
  * memory on request of whoever can open /dev/mcd0.
  *
- * The ABI facts follow IHK 1.7 (host_driver.c, smp-driver.c) as documented
- * for slurm-lwk; section numbers below refer to that description.
+ * The ABI facts follow IHK 1.7 (RIKEN-SysSoft/ihk, the sources pkg/ihk/ioctl
+ * names: linux/include/ihk/ihk_host_user.h, status.h, ihk_rusage.h,
+ * ihk_monitor.h, linux/core/host_driver.c, linux/driver/smp/smp-driver.c);
+ * the file names below are that tree's.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -78,7 +80,7 @@
 #define testdrv_eventfd_signal(ctx) eventfd_signal(ctx, 1)
 #endif
 
-/* Request numbers: plain constants, base + index (ABI §2.1). */
+/* Request numbers: plain constants, base + index (ihk_host_user.h). */
 #define DEV_BASE 0x112900
 #define OS_BASE 0x112a00
 #define AUX_BASE 0x11290100
@@ -138,7 +140,7 @@
 #define TESTDRV_INJECT_HANG 0x122a81 /* the next DETECT_HUNGUP finds the LWK hung */
 #define TESTDRV_INJECT_OOM 0x122a82 /* OOM eventfds signalled, a kmsg line */
 
-/* Kernel status values (ABI §2.6). */
+/* Kernel status values (ihk status.h). */
 enum {
 	ST_NOT_BOOTED = 0,
 	ST_LOADING = 1,
@@ -153,12 +155,12 @@ enum {
 	ST_HUNGUP = 10,
 };
 
-/* Event types (ABI §2.7). */
+/* Event types (ihk host_driver.c). */
 #define EVT_OOM 0
 #define EVT_STATUS 2
 #define EVT_KMSG 101
 
-/* Monitor page CPU states (ABI §2.9). */
+/* Monitor page CPU states (ihk ihk_monitor.h). */
 #define MON_USER 2
 #define MON_KERNEL 3
 #define MON_FROZEN 9
@@ -169,11 +171,11 @@ enum {
 #define MEM_GRANULE (4UL << 20) /* IHK_RESERVE_MEM_GRANULE */
 #define KARGS_LEN 256 /* the boot parameter field; 255 characters kept */
 #define KMSG_RING 65536 /* smaller than IHK's 4 MiB ring; READ_KMSG copies what is there */
-#define RUSAGE_SIZE 16568 /* sizeof(struct ihk_os_rusage), ABI §2.8 */
+#define RUSAGE_SIZE 16568 /* sizeof(struct ihk_os_rusage), ihk_rusage.h */
 #define BUILD_ID "ihk-testdrv-1"
 #define RUNNING_DELAY_MS 200 /* READY -> RUNNING, as an LWK's done_init */
 
-/* struct ihk_cpu_req, struct ihk_mem_req, struct ihk_ikc_req (ABI §2.2). */
+/* struct ihk_cpu_req, struct ihk_mem_req, struct ihk_ikc_req (ihk_host_user.h). */
 struct cpu_req {
 	int __user *cpus;
 	int num_cpus;
@@ -265,7 +267,7 @@ static DEFINE_MUTEX(lock);
 static int cpu_owner[MAX_CPUS]; /* -2 Linux's, -1 reserved and free, >= 0 assigned to that OS */
 static LIST_HEAD(chunks);
 static struct os oses[MAX_OS];
-static int booting_os = -1; /* the device-wide BOOTING flag (ABI §2.4 BOOT) */
+static int booting_os = -1; /* the device-wide BOOTING flag (host_driver.c, BOOT) */
 static unsigned long assign_serial;
 
 static dev_t mcd_dev, mcos_dev;
@@ -867,7 +869,7 @@ static bool booted(const struct os *o)
 }
 
 /*
- * Caller holds lock. Hands everything back to the device pool (ABI §2.4
+ * Caller holds lock. Hands everything back to the device pool (host_driver.c
  * SHUTDOWN); DESTROY_OS runs it too. A pending READY->RUNNING transition is
  * cancelled here without waiting (its function takes lock and rechecks the
  * state, so one already running finds nothing to do); SHUTDOWN also waits
@@ -1052,7 +1054,7 @@ static long mcd_ioctl(struct file *f, unsigned int req, unsigned long arg)
 	return ret;
 }
 
-/* Requests any user may make on /dev/mcosN; everything else is root only (ABI §2.4). */
+/* Requests any user may make on /dev/mcosN; everything else is root only (host_driver.c). */
 static bool os_req_any(unsigned int req)
 {
 	switch (req) {
@@ -1075,7 +1077,7 @@ static bool os_req_any(unsigned int req)
 
 static long os_status(struct os *o)
 {
-	/* IHK's x86 driver logs two lines per status query (ABI §2.4). */
+	/* IHK's x86 driver logs two lines per status query (smp-arch-driver.c). */
 	pr_info(DRV ": builtin os status of os %d: %d\n", o->idx, o->status);
 	pr_info(DRV ": status after checking monitor info: %d\n", o->status);
 	return o->status;
@@ -1245,7 +1247,7 @@ static long os_rusage(struct os *o, unsigned long arg)
 	/*
 	 * Synthetic but consistent: every LWK CPU busy in user mode while
 	 * RUNNING, 1% on top in system mode; 16 MiB of 4 KiB pages and 2 MiB
-	 * of 2 MiB pages per CPU. Offsets from ABI §2.8.
+	 * of 2 MiB pages per CPU. Offsets from ihk_rusage.h.
 	 */
 	t = running_ns(o);
 	user_ns = t * o->ncpus;

@@ -25,6 +25,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodelock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/nodestatus"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 	"github.com/slurm-lwk/slurm-lwk/pkg/steps"
 )
@@ -322,7 +323,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 	fi, err = os.Stat(filepath.Join(n.dir, "run", "job-41.cgroup"))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	if layout, err := proxycgroup.Detect("/proc"); err == nil && layout.Mode == proxycgroup.V1 {
+	if layout, err := proxycgroup.Detect(procfs.Default()); err == nil && layout.Mode == proxycgroup.V1 {
 		require.Len(t, st.Cgroups, 1)
 		require.Equal(t, uint32(41), st.Cgroups[0].JobID)
 		require.Empty(t, st.Cgroups[0].Problem)
@@ -344,7 +345,7 @@ func TestPrologEpilogRoundTrip(t *testing.T) {
 
 func TestLeftoverCgroupIsAProblemUntilCleanup(t *testing.T) {
 	n := newNode(t)
-	if layout, err := proxycgroup.Detect("/proc"); err != nil || layout.Mode != proxycgroup.V1 {
+	if layout, err := proxycgroup.Detect(procfs.Default()); err != nil || layout.Mode != proxycgroup.V1 {
 		t.Skipf("needs cgroup v1 hierarchies (this node: %v %v): under v2 nothing of ours is left to find", layout.Mode, err)
 	}
 	_, stderr, err := n.run("lwk-prolog", 43, nil)

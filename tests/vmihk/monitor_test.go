@@ -18,6 +18,7 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/spool"
 )
 
@@ -81,10 +82,10 @@ func (v *vm) startMonitor(interval, hang time.Duration, s monitor.Slurm) (*monit
 	m, err := monitor.New(monitor.Config{
 		Node: "vm", DevDir: cfg.DevDir, RunDir: cfg.RunDir, LogDir: cfg.LogDir,
 		Interval: interval, HangInterval: hang, RescanInterval: 500 * time.Millisecond, AllowFast: true,
-		SysfsRoot: cfg.SysfsRoot, ProcRoot: "/proc",
+		SysfsRoot: cfg.SysfsRoot, Proc: procfs.Default(),
 	}, monitor.Deps{
 		IHK: node.IHK, Journals: journals, Lock: monitor.NodeLock{Dir: cfg.StateDir}, Slurm: s,
-		Proxies: monitor.ProcProxies{ProcRoot: "/proc", CgroupRoot: "/sys/fs/cgroup"}, Spool: sp, Log: log,
+		Proxies: monitor.ProcProxies{Proc: procfs.Default(), CgroupRoot: "/sys/fs/cgroup"}, Spool: sp, Log: log,
 	})
 	require.NoError(v.t, err)
 	ctx, cancel := context.WithCancel(context.Background())

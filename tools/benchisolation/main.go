@@ -31,6 +31,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/procfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/proxycgroup"
 )
 
@@ -87,7 +88,7 @@ func run() error {
 		}
 		shares = append(shares, v)
 	}
-	layout, err := proxycgroup.Detect("/proc")
+	layout, err := proxycgroup.Detect(procfs.Default())
 	if err != nil {
 		return err
 	}

@@ -587,8 +587,8 @@ func (c *Client) SetKernelArgs(ctx context.Context, os int, kargs string) error 
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(strings.Fields(kargs), "hidos") {
-		return invalid(op, os, fmt.Sprintf("kernel arguments %q lack the token hidos", kargs))
+	if !slices.Contains(strings.Fields(kargs), ihk.RequiredKarg) {
+		return invalid(op, os, fmt.Sprintf("kernel arguments %q lack the token %s", kargs, ihk.RequiredKarg))
 	}
 	return c.withOS(ctx, op, os, func(fd int) error {
 		r, errno := c.pointer(fd, req, unsafe.Pointer(&b[0]))
@@ -777,7 +777,7 @@ func (c *Client) PerfControl(ctx context.Context, os int, op ihk.PerfOp) error {
 	case ihk.PerfDestroy:
 		req = reqAuxPerfDestroy
 	default:
-		return invalid("IHK_OS_AUX_PERF_CTL", os, fmt.Sprintf("unknown perf operation %d", op))
+		return invalid("IHK_OS_AUX_PERF_ENABLE/DISABLE/DESTROY", os, fmt.Sprintf("unknown perf operation %d", op))
 	}
 	return c.osNoArg(ctx, req, os)
 }

@@ -19,9 +19,10 @@
 //     GET_NUM_CPUS, DETECT_HUNGUP). The driver checks no euid; access is the
 //     node's file mode.
 //   - <DevDir>/mcos<N>, one per OS instance: OS requests at base 0x112a00
-//     (ASSIGN/QUERY CPU and MEM, LOAD, SET_KARGS, BOOT, SHUTDOWN, STATUS,
-//     REGISTER_EVENT, READ_KMSG, FREEZE, THAW, GET_NUM_CPUS,
-//     GET_NUM_NUMA_NODES) and mcctrl's aux requests at base 0x11290100 (PERF_*,
+//     (ASSIGN/QUERY CPU and MEM, SET/GET_IKC_MAP, GET_BUILDID, LOAD,
+//     SET_KARGS, BOOT, SHUTDOWN, STATUS, REGISTER_EVENT, READ_KMSG, FREEZE,
+//     THAW, GET_NUM_CPUS, GET_NUM_NUMA_NODES, GET_USAGE, GET_CPU_USAGE) and
+//     mcctrl's aux requests at base 0x11290100 (PERF_*,
 //     GETRUSAGE), which exist only while the instance is booted.
 //
 // DevDir comes from lwk.conf (normally /dev). Instances are listed, as libihk

@@ -4,11 +4,12 @@ package ioctl
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 )
 
 // eventFD is a registered eventfd (ihk.EventFD). The descriptor is blocking;
@@ -23,23 +24,19 @@ type eventFD struct {
 func (e *eventFD) Fd() int { return e.fd }
 
 // Read blocks until the counter is non-zero, then returns it and resets it to
-// zero (eventfd(2) semantics without EFD_SEMAPHORE).
+// zero (eventfd(2) semantics without EFD_SEMAPHORE). An interrupted read is
+// retried at once, within package retry's bound.
 func (e *eventFD) Read() (uint64, error) {
 	var b [8]byte
-	for {
-		n, err := unix.Read(e.fd, b[:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read eventfd %d: %w", e.fd, err)
-		}
-		if n != len(b) {
-			return 0, fmt.Errorf("read eventfd %d: short read of %d bytes", e.fd, n)
-		}
-		// eventfd counters are in host byte order.
-		return binary.NativeEndian.Uint64(b[:]), nil
+	n, err := retry.Value(func() (int, error) { return unix.Read(e.fd, b[:]) })
+	if err != nil {
+		return 0, fmt.Errorf("read eventfd %d: %w", e.fd, err)
 	}
+	if n != len(b) {
+		return 0, fmt.Errorf("read eventfd %d: short read of %d bytes", e.fd, n)
+	}
+	// eventfd counters are in host byte order.
+	return binary.NativeEndian.Uint64(b[:]), nil
 }
 
 // Close closes the descriptor; the kernel's registration stays until the

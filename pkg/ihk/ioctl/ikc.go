@@ -51,7 +51,8 @@ func (c *Client) SetIKCMap(ctx context.Context, os int, routes []ihk.IKCRoute) e
 
 // IKCMap implements ihk.Client (IHK_OS_GET_NUM_CPUS, then IHK_OS_GET_IKC_MAP
 // with exactly that count: a smaller count makes the driver write past its
-// own kernel buffer, ref §2.4).
+// own kernel buffer: ihk linux/core/host_driver.c,
+// __ihk_os_get_ikc_map).
 func (c *Client) IKCMap(ctx context.Context, os int) ([]ihk.IKCRoute, error) {
 	const req = reqOSGetIKCMap
 	var routes []ihk.IKCRoute

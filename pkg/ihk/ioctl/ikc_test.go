@@ -13,7 +13,8 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
 
-// ikcReqIs checks an ihk_ikc_req at the documented offsets (ref §2.2):
+// ikcReqIs checks an ihk_ikc_req at the offsets of IHK's struct ihk_ikc_req
+// (linux/include/ihk/ihk_host_user.h):
 // src_cpus pointer at 0, dst_cpus pointer at 8, num_cpus int at 16.
 func ikcReqIs(src, dst []int32) func(*testing.T, unsafe.Pointer) {
 	return func(t *testing.T, p unsafe.Pointer) {

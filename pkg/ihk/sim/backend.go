@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,9 +51,10 @@ type Options struct {
 	// DevDir holds the device stand-ins mcd0 and mcosN. Created 0755.
 	// Default: StateDir/dev.
 	DevDir string
-	// ProcRoot is procfs, read to find the programs mcexec stand-ins run
-	// (for rusage) and to signal eventfds. Default: /proc.
-	ProcRoot string
+	// Proc is procfs, read to find the programs mcexec stand-ins run (for
+	// rusage) and to signal eventfds. The zero value means
+	// procfs.DefaultMountPoint.
+	Proc procfs.FS
 	// Topology says which CPUs exist and are online and how much memory
 	// each NUMA node has free. Required.
 	Topology *topology.Topology
@@ -126,12 +128,8 @@ func Open(opts Options) (*Backend, error) {
 	if !filepath.IsAbs(b.devDir) {
 		return nil, fmt.Errorf("open ihk simulator: dev dir %q is not absolute", opts.DevDir)
 	}
-	if opts.ProcRoot != "" {
-		p, err := procfs.NewFS(opts.ProcRoot)
-		if err != nil {
-			return nil, fmt.Errorf("open ihk simulator: %w", err)
-		}
-		b.proc = p
+	if opts.Proc.Root != "" {
+		b.proc = opts.Proc
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -805,7 +803,7 @@ func (b *Backend) LoadImage(ctx context.Context, i int, path string) error {
 }
 
 // SetKernelArgs records the kernel arguments: EBUSY unless NOT_BOOTED,
-// EINVAL over ihk.MaxKargsLen bytes or without the token "hidos".
+// EINVAL over ihk.MaxKargsLen bytes or without ihk.RequiredKarg.
 func (b *Backend) SetKernelArgs(ctx context.Context, i int, kargs string) error {
 	const op = "set_kernel_args"
 	return b.do(ctx, op, i, func(s *state, now time.Time) error {
@@ -819,12 +817,8 @@ func (b *Backend) SetKernelArgs(ctx context.Context, i int, kargs string) error 
 		if len(kargs) > ihk.MaxKargsLen {
 			return b.err(op, i, syscall.EINVAL, "kernel arguments are %d bytes, limit %d", len(kargs), ihk.MaxKargsLen)
 		}
-		hidos := false
-		for _, f := range strings.Fields(kargs) {
-			hidos = hidos || f == "hidos"
-		}
-		if !hidos {
-			return b.err(op, i, syscall.EINVAL, "kernel arguments %q lack hidos", kargs)
+		if !slices.Contains(strings.Fields(kargs), ihk.RequiredKarg) {
+			return b.err(op, i, syscall.EINVAL, "kernel arguments %q lack %s", kargs, ihk.RequiredKarg)
 		}
 		o.Kargs = kargs
 		b.log.Info("ihk sim: set kernel arguments", "os", i, "kargs", kargs)

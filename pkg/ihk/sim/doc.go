@@ -32,9 +32,12 @@
 //     package devholders) and pidfd_getfd(2) to signal eventfds registered
 //     by other processes.
 //
-// Real sysfs is never touched: reserved CPUs are "offline" only in the
-// simulator's state, and reserved memory is bookkeeping against the
-// topology's free memory.
+// Real sysfs is not touched unless lwk.conf sets SimOfflineCPUs=yes: then
+// reserving CPUs takes them offline through CPU hotplug
+// (/sys/devices/system/cpu/cpuN/online, package cpuhotplug) and releasing
+// brings them back, as the driver does. Otherwise reserved CPUs are
+// "offline" only in the simulator's state. Reserved memory is always
+// bookkeeping against the topology's free memory.
 //
 // Where the simulator deliberately differs from the driver:
 //

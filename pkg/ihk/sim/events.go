@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/retry"
 )
 
 // eventFD is a real eventfd(2) descriptor.
@@ -24,22 +24,18 @@ type eventFD struct{ fd int }
 // Fd returns the descriptor.
 func (e *eventFD) Fd() int { return e.fd }
 
-// Read blocks until the counter is non-zero, then returns and resets it.
+// Read blocks until the counter is non-zero, then returns and resets it. An
+// interrupted read is retried at once, within package retry's bound.
 func (e *eventFD) Read() (uint64, error) {
 	var buf [8]byte
-	for {
-		n, err := unix.Read(e.fd, buf[:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read eventfd %d: %w", e.fd, err)
-		}
-		if n != 8 {
-			return 0, fmt.Errorf("read eventfd %d: short read of %d bytes", e.fd, n)
-		}
-		return binary.NativeEndian.Uint64(buf[:]), nil
+	n, err := retry.Value(func() (int, error) { return unix.Read(e.fd, buf[:]) })
+	if err != nil {
+		return 0, fmt.Errorf("read eventfd %d: %w", e.fd, err)
 	}
+	if n != 8 {
+		return 0, fmt.Errorf("read eventfd %d: short read of %d bytes", e.fd, n)
+	}
+	return binary.NativeEndian.Uint64(buf[:]), nil
 }
 
 // Close closes the descriptor; as with the driver, the registration stays

@@ -32,7 +32,10 @@ const (
 )
 
 // operations lists the ihk.Client methods in snake_case, in interface order,
-// with the ioctl each one stands for (used as ihk.Error.Op).
+// with the ioctl each one stands for (used as ihk.Error.Op). perf_set
+// stands for the pair the real client issues (AUX_PERF_NUM, then
+// AUX_PERF_SET, whose name its errors carry); perf_control for one of
+// three requests, chosen by the operation (perfCallNames).
 var operations = []struct{ name, ioctl string }{
 	{"reserve_cpus", "IHK_DEVICE_RESERVE_CPU"},
 	{"release_cpus", "IHK_DEVICE_RELEASE_CPU"},
@@ -62,7 +65,7 @@ var operations = []struct{ name, ioctl string }{
 	{"freeze", "IHK_OS_FREEZE"},
 	{"thaw", "IHK_OS_THAW"},
 	{"perf_set", "IHK_OS_AUX_PERF_SET"},
-	{"perf_control", "IHK_OS_AUX_PERF_CTL"},
+	{"perf_control", "IHK_OS_AUX_PERF_ENABLE/DISABLE/DESTROY"},
 	{"perf_read", "IHK_OS_AUX_PERF_GET"},
 }
 

@@ -15,7 +15,8 @@ import (
 const opCPUActivity = "cpu_activity"
 
 // callNames are the ioctls the real driver's client issues for operations
-// that are not one ioctl each (ihk-abi.md §2.4, §2.5); PerfControl counts
+// that are not one ioctl each (ihk linux/core/host_driver.c,
+// mckernel executer/kernel/mcctrl/control.c); PerfControl counts
 // its request itself (perfCallNames).
 var callNames = map[string][]string{
 	opCPUActivity:  {"IHK_OS_GET_USAGE", "IHK_OS_GET_CPU_USAGE"},

@@ -614,6 +614,8 @@ func TestParseFaults(t *testing.T) {
 		{name: "default errno", file: "fault destroy_os", want: "fault destroy_os:EIO"},
 		{name: "lifecycle steps", fault: "wait_running:ETIMEDOUT", crash: "grant_device,write_marker",
 			want: "crash grant_device\ncrash write_marker\nfault wait_running:ETIMEDOUT"},
+		{name: "optional defragmentation step", fault: "defrag_memory:EIO", crash: "defrag_memory",
+			want: "crash defrag_memory\nfault defrag_memory:EIO"},
 		{name: "env", fault: "boot:EBUSY,create_os", crash: "load_image", want: "crash load_image\nfault boot:EBUSY\nfault create_os:EIO"},
 		{name: "unknown op in file", file: "fault reboot", wantErr: `faults line 1: unknown operation "reboot"`},
 		{name: "unknown errno", fault: "boot:EWHAT", wantErr: `unknown errno "EWHAT"`},
