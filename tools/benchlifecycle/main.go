@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -110,8 +111,11 @@ func run(rounds int, bin string) error {
 	if err != nil {
 		return err
 	}
+	// Each pair is a new job: an epilog records that the job's epilog ran,
+	// and a later prolog of the same job attempt boots nothing.
+	job := 6
 	env := func(conf, spec string) []string {
-		return []string{"LWK_CONF=" + conf, "SLURM_JOB_ID=7", "SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534",
+		return []string{"LWK_CONF=" + conf, "SLURM_JOB_ID=" + strconv.Itoa(job), "SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534",
 			"SLURM_JOB_USER=nobody", "SLURMD_NODENAME=node1", "LWK_MODE=" + spec, "PATH=/usr/bin:/bin"}
 	}
 	timeIt := func(path string, env []string, args ...string) (time.Duration, error) {
@@ -128,6 +132,7 @@ func run(rounds int, bin string) error {
 	// pair runs an LWK prolog and epilog and returns their wall time and the
 	// part of it spent in the simulated driver (from their last log lines).
 	pair := func(conf, logDir string) (time.Duration, time.Duration, error) {
+		job++
 		p, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(conf, "mck"))
 		if err != nil {
 			return 0, 0, err
@@ -166,6 +171,7 @@ func run(rounds int, bin string) error {
 			return err
 		}
 		lwkBig, drvBig = append(lwkBig, b), append(drvBig, bd)
+		job++
 		lp, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(diskConf, ""))
 		if err != nil {
 			return err
@@ -207,27 +213,35 @@ func median(d []time.Duration) time.Duration {
 func ms2(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // driverTime sums sim_driver_seconds of the last "prolog done" and "epilog
-// done" lines of a lifecycle log.
+// done" lines of a lifecycle log. It fails when that prolog did not boot an
+// LWK: the pair would then not measure the lifecycle.
 func driverTime(path string) (time.Duration, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	var prolog, epilog float64
+	var runningPID, prologPID int
 	for _, line := range strings.Split(string(b), "\n") {
 		var rec struct {
 			Msg    string  `json:"msg"`
+			PID    int     `json:"pid"`
 			Driver float64 `json:"sim_driver_seconds"`
 		}
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
 		}
 		switch rec.Msg {
+		case "lwk running":
+			runningPID = rec.PID
 		case "prolog done":
-			prolog = rec.Driver
+			prolog, prologPID = rec.Driver, rec.PID
 		case "epilog done":
 			epilog = rec.Driver
 		}
+	}
+	if prologPID == 0 || runningPID != prologPID {
+		return 0, fmt.Errorf("%s: the last prolog did not boot an LWK", path)
 	}
 	return time.Duration((prolog + epilog) * float64(time.Second)), nil
 }
