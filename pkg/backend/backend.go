@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"k8s.io/utils/cpuset"
@@ -78,21 +79,26 @@ func Open(cfg *config.Config, log *slog.Logger, withFaults bool) (*Opened, error
 		}
 		return &Opened{Client: c, View: sysfsView{root: cfg.SysfsRoot, cache: layoutCache(cfg), c: c}}, nil
 	case config.BackendSim:
-		topo, _, err := topology.ReadLayoutCached(cfg.SysfsRoot, layoutCache(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("simulated ihk: node topology: %w", err)
-		}
+		// Read when first needed: the epilog, like the real driver's,
+		// never needs the layout.
+		topo := sync.OnceValues(func() (*topology.Topology, error) {
+			t, _, err := topology.ReadLayoutCached(cfg.SysfsRoot, layoutCache(cfg))
+			if err != nil {
+				return nil, fmt.Errorf("simulated ihk: node topology: %w", err)
+			}
+			return t, nil
+		})
 		var hotplug sim.CPUHotplug
 		if cfg.SimOfflineCPUs {
 			hotplug = cpuhotplug.New(cfg.SysfsRoot)
 		}
 		b, err := sim.Open(sim.Options{
-			CPUHotplug: hotplug,
-			StateDir:   cfg.SimStateDir,
-			DevDir:     cfg.DevDir,
-			Topology:   topo,
-			BootDelay:  cfg.SimBootDelay,
-			Logger:     log,
+			CPUHotplug:   hotplug,
+			StateDir:     cfg.SimStateDir,
+			DevDir:       cfg.DevDir,
+			LoadTopology: topo,
+			BootDelay:    cfg.SimBootDelay,
+			Logger:       log,
 		})
 		if err != nil {
 			return nil, err
@@ -154,23 +160,27 @@ func (v sysfsView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held,
 	return t, plan.Held{CPUs: cpus}, err
 }
 
-// simView is the simulator's static topology with the memory the simulator
-// has reserved or assigned taken out of each node's MemFree, as the driver
-// takes it out of the kernel's.
+// simView is the simulator's static topology (read once, when first asked
+// for) with the memory the simulator has reserved or assigned taken out of
+// each node's MemFree, as the driver takes it out of the kernel's.
 type simView struct {
-	topo *topology.Topology
+	topo func() (*topology.Topology, error)
 	c    holdings
 }
 
-func (v simView) Layout() (*topology.Topology, error) { return v.topo, nil }
+func (v simView) Layout() (*topology.Topology, error) { return v.topo() }
 
 func (v simView) Snapshot(ctx context.Context) (*topology.Topology, plan.Held, error) {
+	topo, err := v.topo()
+	if err != nil {
+		return nil, plan.Held{}, err
+	}
 	cpus, mem, err := held(ctx, v.c, true)
 	if err != nil {
 		return nil, plan.Held{}, err
 	}
-	t := *v.topo
-	t.Nodes = slices.Clone(v.topo.Nodes)
+	t := *topo
+	t.Nodes = slices.Clone(topo.Nodes)
 	for _, c := range mem {
 		for i := range t.Nodes {
 			if t.Nodes[i].ID == c.NUMANode {

@@ -56,3 +56,27 @@ func TestOpenRefusesUnknownBackend(t *testing.T) {
 	_, err := Open(&config.Config{Backend: "xen"}, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
 	require.ErrorContains(t, err, `ihk backend "xen": unknown`)
 }
+
+// TestSimReadsTheLayoutOnlyWhenAsked: a teardown (the epilog) reads no
+// topology, as with the real driver; the first reservation or view does,
+// and a node the simulator cannot read fails there, naming it.
+func TestSimReadsTheLayoutOnlyWhenAsked(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-sysfs")
+	cfg := &config.Config{Backend: config.BackendSim, SysfsRoot: missing, StateDir: filepath.Join(dir, "state"),
+		SimStateDir: filepath.Join(dir, "sim"), DevDir: filepath.Join(dir, "dev")}
+	o, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	require.NoError(t, err, "opening the simulator reads no topology")
+	ctx := context.Background()
+	ids, err := o.Client.ListOS(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	require.NoError(t, o.Client.ReleaseCPUs(ctx, nil), "teardown operations need no topology")
+
+	_, err = o.View.Layout()
+	require.ErrorContains(t, err, "simulated ihk: node topology")
+	require.ErrorContains(t, err, missing)
+	err = o.Client.ReserveCPUs(ctx, []int{1})
+	require.ErrorContains(t, err, "node topology")
+	require.NoFileExists(t, filepath.Join(cfg.StateDir, topology.CacheFileName))
+}

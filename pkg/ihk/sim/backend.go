@@ -56,8 +56,13 @@ type Options struct {
 	// procfs.DefaultMountPoint.
 	Proc procfs.FS
 	// Topology says which CPUs exist and are online and how much memory
-	// each NUMA node has free. Required.
+	// each NUMA node has free. Either it or LoadTopology is required.
 	Topology *topology.Topology
+	// LoadTopology, used when Topology is nil, reads the topology the
+	// first time an operation needs it (reserving CPUs or memory), so a
+	// process that only tears down never reads it, as none does with the
+	// real driver. It is called at most once per Backend.
+	LoadTopology func() (*topology.Topology, error)
 	// BootDelay is how long a boot takes from BOOT to RUNNING; BOOT returns
 	// at READY, after 80% of it.
 	BootDelay time.Duration
@@ -81,7 +86,7 @@ type Backend struct {
 	store     store
 	devDir    string
 	proc      procfs.FS
-	topo      *topology.Topology
+	topo      func() (*topology.Topology, error)
 	bootDelay time.Duration
 	log       *slog.Logger
 	hotplug   CPUHotplug
@@ -107,7 +112,12 @@ func Open(opts Options) (*Backend, error) {
 	if !filepath.IsAbs(opts.StateDir) {
 		return nil, fmt.Errorf("open ihk simulator: state dir %q is not absolute", opts.StateDir)
 	}
-	if opts.Topology == nil {
+	topo := opts.LoadTopology
+	if opts.Topology != nil {
+		t := opts.Topology
+		topo = func() (*topology.Topology, error) { return t, nil }
+	}
+	if topo == nil {
 		return nil, fmt.Errorf("open ihk simulator %s: no topology", opts.StateDir)
 	}
 	if opts.BootDelay < 0 {
@@ -117,7 +127,7 @@ func Open(opts Options) (*Backend, error) {
 		store:     store{dir: filepath.Clean(opts.StateDir)},
 		devDir:    filepath.Clean(opts.DevDir),
 		proc:      procfs.Default(),
-		topo:      opts.Topology,
+		topo:      sync.OnceValues(topo),
 		bootDelay: opts.BootDelay,
 		log:       opts.Logger,
 		hotplug:   opts.CPUHotplug,
@@ -317,10 +327,14 @@ func (b *Backend) ReserveCPUs(ctx context.Context, cpus []int) error {
 		if len(cpus) > maxRequestCPUs {
 			return b.err(op, -1, syscall.EINVAL, "%d cpus, limit %d", len(cpus), maxRequestCPUs)
 		}
+		topo, err := b.topo()
+		if err != nil {
+			return b.err(op, -1, syscall.EIO, "node topology: %v", err)
+		}
 		reserved := cpuset.New(s.ReservedCPUs...)
 		seen := map[int]bool{}
 		for _, c := range cpus {
-			cpu, ok := b.topo.CPU(c)
+			cpu, ok := topo.CPU(c)
 			switch {
 			case !ok:
 				return b.err(op, -1, syscall.EINVAL, "cpu %d does not exist", c)
@@ -399,16 +413,20 @@ func (b *Backend) ReservedCPUs(ctx context.Context) ([]int, error) {
 func (b *Backend) ReserveMemory(ctx context.Context, chunks []ihk.MemChunk) error {
 	const op = "reserve_memory"
 	return b.do(ctx, op, -1, func(s *state, _ time.Time) error {
+		topo, err := b.topo()
+		if err != nil {
+			return b.err(op, -1, syscall.EIO, "node topology: %v", err)
+		}
 		for _, c := range chunks {
 			if c.Bytes == 0 || c.Bytes%ihk.MemoryGranule != 0 {
 				return b.err(op, -1, syscall.EINVAL, "chunk %s: size not a multiple of %d", c, ihk.MemoryGranule)
 			}
-			if _, ok := b.topo.Node(c.NUMANode); !ok {
+			if _, ok := topo.Node(c.NUMANode); !ok {
 				return b.err(op, -1, syscall.EINVAL, "chunk %s: no numa node %d", c, c.NUMANode)
 			}
 		}
 		for _, c := range chunks {
-			node, _ := b.topo.Node(c.NUMANode)
+			node, _ := topo.Node(c.NUMANode)
 			used := s.reservedBytes(c.NUMANode)
 			var free uint64
 			if node.MemFreeBytes > used {

@@ -30,12 +30,16 @@ func (b *Backend) SetIKCMap(ctx context.Context, i int, routes []ihk.IKCRoute) e
 		if len(routes) > maxRequestCPUs {
 			return b.err(op, i, syscall.EINVAL, "%d routes", len(routes))
 		}
+		topo, err := b.topo()
+		if err != nil {
+			return b.err(op, i, syscall.EIO, "node topology: %v", err)
+		}
 		reserved := s.ReservedCPUs
 		for _, r := range routes {
 			if r.CPU < 0 || r.CPU >= maxRequestCPUs || !slices.Contains(o.CPUs, r.CPU) {
 				return b.err(op, i, syscall.EINVAL, "cpu %d is not assigned to os %d", r.CPU, i)
 			}
-			c, ok := b.topo.CPU(r.Target)
+			c, ok := topo.CPU(r.Target)
 			if r.Target < 0 || r.Target >= maxRequestCPUs || !ok || !c.Online || slices.Contains(reserved, r.Target) {
 				return b.err(op, i, syscall.EINVAL, "target cpu %d is not an online linux cpu", r.Target)
 			}
