@@ -37,6 +37,7 @@ func main() {
 		return
 	}
 	start := time.Now()
+	lwknode.ShortLived()
 	fs := pflag.NewFlagSet("lwk-epilog", pflag.ContinueOnError)
 	configPath := fs.String("config", lwknode.DefaultConfigPath(), "node configuration file")
 	verbose := fs.Bool("verbose", false, "log to stderr at debug level")

@@ -53,6 +53,7 @@ func main() {
 		return
 	}
 	o := options{start: time.Now()}
+	lwknode.ShortLived()
 	fs := pflag.NewFlagSet("lwk-prolog", pflag.ContinueOnError)
 	fs.StringVar(&o.configPath, "config", lwknode.DefaultConfigPath(), "node configuration file")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan for --lwk-mode/--cpus/--mem and touch nothing")
