@@ -92,7 +92,8 @@ func ParseShowJobFor(out []byte, jobID uint32, node string) (JobAllocation, erro
 func splitRecords(out []byte) ([]jobRecord, error) {
 	var recs []jobRecord
 	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	// A small first buffer, grown by the scanner up to the 1 MiB limit.
+	sc.Buffer(make([]byte, 0, 4<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
