@@ -214,7 +214,7 @@ func Allocation(ctx context.Context, cfg *config.Config, topo *topology.Topology
 	if err != nil {
 		return plan.Allocation{}, err
 	}
-	cpus, err := topo.SlurmAbstractToMachine(ja.CPUIDs)
+	cpus, err := topo.SlurmAbstractToMachineIn(num, ja.CPUIDs)
 	if err != nil {
 		return plan.Allocation{}, fmt.Errorf("job %d cpu_ids %s: %w", env.JobID, ja.CPUIDs, err)
 	}

@@ -124,7 +124,13 @@ func (t *Topology) SlurmNumbering() SlurmNumbering {
 // IDs (slurmd's xcpuinfo_abs_to_mac). An ID outside 0..online CPUs-1, or
 // one slurmd's map leaves to its identity fallback, is an error.
 func (t *Topology) SlurmAbstractToMachine(abstract cpuset.CPUSet) (cpuset.CPUSet, error) {
-	n := t.SlurmNumbering()
+	return t.SlurmAbstractToMachineIn(t.SlurmNumbering(), abstract)
+}
+
+// SlurmAbstractToMachineIn is SlurmAbstractToMachine with the numbering
+// t.SlurmNumbering() returned, for a caller that has it already (it is
+// rebuilt from every CPU of the layout).
+func (t *Topology) SlurmAbstractToMachineIn(n SlurmNumbering, abstract cpuset.CPUSet) (cpuset.CPUSet, error) {
 	out := make([]int, 0, abstract.Size())
 	for _, a := range abstract.List() {
 		if a < 0 || a >= len(n.Machine) {
