@@ -260,14 +260,15 @@ func (f ihkFigure) cell() string {
 	return s
 }
 
-var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2, "normal": 3, "kernel": 4}
+var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2, "normal": 3, "applyk": 4, "movablek": 5}
 
 var variantName = map[string]string{
-	"none":    "no preparation",
-	"apply":   "lwkctl node apply after boot",
-	"movable": "boot-time MOVABLE (plan) + apply + pre-boot defrag",
-	"normal":  "no Movable; pre-boot defrag --online-kernel",
-	"kernel":  "boot-time MOVABLE (plan) + apply; pre-boot defrag --online-kernel; epilog back to Movable",
+	"none":     "no preparation",
+	"apply":    "lwkctl node apply after boot",
+	"movable":  "boot-time MOVABLE (plan) + apply + pre-boot defrag",
+	"normal":   "no Movable; pre-boot defrag --online-kernel",
+	"applyk":   "apply after boot; pre-boot defrag --online-kernel; epilog back to Movable",
+	"movablek": "boot-time MOVABLE (plan) + apply; pre-boot defrag --online-kernel; epilog back to Movable",
 }
 
 func table(paths []string) error {
