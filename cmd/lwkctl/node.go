@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/defrag"
@@ -34,11 +35,20 @@ const nodeUsage = `usage: lwkctl node COMMAND [flags]
          >= 256 MiB (from /proc/kpageflags, root), block zones; IRQs and
          processes allowed on app cores
 
-  defrag [--budget DURATION] [--drop-caches] [--no-evacuate] [--root DIR] [--json]
+  defrag [--budget DURATION] [--drop-caches] [--no-evacuate] [--online-kernel]
+         [--root DIR] [--json]
          defragment the job nodes now (root), as the prolog's optional
          pre-boot step does: drop clean page cache (only with
          --drop-caches), compact each job node, offline and online again
-         their partly used Movable blocks; bounded by --budget (default 30s)
+         their partly used Movable blocks; bounded by --budget (default 30s).
+         --online-kernel (DefragOnlineKernel=yes) also evacuates the partly
+         used Normal blocks and onlines every evacuated block as kernel
+         memory, Movable ones included, so IHK (GFP_KERNEL) can reserve it;
+         the result's kernel_blocks are the blocks so converted
+  defrag --restore-movable BLOCKS [--root DIR] [--json]
+         the epilog's part after --online-kernel (root): turn the listed
+         job blocks (e.g. 33-38,41) back into ZONE_MOVABLE and online any
+         offline job block; blocks that refuse stay kernel memory
 
   --root DIR   read and change the machine below DIR (default /)
 `
@@ -56,6 +66,8 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 	budget := fs.Duration("budget", 30*time.Second, "defrag: time budget")
 	dropCaches := fs.Bool("drop-caches", false, "defrag: drop the clean page cache (machine-wide)")
 	noEvacuate := fs.Bool("no-evacuate", false, "defrag: do not offline and online Movable blocks")
+	onlineKernel := fs.Bool("online-kernel", false, "defrag: online the evacuated job blocks as kernel memory")
+	restoreMovable := fs.String("restore-movable", "", "defrag: turn these job blocks back into ZONE_MOVABLE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,6 +147,9 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 		if s.JobNodes.IsEmpty() {
 			return errors.New("node defrag: lwk.conf sets no JobNUMANodes")
 		}
+		if *restoreMovable != "" {
+			return restoreBlocks(*root, s, *restoreMovable, *jsonOut, stdout)
+		}
 		k, err := memblock.New(*root)
 		if err != nil {
 			return err
@@ -144,8 +159,8 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 			return err
 		}
 		flags := memfrag.NewPageFlags(*root)
-		o := defrag.Options{Nodes: s.JobNodes, DropCaches: *dropCaches, Evacuate: !*noEvacuate, Budget: *budget,
-			Blocks: nodeprep.DefragBlocks(m, s.JobNodes, s.PageBytes), Flags: &flags}
+		o := defrag.Options{Nodes: s.JobNodes, DropCaches: *dropCaches, Evacuate: !*noEvacuate, OnlineKernel: *onlineKernel,
+			Budget: *budget, Blocks: nodeprep.DefragBlocks(m, s.JobNodes, s.PageBytes), Flags: &flags}
 		res, err := defrag.Run(ctx, k, nil, nodeprep.MeasureJobShare(*root, s), o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 		if res != nil {
 			if *jsonOut {
@@ -153,8 +168,8 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 					return errors.Join(err, jerr)
 				}
 			} else {
-				fmt.Fprintf(stdout, "defrag: %s, contiguous share %.1f%% -> %.1f%%, %d blocks evacuated, %d refused\n",
-					res.Duration.Round(time.Millisecond), 100*res.ShareBefore, 100*res.ShareAfter, res.Evacuated, res.Refused)
+				fmt.Fprintf(stdout, "defrag: %s, contiguous share %.1f%% -> %.1f%%, %d blocks evacuated, %d refused, %d turned from Movable into kernel memory\n",
+					res.Duration.Round(time.Millisecond), 100*res.ShareBefore, 100*res.ShareAfter, res.Evacuated, res.Refused, len(res.KernelBlocks))
 			}
 		}
 		return err
@@ -174,6 +189,42 @@ func nodeCmd(ctx context.Context, fs *pflag.FlagSet, configPath *string, args []
 		return err
 	}
 	return fmt.Errorf("unknown node command %q (plan, apply, report, defrag)", sub)
+}
+
+// Restored is what lwkctl node defrag --restore-movable did.
+type Restored struct {
+	Changed []int  `json:"changed"`
+	Refused []int  `json:"refused"`
+	Error   string `json:"error,omitempty"`
+}
+
+// restoreBlocks turns the listed job blocks back into ZONE_MOVABLE, as the
+// epilog does after a DefragOnlineKernel prolog.
+func restoreBlocks(root string, s nodeprep.Settings, list string, jsonOut bool, stdout io.Writer) error {
+	set, err := cpuset.Parse(list)
+	if err != nil {
+		return fmt.Errorf("--restore-movable %q: want a list of memory block numbers: %w", list, err)
+	}
+	d := nodeprep.Defragmenter{Root: root, Settings: s, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	changed, refused, err := d.RestoreJobBlocks(set.List(), true)
+	r := Restored{Changed: changed, Refused: refused}
+	if r.Changed == nil {
+		r.Changed = []int{}
+	}
+	if r.Refused == nil {
+		r.Refused = []int{}
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	if jsonOut {
+		if jerr := writeJSON(stdout, r); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+	} else {
+		fmt.Fprintf(stdout, "restore: %d blocks back in ZONE_MOVABLE, %d refused (stay kernel memory)\n", len(changed), len(refused))
+	}
+	return err
 }
 
 // execRunner runs a program by argument vector, never through a shell.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/devperm"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
@@ -84,7 +85,10 @@ type Deps struct {
 // Defragmenter defragments the job NUMA nodes and returns its result as
 // JSON (duration, contiguous share before and after).
 type Defragmenter interface {
-	Defrag(ctx context.Context, dropCaches bool, budget time.Duration) (json.RawMessage, error)
+	Defrag(ctx context.Context, policy config.DefragPolicy) (json.RawMessage, error)
+	// MovableJobBlocks lists the job blocks in ZONE_MOVABLE, journaled
+	// before a defragmentation that may turn them into kernel memory.
+	MovableJobBlocks() ([]int, error)
 }
 
 // Teardown returns what the rollback runs with: the embedded node and IHK.
@@ -353,10 +357,23 @@ func (r *runner) defrag(ctx context.Context) error {
 		return nil
 	}
 	policy := r.p.Defrag
-	return r.step(steps.DefragMemory, steps.Defrag{}, func() (any, error) {
+	intent := steps.Defrag{OnlineKernel: policy.OnlineKernel}
+	var listErr error
+	if policy.OnlineKernel {
+		// Journaled before any block changes: the epilog turns these back
+		// into ZONE_MOVABLE whatever happens to the prolog.
+		intent.MovableBlocks, listErr = r.d.Defrag.MovableJobBlocks()
+	}
+	return r.step(steps.DefragMemory, intent, func() (any, error) {
+		data := intent
+		if listErr != nil {
+			data.Err = fmt.Sprintf("list the Movable job blocks: %v", listErr)
+			r.d.Log.Warn("pre-boot defragmentation skipped: cannot list the Movable job blocks", "job", r.rec.JobID, "step", steps.DefragMemory, "err", listErr)
+			return data, nil
+		}
 		start := time.Now()
-		res, err := r.d.Defrag.Defrag(ctx, policy.DropCaches, policy.Budget)
-		data := steps.Defrag{Result: res}
+		res, err := r.d.Defrag.Defrag(ctx, policy)
+		data.Result = res
 		if err != nil {
 			data.Err = err.Error()
 			r.d.Log.Warn("pre-boot defragmentation failed; booting anyway", "job", r.rec.JobID, "step", steps.DefragMemory, "err", err)

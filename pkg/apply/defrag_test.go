@@ -16,22 +16,31 @@ import (
 
 // fakeDefrag records its calls and what IHK had done by then.
 type fakeDefrag struct {
-	rec        *recorder
-	callsSeen  []string
-	dropCaches bool
-	budget     time.Duration
-	err        error
-	// journal is read during the call: the step's intent must be there.
-	journal *journal.Store
-	intent  bool
+	rec       *recorder
+	callsSeen []string
+	policy    config.DefragPolicy
+	err       error
+	// movable are the Movable job blocks MovableJobBlocks lists.
+	movable []int
+	// journal is read during the call: the step's intent must be there,
+	// with the Movable blocks when the policy onlines kernel memory.
+	journal      *journal.Store
+	intent       bool
+	intentBlocks []int
 }
 
-func (f *fakeDefrag) Defrag(_ context.Context, drop bool, budget time.Duration) (json.RawMessage, error) {
+func (f *fakeDefrag) MovableJobBlocks() ([]int, error) { return f.movable, nil }
+
+func (f *fakeDefrag) Defrag(_ context.Context, p config.DefragPolicy) (json.RawMessage, error) {
 	f.callsSeen = append([]string{}, f.rec.calls...)
-	f.dropCaches, f.budget = drop, budget
+	f.policy = p
 	if rec, err := f.journal.Read(9); err == nil {
 		st, ok := rec.Find(steps.DefragMemory)
 		f.intent = ok && st.State == journal.StateIntent
+		var d steps.Defrag
+		if ok && st.DecodeData(&d) == nil {
+			f.intentBlocks = d.MovableBlocks
+		}
 	}
 	if f.err != nil {
 		return nil, f.err
@@ -39,27 +48,53 @@ func (f *fakeDefrag) Defrag(_ context.Context, drop bool, budget time.Duration) 
 	return json.RawMessage(`{"contiguous_share_before":0.5,"contiguous_share_after":0.99}`), nil
 }
 
+type restoreCall struct {
+	movable []int
+	kernel  bool
+}
+
+// fakeRestorer records the teardown's block restorations.
+type fakeRestorer struct{ calls []restoreCall }
+
+func (f *fakeRestorer) RestoreJobBlocks(movable []int, kernel bool) ([]int, []int, error) {
+	f.calls = append(f.calls, restoreCall{movable: movable, kernel: kernel})
+	return movable, nil, nil
+}
+
 func TestDefragRunsBeforeReservingAndIsJournaled(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		err  error
+		name         string
+		err          error
+		onlineKernel bool
+		// journaled are the Movable blocks the intent must list.
+		journaled []int
 	}{
 		{name: "ok"},
 		{name: "failure does not fail the prolog", err: errors.New("node1/compact: no such file")},
+		{name: "online kernel journals the Movable blocks first", onlineKernel: true, journaled: []int{33, 34, 41}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, "reserve_cpus:EIO") // stop early: the journal stays for inspection
-			f := &fakeDefrag{rec: e.rec, err: tc.err, journal: e.deps.Journal}
+			f := &fakeDefrag{rec: e.rec, err: tc.err, journal: e.deps.Journal, movable: []int{33, 34, 41}}
 			e.deps.Defrag = f
-			e.plan.Defrag = config.DefragPolicy{Enabled: true, DropCaches: true, Budget: 7 * time.Second}
+			blocks := &fakeRestorer{}
+			e.deps.Memory = blocks
+			e.plan.Defrag = config.DefragPolicy{Enabled: true, DropCaches: true, Budget: 7 * time.Second, OnlineKernel: tc.onlineKernel}
 			_, err := Run(context.Background(), e.deps, Job{ID: 9, User: "root", Spec: "mck"}, e.plan)
 			var se *StepError
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, steps.ReserveCPUs, se.Step, "the injected failure, not the defragmentation")
 			require.Empty(t, f.callsSeen, "defragmentation runs before any reservation")
-			require.True(t, f.dropCaches)
-			require.Equal(t, 7*time.Second, f.budget)
+			require.Equal(t, e.plan.Defrag, f.policy)
 			require.True(t, f.intent, "intent journaled before defragmenting")
+			require.Equal(t, tc.journaled, f.intentBlocks)
+			// The rollback of the failed prolog restored what the done
+			// entry names.
+			if tc.onlineKernel {
+				require.Equal(t, []restoreCall{{movable: tc.journaled, kernel: true}}, blocks.calls)
+			} else {
+				require.Empty(t, blocks.calls, "nothing to restore after a finished defragmentation without OnlineKernel")
+			}
 		})
 	}
 }

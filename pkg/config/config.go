@@ -204,6 +204,13 @@ type DefragPolicy struct {
 	// the site allows it.
 	DropCaches bool `json:"drop_caches,omitempty"`
 	// Budget bounds the whole step (DefragBudget=10s); steps not started
-	// in time are skipped.
+	// in time are skipped (conversions to kernel memory excepted).
 	Budget time.Duration `json:"budget_ns,omitempty"`
+	// OnlineKernel (DefragOnlineKernel=yes) also evacuates the job nodes'
+	// partly used Normal blocks and onlines every evacuated job block as
+	// kernel memory, Movable ones included, so that IHK's reservation
+	// (GFP_KERNEL, never from ZONE_MOVABLE since Linux 4.14) can take
+	// them; the epilog turns the blocks that were Movable back into
+	// ZONE_MOVABLE after releasing the LWK memory.
+	OnlineKernel bool `json:"online_kernel,omitempty"`
 }

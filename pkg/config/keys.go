@@ -122,6 +122,8 @@ var profileKeys = []profileKeySpec{
 		doc: "also drop the clean page cache first"},
 	{name: "DefragBudget", set: func(p *Profile, v string) (err error) { p.Defrag.Budget, err = parsePositiveDuration(v); return err },
 		doc: "bound on the whole step"},
+	{name: "DefragOnlineKernel", set: func(p *Profile, v string) (err error) { p.Defrag.OnlineKernel, err = parseYesNo(v); return err },
+		doc: "online the evacuated job blocks as kernel memory (IHK reserves with GFP_KERNEL)"},
 	{name: "ProxyMemory", set: func(p *Profile, v string) (err error) { p.ProxyMemoryBytes, err = lwkmode.ParseSize(v); return err },
 		doc: "the proxy limits for this profile's jobs"},
 	{name: "ProxyCPUShare", set: func(p *Profile, v string) (err error) { p.ProxyCPUPercent, err = parsePercent(v); return err },

@@ -285,8 +285,8 @@ func parseProfile(pairs []pair) (Profile, error) {
 	if p.Defrag.Enabled && p.Defrag.Budget == 0 {
 		p.Defrag.Budget = DefaultDefragBudget
 	}
-	if !p.Defrag.Enabled && (p.Defrag.DropCaches || p.Defrag.Budget != 0) {
-		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: DefragDropCaches and DefragBudget need Defrag=yes", p.Name)}
+	if !p.Defrag.Enabled && (p.Defrag.DropCaches || p.Defrag.Budget != 0 || p.Defrag.OnlineKernel) {
+		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q: DefragDropCaches, DefragBudget and DefragOnlineKernel need Defrag=yes", p.Name)}
 	}
 	if p.Image == "" {
 		return Profile{}, &ParseError{Key: pairs[0].key, Err: fmt.Errorf("profile %q has no Image=", p.Name)}

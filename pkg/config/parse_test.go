@@ -159,11 +159,12 @@ func TestParseDefragKeys(t *testing.T) {
 	}{
 		{name: "off by default", line: "Profile=a Image=/i Kargs=hidos", want: DefragPolicy{}},
 		{name: "on with default budget", line: "Profile=a Image=/i Kargs=hidos Defrag=yes", want: DefragPolicy{Enabled: true, Budget: DefaultDefragBudget}},
-		{name: "all keys", line: "Profile=a Image=/i Kargs=hidos defrag=YES DefragDropCaches=true DefragBudget=3s",
-			want: DefragPolicy{Enabled: true, DropCaches: true, Budget: 3 * time.Second}},
+		{name: "all keys", line: "Profile=a Image=/i Kargs=hidos defrag=YES DefragDropCaches=true DefragBudget=3s DefragOnlineKernel=yes",
+			want: DefragPolicy{Enabled: true, DropCaches: true, Budget: 3 * time.Second, OnlineKernel: true}},
 		{name: "bad yes/no", line: "Profile=a Image=/i Kargs=hidos Defrag=maybe", err: `Defrag: want yes or no, not "maybe"`},
 		{name: "budget must be positive", line: "Profile=a Image=/i Kargs=hidos Defrag=yes DefragBudget=0s", err: "must be positive"},
 		{name: "drop caches without defrag", line: "Profile=a Image=/i Kargs=hidos DefragDropCaches=yes", err: "need Defrag=yes"},
+		{name: "online kernel without defrag", line: "Profile=a Image=/i Kargs=hidos DefragOnlineKernel=yes", err: "need Defrag=yes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse(strings.NewReader(head+tc.line+"\n"), "lwk.conf")
@@ -233,8 +234,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "trailing slash", conf: head + "DevDir=/dev/\n", want: `lwk.conf:3: DevDir: path "/dev/" is not clean (want "/dev")`},
 		{name: "no profile", conf: head, want: `lwk.conf: no LWK profile: add a line like Profile=mck Image=/path/mckernel.img Kargs=hidos`},
 		{name: "profile key on global line", conf: head + "Image=/a.img\n", want: `lwk.conf:3: Image: allowed only on a Profile= line`},
-		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
-		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
+		{name: "unknown profile key", conf: head + "Profile=mck Image=/a.img Kargs=hidos Foo=1\n", want: `lwk.conf:3: unknown key "Foo" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, DefragOnlineKernel, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
+		{name: "global key on profile line", conf: head + "Profile=mck Image=/a.img Kargs=hidos OSCores=1\n", want: `lwk.conf:3: unknown key "OSCores" on a Profile= line (want Image, Kargs, AllowKargs, Defrag, DefragDropCaches, DefragBudget, DefragOnlineKernel, ProxyMemory, ProxyCPUShare, ProxyCPUPeriod, PerfEvents)`},
 		{name: "bad profile name", conf: head + "Profile=9mck Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: bad name "9mck": must start with a letter`},
 		{name: "reserved profile name", conf: head + "Profile=Default Image=/a.img Kargs=hidos\n", want: `lwk.conf:3: Profile: profile name "Default" is reserved`},
 		{name: "duplicate profile", conf: head + prof + "\n" + prof, want: `lwk.conf:5: Profile: profile "mck" already defined on line 3`},

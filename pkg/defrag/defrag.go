@@ -46,7 +46,15 @@ type Options struct {
 	DropCaches bool
 	// Evacuate allows offlining and onlining Movable blocks.
 	Evacuate bool
-	// Budget bounds the whole run; steps not started in time are skipped.
+	// OnlineKernel also evacuates the partly used blocks that are not
+	// Movable, and onlines every job block it evacuates as kernel memory
+	// (ZONE_NORMAL), Movable ones included: IHK reserves with GFP_KERNEL,
+	// which never takes pages from ZONE_MOVABLE on current kernels. The
+	// Movable blocks it turns into kernel memory are listed in
+	// Result.KernelBlocks; the epilog turns them back (nodeprep).
+	OnlineKernel bool
+	// Budget bounds the whole run; steps not started in time are skipped,
+	// except turning Movable blocks into kernel memory (OnlineKernel).
 	Budget time.Duration
 	// Blocks are the job nodes' blocks (for Evacuate).
 	Blocks []Block
@@ -78,6 +86,24 @@ type Result struct {
 	Evacuated int  `json:"evacuated_blocks"`
 	Refused   int  `json:"refused_blocks"`
 	OverTime  bool `json:"budget_exhausted"`
+	// KernelBlocks are the Movable blocks onlined as kernel memory
+	// (Options.OnlineKernel), in the order converted.
+	KernelBlocks []int `json:"kernel_blocks,omitempty"`
+}
+
+// pinnedKinds are the page kinds (memfrag.Kind) offlining cannot migrate:
+// memblock-reserved frames (the memmap, made top-down at boot), slab and
+// page tables. A block holding any would only refuse to go offline.
+var pinnedKinds = []string{"reserved", "slab", "pgtable"}
+
+// pinned returns the first kind of pinnedKinds the scan found and its count.
+func pinned(st memfrag.RunStats) (string, uint64) {
+	for _, k := range pinnedKinds {
+		if n := st.NotFree[k]; n > 0 {
+			return k, n
+		}
+	}
+	return "", 0
 }
 
 // Measure returns the job nodes' contiguous share.
@@ -103,9 +129,9 @@ func Run(ctx context.Context, k Kernel, j Journal, measure Measure, o Options, l
 			log.Warn("defrag: cannot measure contiguity", "step", "defrag", "err", err)
 		}
 	}
-	step := func(name, object string, fn func() error) {
+	step := func(name, object string, bounded bool, fn func() error) {
 		st := Step{Name: name, Object: object}
-		if !now().Before(deadline) {
+		if bounded && !now().Before(deadline) {
 			st.Skipped = "time budget exhausted"
 			res.OverTime = true
 		} else {
@@ -122,7 +148,7 @@ func Run(ctx context.Context, k Kernel, j Journal, measure Measure, o Options, l
 		res.Steps = append(res.Steps, st)
 	}
 	if o.DropCaches {
-		step("drop-caches", "", k.DropCleanPageCache)
+		step("drop-caches", "", true, k.DropCleanPageCache)
 	} else {
 		res.Steps = append(res.Steps, Step{Name: "drop-caches", Skipped: "not allowed by the profile"})
 	}
@@ -130,56 +156,18 @@ func Run(ctx context.Context, k Kernel, j Journal, measure Measure, o Options, l
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		step("compact", fmt.Sprintf("node%d", n), func() error { return k.Compact(n) })
+		step("compact", fmt.Sprintf("node%d", n), true, func() error { return k.Compact(n) })
 	}
 	if o.Evacuate {
 		for _, b := range o.Blocks {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
-			obj := fmt.Sprintf("memory%d", b.Index)
-			if !b.Movable {
+			if !b.Movable && !o.OnlineKernel {
 				continue
 			}
-			if o.Flags != nil {
-				st, err := o.Flags.Scan([]memfrag.Range{b.Range}, 1)
-				if err == nil && st.FreeFrames == b.Range.End-b.Range.Start {
-					continue // already all free: nothing to move
-				}
-				if err == nil && st.NotFree["reserved"] > 0 {
-					// memblock-reserved frames (the memmap, made top-down
-					// at boot) never migrate: offlining would only fail.
-					res.Steps = append(res.Steps, Step{Name: "evacuate", Object: obj,
-						Skipped: fmt.Sprintf("%d reserved frames cannot be migrated", st.NotFree["reserved"])})
-					continue
-				}
-			}
-			var jerr error
-			step("evacuate", obj, func() error {
-				if j != nil {
-					if jerr = j.Intent("evacuate", obj); jerr != nil {
-						return jerr
-					}
-				}
-				err := k.Evacuate(b.Index)
-				if err != nil {
-					res.Refused++
-					// A refused offline leaves the block online; make sure.
-					if _, rerr := k.SetZone(b.Index, memblock.ZoneMovable); rerr != nil {
-						err = errors.Join(err, rerr)
-					}
-				} else {
-					res.Evacuated++
-				}
-				if j != nil {
-					if jerr = j.Done("evacuate", obj); jerr != nil {
-						return jerr
-					}
-				}
-				return err
-			})
-			if jerr != nil {
-				return res, fmt.Errorf("defrag journal: %w", jerr)
+			if err := evacuate(k, j, o, b, res, step); err != nil {
+				return res, err
 			}
 		}
 	} else {
@@ -194,6 +182,73 @@ func Run(ctx context.Context, k Kernel, j Journal, measure Measure, o Options, l
 	log.Info("defrag done", "step", "defrag", "duration", res.Duration, "share_before", res.ShareBefore, "share_after", res.ShareAfter,
 		"evacuated", res.Evacuated, "refused", res.Refused, "over_time", res.OverTime)
 	return res, nil
+}
+
+// evacuate offlines one block and onlines it again: in its own zone, or as
+// kernel memory when the options say so (a Movable block so changed is
+// added to res.KernelBlocks). Blocks that are all free (and need no zone
+// change) or hold frames that never migrate are skipped without touching
+// them. Only a journal failure is returned.
+func evacuate(k Kernel, j Journal, o Options, b Block, res *Result, step func(name, object string, bounded bool, fn func() error)) error {
+	obj := fmt.Sprintf("memory%d", b.Index)
+	toKernel := o.OnlineKernel && b.Movable
+	name := "evacuate"
+	if toKernel {
+		name = "online-kernel"
+	}
+	if o.Flags != nil {
+		st, err := o.Flags.Scan([]memfrag.Range{b.Range}, 1)
+		if err == nil && !toKernel && st.FreeFrames == b.Range.End-b.Range.Start {
+			return nil // already all free: nothing to move
+		}
+		if kind, n := pinned(st); err == nil && n > 0 {
+			res.Steps = append(res.Steps, Step{Name: name, Object: obj,
+				Skipped: fmt.Sprintf("%d %s frames cannot be migrated", n, kind)})
+			return nil
+		}
+	}
+	back := memblock.ZoneNormal
+	if b.Movable {
+		back = memblock.ZoneMovable
+	}
+	var jerr error
+	// Turning a Movable block into kernel memory is not bounded by the
+	// budget: the reservation that follows needs it.
+	step(name, obj, !toKernel, func() error {
+		if j != nil {
+			if jerr = j.Intent(name, obj); jerr != nil {
+				return jerr
+			}
+		}
+		var err error
+		if toKernel {
+			var changed bool
+			if changed, err = k.SetZone(b.Index, memblock.ZoneNormal); err == nil && changed {
+				res.KernelBlocks = append(res.KernelBlocks, b.Index)
+			}
+		} else {
+			err = k.Evacuate(b.Index)
+		}
+		if err != nil {
+			res.Refused++
+			// A refused offline leaves the block online; make sure.
+			if _, rerr := k.SetZone(b.Index, back); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		} else {
+			res.Evacuated++
+		}
+		if j != nil {
+			if jerr = j.Done(name, obj); jerr != nil {
+				return jerr
+			}
+		}
+		return err
+	})
+	if jerr != nil {
+		return fmt.Errorf("defrag journal: %w", jerr)
+	}
+	return nil
 }
 
 // Recover brings back online (Movable) a block a crash left offline in the

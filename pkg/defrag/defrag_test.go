@@ -28,6 +28,9 @@ type fakeKernel struct {
 	// clock advances by delay per compaction.
 	clock time.Time
 	delay time.Duration
+	// zones, when set, is every block's zone; SetZone changes it unless
+	// the block is busy.
+	zones map[int]string
 }
 
 func (k *fakeKernel) now() time.Time { return k.clock }
@@ -56,7 +59,14 @@ func (k *fakeKernel) Evacuate(i int) error {
 
 func (k *fakeKernel) SetZone(i int, zone string) (bool, error) {
 	k.calls = append(k.calls, fmt.Sprintf("zone %d %s", i, zone))
-	return false, nil
+	if k.zones == nil || k.zones[i] == zone {
+		return false, nil
+	}
+	if k.busy[i] {
+		return false, fmt.Errorf("memory%d: %w", i, syscall.EBUSY)
+	}
+	k.zones[i] = zone
+	return true, nil
 }
 
 type journal struct{ entries []string }
@@ -153,4 +163,77 @@ func TestRunSkipsFreeAndReservedBlocks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"compact 1"}, k.calls)
 	require.Equal(t, "1 reserved frames cannot be migrated", res.Steps[len(res.Steps)-1].Skipped)
+}
+
+// writeFlags writes a kpageflags fixture of frames 0..len(flags)-1 below a
+// fresh root.
+func writeFlags(t *testing.T, flags []uint64) *memfrag.PageFlags {
+	t.Helper()
+	root := t.TempDir()
+	b := make([]byte, 8*len(flags))
+	for i, f := range flags {
+		binary.LittleEndian.PutUint64(b[8*i:], f)
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "proc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, memfrag.KPageFlagsPath), b, 0o644))
+	pf := memfrag.NewPageFlags(root)
+	return &pf
+}
+
+// With OnlineKernel, every Movable job block is turned into kernel memory
+// (even an all-free one: IHK's GFP_KERNEL cannot use it as Movable), and
+// partly used Normal blocks are evacuated in place unless they hold pages
+// that never migrate; the budget does not stop the conversions.
+func TestRunOnlineKernel(t *testing.T) {
+	const slab, lru, buddy = memfrag.KPFSlab, memfrag.KPFLRU, memfrag.KPFBuddy
+	flags := make([]uint64, 8*1024)
+	flags[0] = slab                 // memory32 (Normal): a slab page
+	flags[8] = buddy                // memory33 (Movable): all free (order 3)
+	flags[16], flags[17] = lru, lru // memory40 (Movable, busy): used
+	flags[24] = lru                 // memory41 (Normal): one page-cache page
+	flags[32] = buddy               // memory42 (Normal): all free
+	bl := []defrag.Block{
+		{Index: 32, Node: 1, Range: memfrag.Range{Start: 0, End: 8}},
+		{Index: 33, Node: 1, Movable: true, Range: memfrag.Range{Start: 8, End: 16}},
+		{Index: 40, Node: 2, Movable: true, Range: memfrag.Range{Start: 16, End: 24}},
+		{Index: 41, Node: 2, Range: memfrag.Range{Start: 24, End: 32}},
+		{Index: 42, Node: 2, Range: memfrag.Range{Start: 32, End: 40}},
+	}
+	for _, tc := range []struct {
+		name   string
+		budget time.Duration
+		calls  []string
+		evac   int
+	}{
+		{name: "in budget", budget: time.Hour, evac: 2,
+			calls: []string{"compact 1", "compact 2", "zone 33 Normal", "zone 40 Normal", "zone 40 Movable", "evacuate 41"}},
+		// Each compaction takes 30 s: the Normal block's evacuation is
+		// skipped, the conversions are not.
+		{name: "budget exhausted", budget: 40 * time.Second, evac: 1,
+			calls: []string{"compact 1", "compact 2", "zone 33 Normal", "zone 40 Normal", "zone 40 Movable"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &fakeKernel{busy: map[int]bool{40: true}, delay: 30 * time.Second, clock: time.Unix(1e9, 0),
+				zones: map[int]string{32: "Normal", 33: "Movable", 40: "Movable", 41: "Normal", 42: "Normal"}}
+			j := &journal{}
+			res, err := defrag.Run(context.Background(), k, j, nil, defrag.Options{
+				Nodes: cpuset.New(1, 2), Evacuate: true, OnlineKernel: true, Budget: tc.budget, Blocks: bl,
+				Flags: writeFlags(t, flags), Now: k.now,
+			}, nil)
+			require.NoError(t, err)
+			require.Equal(t, tc.calls, k.calls)
+			require.Equal(t, []int{33}, res.KernelBlocks)
+			require.Equal(t, map[int]string{32: "Normal", 33: "Normal", 40: "Movable", 41: "Normal", 42: "Normal"}, k.zones)
+			require.Equal(t, tc.evac, res.Evacuated)
+			require.Equal(t, 1, res.Refused)
+			require.Equal(t, "intent online-kernel memory33", j.entries[0])
+			var skipped []string
+			for _, st := range res.Steps {
+				if st.Object == "memory32" || st.Object == "memory42" {
+					skipped = append(skipped, st.Object+": "+st.Skipped)
+				}
+			}
+			require.Equal(t, []string{"memory32: 1 slab frames cannot be migrated"}, skipped, "the all-free Normal block is left alone silently")
+		})
+	}
 }

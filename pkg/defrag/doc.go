@@ -7,10 +7,18 @@
 //   - compact each job node (/sys/devices/system/node/nodeN/compact);
 //   - offline and online again the job-node blocks that are in ZONE_MOVABLE
 //     and partly used (/sys/devices/system/memory/memoryN/state): offlining
-//     migrates the stragglers away, other nodes first.
+//     migrates the stragglers away, other nodes first;
+//   - with OnlineKernel (for IHK, whose reservation allocates with
+//     GFP_KERNEL and so never from ZONE_MOVABLE on Linux >= 4.14): also
+//     evacuate the partly used blocks that are not Movable, and online
+//     every evacuated block as kernel memory (online_kernel), Movable ones
+//     included. The Movable blocks so converted are listed in the result,
+//     for the epilog to turn back into ZONE_MOVABLE once the LWK memory is
+//     released.
 //
-// Every step is bounded by a time budget, skipped cleanly when the kernel
-// lacks the interface, and reported with its duration; the contiguous
+// Every step but a conversion to kernel memory is bounded by a time
+// budget, skipped cleanly when the kernel lacks the interface, and
+// reported with its duration; the contiguous
 // share of the job nodes is measured before and after. A block is
 // journaled before it goes offline and after it is back online, so a
 // crash in between is repaired by Recover.

@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"time"
+	"sort"
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/pkg/config"
 	"github.com/slurm-lwk/slurm-lwk/pkg/defrag"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memblock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memfrag"
+	"github.com/slurm-lwk/slurm-lwk/pkg/sysfs"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
 )
 
@@ -28,11 +30,15 @@ func DefragBlocks(m *Machine, job cpuset.CPUSet, pageBytes uint64) []defrag.Bloc
 			continue
 		}
 		start := uint64(b.Index) * frames
-		out = append(out, defrag.Block{Index: b.Index, Node: b.NUMANode,
-			Movable: b.State == "online" && len(b.ValidZones) > 0 && b.ValidZones[0] == memblock.ZoneMovable,
-			Range:   memfrag.Range{Start: start, End: start + frames}})
+		out = append(out, defrag.Block{Index: b.Index, Node: b.NUMANode, Movable: movableOnline(b),
+			Range: memfrag.Range{Start: start, End: start + frames}})
 	}
 	return out
+}
+
+// movableOnline reports whether a block is online in ZONE_MOVABLE.
+func movableOnline(b topology.MemoryBlock) bool {
+	return b.State == "online" && len(b.ValidZones) > 0 && b.ValidZones[0] == memblock.ZoneMovable
 }
 
 // MeasureJobShare returns a defrag.Measure that reads the machine below
@@ -61,11 +67,16 @@ type Defragmenter struct {
 	Settings Settings
 	// Log receives the run's summary.
 	Log *slog.Logger
+	// Blocks changes block zones for RestoreJobBlocks; nil means the
+	// kernel below Root (memblock).
+	Blocks BlockZoner
 }
 
-// Defrag runs defrag.Run over the job nodes (evacuating partly used
-// Movable blocks) and returns its result as JSON.
-func (d Defragmenter) Defrag(ctx context.Context, dropCaches bool, budget time.Duration) (json.RawMessage, error) {
+// Defrag runs defrag.Run over the job nodes as the profile's policy says
+// (evacuating partly used Movable blocks; with OnlineKernel also the Normal
+// ones, and onlining every evacuated block as kernel memory) and returns
+// its result as JSON.
+func (d Defragmenter) Defrag(ctx context.Context, p config.DefragPolicy) (json.RawMessage, error) {
 	if d.Settings.JobNodes.IsEmpty() {
 		return nil, errors.New("defragment: no job NUMA nodes")
 	}
@@ -78,8 +89,8 @@ func (d Defragmenter) Defrag(ctx context.Context, dropCaches bool, budget time.D
 		return nil, err
 	}
 	flags := memfrag.NewPageFlags(d.Root)
-	o := defrag.Options{Nodes: d.Settings.JobNodes, DropCaches: dropCaches, Evacuate: true, Budget: budget,
-		Blocks: DefragBlocks(m, d.Settings.JobNodes, d.Settings.PageBytes), Flags: &flags}
+	o := defrag.Options{Nodes: d.Settings.JobNodes, DropCaches: p.DropCaches, Evacuate: true, OnlineKernel: p.OnlineKernel,
+		Budget: p.Budget, Blocks: DefragBlocks(m, d.Settings.JobNodes, d.Settings.PageBytes), Flags: &flags}
 	res, err := defrag.Run(ctx, k, nil, MeasureJobShare(d.Root, d.Settings), o, d.Log)
 	if res == nil {
 		return nil, err
@@ -88,28 +99,90 @@ func (d Defragmenter) Defrag(ctx context.Context, dropCaches bool, budget time.D
 	return b, errors.Join(err, jerr)
 }
 
-// OnlineOfflineJobBlocks onlines, as Movable, every offline memory block of
-// the job nodes.
-func (d Defragmenter) OnlineOfflineJobBlocks() ([]int, error) {
-	k, err := memblock.New(d.Root)
-	if err != nil {
-		return nil, err
-	}
+// MovableJobBlocks returns the job nodes' blocks online in ZONE_MOVABLE,
+// ascending: what a defragmentation with OnlineKernel may turn into kernel
+// memory, journaled before it starts so the epilog can turn them back.
+func (d Defragmenter) MovableJobBlocks() ([]int, error) {
 	topo, err := topology.Read(d.Root)
 	if err != nil {
 		return nil, err
 	}
-	var done []int
+	var out []int
+	for _, b := range topo.MemoryBlocks {
+		if d.Settings.JobNodes.Contains(b.NUMANode) && movableOnline(b) {
+			out = append(out, b.Index)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// RestoreJobBlocks puts the job nodes' memory blocks back as a pre-boot
+// defragmentation found them: every offline job block goes online (Movable
+// when listed in movable or when kernel is false, as kernel memory
+// otherwise: it was a Normal block evacuated in place), and every block
+// listed in movable that is now kernel memory is offlined and onlined
+// Movable again. It returns the blocks it changed and those that refused to
+// go offline (they stay online in ZONE_NORMAL: unmovable kernel allocations
+// landed there meanwhile, or another LWK holds memory in them); the error
+// means a block may be left offline.
+func (d Defragmenter) RestoreJobBlocks(movable []int, kernel bool) (changed, refused []int, err error) {
+	fs, err := sysfs.New(d.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := d.Blocks
+	if k == nil {
+		if k, err = memblock.New(d.Root); err != nil {
+			return nil, nil, err
+		}
+	}
+	topo, err := topology.Read(d.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := make(map[int]bool, len(movable))
+	for _, i := range movable {
+		want[i] = true
+	}
 	var errs []error
 	for _, b := range topo.MemoryBlocks {
-		if !d.Settings.JobNodes.Contains(b.NUMANode) || b.State != "offline" {
+		if !d.Settings.JobNodes.Contains(b.NUMANode) {
 			continue
 		}
-		if err := defrag.Recover(k, b.Index); err != nil {
-			errs = append(errs, err)
+		zone := memblock.ZoneMovable
+		switch {
+		case b.State == "offline":
+			if kernel && !want[b.Index] {
+				zone = memblock.ZoneNormal
+			}
+		case want[b.Index] && !movableOnline(b):
+		default:
 			continue
 		}
-		done = append(done, b.Index)
+		ch, serr := k.SetZone(b.Index, zone)
+		if serr == nil {
+			if ch {
+				changed = append(changed, b.Index)
+			}
+			continue
+		}
+		// Offlining refused leaves the block online where it was: not an
+		// error, the memory stays usable by Linux.
+		if now, rerr := fs.MemoryBlock(b.Index); rerr == nil && now.State == "online" {
+			refused = append(refused, b.Index)
+			d.log().Warn("job-node block stays kernel memory: it refused to go offline", "step", "restore_movable",
+				"block", b.Index, "err", serr)
+			continue
+		}
+		errs = append(errs, serr)
 	}
-	return done, errors.Join(errs...)
+	return changed, refused, errors.Join(errs...)
+}
+
+func (d Defragmenter) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
 }

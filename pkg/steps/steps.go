@@ -119,7 +119,16 @@ type Confinement struct {
 // (duration, contiguous share of the job nodes before and after, blocks
 // evacuated and refused, per-step outcome), for the monitor and the admin.
 type Defrag struct {
-	Result json.RawMessage `json:"result,omitempty"`
+	// OnlineKernel says the step onlines evacuated job blocks as kernel
+	// memory (DefragOnlineKernel=yes).
+	OnlineKernel bool `json:"online_kernel,omitempty"`
+	// MovableBlocks, journaled with the intent when OnlineKernel is set,
+	// are the job blocks that were in ZONE_MOVABLE before the step: any of
+	// them may be kernel memory afterwards, and the epilog, once the LWK
+	// memory is released, turns them back into ZONE_MOVABLE (also after a
+	// prolog killed halfway).
+	MovableBlocks []int           `json:"movable_blocks,omitempty"`
+	Result        json.RawMessage `json:"result,omitempty"`
 	// Err is set when the step could not run at all (it never fails the
 	// prolog: defragmentation is an optimisation).
 	Err string `json:"error,omitempty"`

@@ -11,33 +11,58 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/teardown"
 )
 
-type fakeBlocks struct{ calls int }
+type restoreCall struct {
+	movable []int
+	kernel  bool
+}
 
-func (f *fakeBlocks) OnlineOfflineJobBlocks() ([]int, error) {
-	f.calls++
-	return []int{33}, nil
+// fakeBlocks records restorations; the ones in busy refuse.
+type fakeBlocks struct {
+	calls []restoreCall
+	busy  map[int]bool
+}
+
+func (f *fakeBlocks) RestoreJobBlocks(movable []int, kernel bool) (changed, refused []int, err error) {
+	f.calls = append(f.calls, restoreCall{movable: movable, kernel: kernel})
+	for _, b := range movable {
+		if f.busy[b] {
+			refused = append(refused, b)
+		} else {
+			changed = append(changed, b)
+		}
+	}
+	return changed, refused, nil
 }
 
 // A prolog killed in the middle of its pre-boot defragmentation may have
-// left a job-node block offline: the epilog brings the blocks back; a
-// finished defragmentation needs nothing.
+// left a job-node block offline: the epilog brings the blocks back. A
+// finished one that onlined Movable blocks as kernel memory
+// (DefragOnlineKernel) has them turned back into ZONE_MOVABLE; any other
+// finished one needs nothing. A block that refuses stays kernel memory
+// without failing the epilog.
 func TestInterruptedDefragIsRepaired(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
+		data  steps.Defrag
 		done  bool
-		calls int
+		calls []restoreCall
 	}{
-		{name: "intent only", done: false, calls: 1},
-		{name: "done", done: true, calls: 0},
+		{name: "intent only", data: steps.Defrag{}, calls: []restoreCall{{}}},
+		{name: "done", data: steps.Defrag{}, done: true},
+		{name: "online kernel, intent only", data: steps.Defrag{OnlineKernel: true, MovableBlocks: []int{33, 34}},
+			calls: []restoreCall{{movable: []int{33, 34}, kernel: true}}},
+		{name: "online kernel, done", data: steps.Defrag{OnlineKernel: true, MovableBlocks: []int{33, 34}}, done: true,
+			calls: []restoreCall{{movable: []int{33, 34}, kernel: true}}},
+		{name: "online kernel, no Movable blocks, done", data: steps.Defrag{OnlineKernel: true}, done: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			fb := &fakeBlocks{}
+			fb := &fakeBlocks{busy: map[int]bool{34: true}}
 			e.deps.Memory = fb
 			rec := &journal.Record{JobID: 5}
-			require.NoError(t, rec.Begin(steps.DefragMemory, steps.Defrag{}))
+			require.NoError(t, rec.Begin(steps.DefragMemory, tc.data))
 			if tc.done {
-				require.NoError(t, rec.Done(steps.DefragMemory, nil))
+				require.NoError(t, rec.Done(steps.DefragMemory, tc.data))
 				require.NoError(t, rec.Begin(steps.ReserveMemory, steps.Memory{Requested: []ihk.MemChunk{{NUMANode: 2, Bytes: 64 << 20}}}))
 			}
 			require.NoError(t, e.deps.Journal.Write(rec))

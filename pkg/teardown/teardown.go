@@ -73,16 +73,21 @@ type Node struct {
 	// there are collected like orphans. Nil: every journal claims.
 	Ended *jobend.Store
 	Log   *slog.Logger
-	// Memory brings job-node memory blocks a killed pre-boot
-	// defragmentation left offline back online; nil when the node has no
-	// job nodes.
+	// Memory puts job-node memory blocks back as the pre-boot
+	// defragmentation found them: online again after a killed one, and
+	// Movable again after one that onlined them as kernel memory; nil when
+	// the node has no job nodes.
 	Memory BlockRecoverer
 }
 
-// BlockRecoverer onlines (Movable) the job-node memory blocks that are
-// offline and returns their indices.
+// BlockRecoverer restores the job nodes' memory blocks after a pre-boot
+// defragmentation (nodeprep.Defragmenter.RestoreJobBlocks): it onlines the
+// offline ones (Movable when listed in movable or when kernel is false)
+// and turns the listed ones back into ZONE_MOVABLE. It returns the blocks
+// it changed and those that refused to go offline (they stay kernel
+// memory); an error means a block may be left offline.
 type BlockRecoverer interface {
-	OnlineOfflineJobBlocks() ([]int, error)
+	RestoreJobBlocks(movable []int, kernel bool) (changed, refused []int, err error)
 }
 
 // Result says what teardown did.
@@ -386,27 +391,48 @@ func CollectEnded(ctx context.Context, d Deps) (*Result, error) {
 	return nil, nil
 }
 
-// recoverDefrag onlines job-node blocks when the journal shows a pre-boot
-// defragmentation that began and never finished: the prolog may have died
-// with a block offline in the middle of an evacuation.
+// recoverDefrag puts the job-node blocks back after the pre-boot
+// defragmentation, after the LWK memory went back to Linux: when the
+// journal shows one that began and never finished (the prolog may have
+// died with a block offline), and when one onlined Movable blocks as kernel
+// memory for the reservation (DefragOnlineKernel): those go back into
+// ZONE_MOVABLE, where unmovable kernel allocations cannot land while
+// Linux jobs run.
 func (d Deps) recoverDefrag(log *slog.Logger, rec *journal.Record) error {
 	if rec == nil {
 		return nil
 	}
 	st, ok := rec.Find(steps.DefragMemory)
-	if !ok || st.State == journal.StateDone {
+	if !ok {
+		return nil
+	}
+	var data steps.Defrag
+	if err := st.DecodeData(&data); err != nil {
+		log.Warn("cannot read the pre-boot defragmentation's journal data; onlining offline job blocks only", "step", steps.DefragMemory, "err", err)
+		data = steps.Defrag{}
+	}
+	finished := st.State == journal.StateDone
+	if finished && (!data.OnlineKernel || len(data.MovableBlocks) == 0) {
 		return nil
 	}
 	if d.Memory == nil {
-		log.Warn("pre-boot defragmentation did not finish and no job nodes are configured to check", "step", steps.DefragMemory)
+		log.Warn("pre-boot defragmentation changed job-node blocks and no job nodes are configured to restore", "step", steps.DefragMemory,
+			"finished", finished, "movable_blocks", data.MovableBlocks)
 		return nil
 	}
-	blocks, err := d.Memory.OnlineOfflineJobBlocks()
-	if len(blocks) > 0 {
-		log.Warn("onlined memory blocks an interrupted defragmentation left offline", "step", steps.DefragMemory, "blocks", blocks)
+	changed, refused, err := d.Memory.RestoreJobBlocks(data.MovableBlocks, data.OnlineKernel)
+	switch {
+	case len(changed) > 0 && !finished:
+		log.Warn("restored memory blocks an interrupted defragmentation left behind", "step", steps.DefragMemory, "blocks", changed)
+	case len(changed) > 0:
+		log.Info("job-node blocks back in ZONE_MOVABLE", "step", steps.DefragMemory, "blocks", changed)
+	}
+	if len(refused) > 0 {
+		log.Warn("job-node blocks stay kernel memory: they refused to go offline; lwkctl node apply makes them Movable once free",
+			"step", steps.DefragMemory, "blocks", refused)
 	}
 	if err != nil {
-		return fmt.Errorf("online memory blocks after an interrupted defragmentation: %w", err)
+		return fmt.Errorf("restore memory blocks after the pre-boot defragmentation: %w", err)
 	}
 	return nil
 }

@@ -112,15 +112,23 @@ func kargs(path string) error {
 
 // run is one guest run's figures.
 type run struct {
-	variant, seed     string
-	share             float64 // job memory in >= 256 MiB free runs, after
-	shareBoot         float64
-	free2MBBoot       uint64
-	free2MBAfter      uint64
-	movable, blocks   int
+	variant, seed   string
+	share           float64 // job memory in >= 256 MiB free runs, after
+	shareBoot       float64
+	free2MBBoot     uint64
+	free2MBAfter    uint64
+	movable, blocks int
+	// movableBoot counts the job blocks Movable at the boot report (after
+	// apply, before the stress and the defragmentation).
+	movableBoot       int
 	defragSec         float64
 	defragBefore      float64
 	evacuated, refuse int
+	// kernelBlocks are the Movable blocks the defragmentation onlined as
+	// kernel memory (--online-kernel); restored and restoreRefused what
+	// the epilog's --restore-movable then did (-1: not run).
+	kernelBlocks             int
+	restored, restoreRefused int
 	// ihk and ihkMovable: IHK-style reservations of the job nodes' memory,
 	// as IHK on current kernels and with the ZONE_MOVABLE fallback.
 	ihk, ihkMovable ihkFigure
@@ -165,12 +173,18 @@ func readRun(path string) (run, error) {
 	}
 	r := run{variant: v, seed: s, share: after.JobContiguousShare, shareBoot: boot.JobContiguousShare,
 		free2MBBoot: boot.JobFree2MBBlocks, free2MBAfter: after.JobFree2MBBlocks, defragSec: math.NaN(), defragBefore: math.NaN(),
+		restored: -1, restoreRefused: -1,
 	}
 	if r.ihk, err = readIHK(secs, "ihkreserve", path); err != nil {
 		return run{}, err
 	}
 	if r.ihkMovable, err = readIHK(secs, "ihkreserve-movable", path); err != nil {
 		return run{}, err
+	}
+	for _, n := range boot.Nodes {
+		if n.Job {
+			r.movableBoot += n.Blocks["Movable"]
+		}
 	}
 	for _, n := range after.Nodes {
 		if n.Job {
@@ -186,9 +200,26 @@ func readRun(path string) (run, error) {
 			return run{}, err
 		}
 		r.defragSec, r.defragBefore = d.Duration.Seconds(), d.ShareBefore
-		r.evacuated, r.refuse = d.Evacuated, d.Refused
+		r.evacuated, r.refuse, r.kernelBlocks = d.Evacuated, d.Refused, len(d.KernelBlocks)
+	}
+	if _, ok := secs["restore"]; ok {
+		var rs restored
+		if err := decode(secs, "restore", path, &rs); err != nil {
+			return run{}, err
+		}
+		if rs.Error != "" {
+			return run{}, fmt.Errorf("%s: restore to Movable: %s", path, rs.Error)
+		}
+		r.restored, r.restoreRefused = len(rs.Changed), len(rs.Refused)
 	}
 	return r, nil
+}
+
+// restored is lwkctl node defrag --restore-movable's output.
+type restored struct {
+	Changed []int  `json:"changed"`
+	Refused []int  `json:"refused"`
+	Error   string `json:"error"`
 }
 
 // ihkReservation is the part of tools/ihkreserve's output the table shows.
@@ -229,12 +260,15 @@ func (f ihkFigure) cell() string {
 	return s
 }
 
-var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2}
+var variantOrder = map[string]int{"none": 0, "apply": 1, "movable": 2, "normal": 3, "applyk": 4, "movablek": 5}
 
 var variantName = map[string]string{
-	"none":    "no preparation",
-	"apply":   "lwkctl node apply after boot",
-	"movable": "boot-time MOVABLE (plan) + apply + pre-boot defrag",
+	"none":     "no preparation",
+	"apply":    "lwkctl node apply after boot",
+	"movable":  "boot-time MOVABLE (plan) + apply + pre-boot defrag",
+	"normal":   "no Movable; pre-boot defrag --online-kernel",
+	"applyk":   "apply after boot; pre-boot defrag --online-kernel; epilog back to Movable",
+	"movablek": "boot-time MOVABLE (plan) + apply; pre-boot defrag --online-kernel; epilog back to Movable",
 }
 
 func table(paths []string) error {
@@ -252,14 +286,20 @@ func table(paths []string) error {
 		}
 		return runs[i].seed < runs[j].seed
 	})
-	fmt.Println("| variant | seed | job blocks Movable | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | same, IHK with ZONE_MOVABLE fallback | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
+	fmt.Println("| variant | seed | job blocks Movable: boot -> at reservation | job memory in >=256 MiB free runs: boot -> after stress | IHK reservation of 90% of job MemFree: share in >=256 MiB merged chunks | same, IHK with ZONE_MOVABLE fallback | free 2 MiB blocks (job nodes): boot -> after | 2 MiB lost | pre-boot defrag |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, r := range runs {
 		d := "-"
 		if !math.IsNaN(r.defragSec) {
 			d = fmt.Sprintf("%.1f s, %.1f%% -> %.1f%%, %d blocks evacuated, %d refused", r.defragSec, 100*r.defragBefore, 100*r.share, r.evacuated, r.refuse)
+			if r.kernelBlocks > 0 {
+				d += fmt.Sprintf(", %d Movable -> kernel", r.kernelBlocks)
+			}
+			if r.restored >= 0 {
+				d += fmt.Sprintf("; back to Movable after release: %d (%d refused)", r.restored, r.restoreRefused)
+			}
 		}
-		fmt.Printf("| %s | %s | %d/%d | %.1f%% -> %.1f%% | %s | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movable, r.blocks,
+		fmt.Printf("| %s | %s | %d -> %d/%d | %.1f%% -> %.1f%% | %s | %s | %d -> %d | %.1f%% | %s |\n", r.variant, r.seed, r.movableBoot, r.movable, r.blocks,
 			100*r.shareBoot, 100*r.share, r.ihk.cell(), r.ihkMovable.cell(), r.free2MBBoot, r.free2MBAfter, r.lost(), d)
 	}
 	fmt.Println()
@@ -351,7 +391,7 @@ func smoke(path string) error {
 	if len(apply.Changed) == 0 {
 		errs = append(errs, errors.New("apply changed nothing"))
 	}
-	if r.movable == 0 {
+	if r.movableBoot == 0 {
 		errs = append(errs, errors.New("no job-node block is Movable after apply"))
 	}
 	for _, n := range after.Nodes {
@@ -361,6 +401,18 @@ func smoke(path string) error {
 	}
 	if _, ok := secs["defrag"]; ok && math.IsNaN(r.defragSec) {
 		errs = append(errs, errors.New("defrag section unreadable"))
+	}
+	// After a defragmentation with --online-kernel: Movable job blocks
+	// became kernel memory, and the restore turned them back.
+	kernel := ""
+	if r.restored >= 0 {
+		if r.kernelBlocks == 0 {
+			errs = append(errs, errors.New("defrag --online-kernel turned no Movable job block into kernel memory"))
+		}
+		if r.restored == 0 {
+			errs = append(errs, fmt.Errorf("restore turned none of the %d kernel blocks back into ZONE_MOVABLE (%d refused)", r.kernelBlocks, r.restoreRefused))
+		}
+		kernel = fmt.Sprintf(", %d Movable blocks onlined as kernel memory and %d back to Movable (%d refused)", r.kernelBlocks, r.restored, r.restoreRefused)
 	}
 	if undo.Recorded != 0 {
 		errs = append(errs, fmt.Errorf("undo left %d changes recorded: %+v", undo.Recorded, undo.Refused))
@@ -383,8 +435,8 @@ func smoke(path string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%, %d changes undone, simulator took a CPU offline and back, cgroup v2 confinement checks passed (%s)\n",
-		len(apply.Changed), len(apply.Refused), r.movable, r.blocks, 100*r.shareBoot, 100*r.share, len(undo.Changed), strings.Join(cgcheckTests, ", "))
+	fmt.Printf("smoke ok: %d changes applied (%d refused), %d/%d job blocks Movable, job share in >=256 MiB runs %.1f%% -> %.1f%%%s, %d changes undone, simulator took a CPU offline and back, cgroup v2 confinement checks passed (%s)\n",
+		len(apply.Changed), len(apply.Refused), r.movableBoot, r.blocks, 100*r.shareBoot, 100*r.share, kernel, len(undo.Changed), strings.Join(cgcheckTests, ", "))
 	return nil
 }
 

@@ -13,7 +13,7 @@ func writeLog(t *testing.T, dir, name string, sections map[string]string, exit s
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("[    0.000000] Linux version 6.1.0\r\n")
-	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "ihkreserve", "ihkreserve-movable", "simcheck", "cgcheck", "undo"} {
+	for _, k := range []string{"plan", "apply", "boot", "defrag", "after", "ihkreserve", "ihkreserve-movable", "restore", "simcheck", "cgcheck", "undo"} {
 		if v, ok := sections[k]; ok {
 			b.WriteString("@@VMNODE-BEGIN " + k + "\r\n" + v + "\r\n@@VMNODE-END " + k + "\r\n")
 		}
@@ -37,6 +37,7 @@ func TestReadRun(t *testing.T) {
 	require.Equal(t, "2", r.seed)
 	require.Equal(t, 0.5, r.share)
 	require.Equal(t, 6, r.movable)
+	require.Equal(t, 8, r.movableBoot)
 	require.Equal(t, 8, r.blocks)
 	require.InDelta(t, 20.0, r.lost(), 1e-9)
 	require.Equal(t, 2.5, r.defragSec)
@@ -125,6 +126,43 @@ func TestSmoke(t *testing.T) {
 	require.ErrorContains(t, err, "undo left 1 changes recorded")
 	require.ErrorContains(t, err, "no simcheck section")
 	require.ErrorContains(t, err, "no cgcheck section")
+}
+
+// A smoke run with --online-kernel must show blocks turned into kernel
+// memory and back.
+func TestSmokeOnlineKernel(t *testing.T) {
+	dir := t.TempDir()
+	base := map[string]string{
+		"apply": `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 1}`,
+		"boot":  bootJSON, "after": strings.Replace(afterJSON, `"job": true`, `"job": true, "kpageflags": true`, 1),
+		"undo":     `{"changed": [{"kind": "block-zone"}], "refused": [], "recorded": 0}`,
+		"simcheck": "=== RUN   TestRealCPUOfflineInGuest\n--- PASS: TestRealCPUOfflineInGuest (0.05s)\nPASS\nexit 0",
+		"cgcheck":  cgcheckPass,
+	}
+	for _, tc := range []struct {
+		name, defrag, restore, err string
+	}{
+		{name: "converted and back", defrag: `{"duration_ns": 1000000000, "kernel_blocks": [33, 34]}`, restore: `{"changed": [33], "refused": [34]}`},
+		{name: "nothing converted", defrag: `{"duration_ns": 1000000000}`, restore: `{"changed": [], "refused": []}`,
+			err: "turned no Movable job block into kernel memory"},
+		{name: "nothing back", defrag: `{"duration_ns": 1000000000, "kernel_blocks": [33]}`, restore: `{"changed": [], "refused": [33]}`,
+			err: "none of the 1 kernel blocks back"},
+		{name: "restore failed", defrag: `{"duration_ns": 1000000000, "kernel_blocks": [33]}`, restore: `{"changed": [], "refused": [], "error": "memory33 left offline"}`,
+			err: "memory33 left offline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			secs := map[string]string{"defrag": tc.defrag, "restore": tc.restore}
+			for k, v := range base {
+				secs[k] = v
+			}
+			err := smoke(writeLog(t, dir, "apply-1.log", secs, "0"))
+			if tc.err == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tc.err)
+			}
+		})
+	}
 }
 
 const cgcheckPass = "=== RUN   TestJobIDTreeAfterProlog\n--- PASS: TestJobIDTreeAfterProlog (9.10s)\n" +
