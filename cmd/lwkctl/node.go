@@ -206,7 +206,7 @@ func restoreBlocks(root string, s nodeprep.Settings, list string, jsonOut bool, 
 		return fmt.Errorf("--restore-movable %q: want a list of memory block numbers: %w", list, err)
 	}
 	d := nodeprep.Defragmenter{Root: root, Settings: s, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
-	changed, refused, err := d.RestoreJobBlocks(set.List(), true)
+	changed, refused, err := d.RestoreJobBlocks(set.List(), nil, true)
 	r := Restored{Changed: changed, Refused: refused}
 	if r.Changed == nil {
 		r.Changed = []int{}

@@ -86,9 +86,10 @@ type Deps struct {
 // JSON (duration, contiguous share before and after).
 type Defragmenter interface {
 	Defrag(ctx context.Context, policy config.DefragPolicy) (json.RawMessage, error)
-	// MovableJobBlocks lists the job blocks in ZONE_MOVABLE, journaled
-	// before a defragmentation that may turn them into kernel memory.
-	MovableJobBlocks() ([]int, error)
+	// JobBlocks lists the job blocks in ZONE_MOVABLE (a defragmentation
+	// with OnlineKernel may turn them into kernel memory) and those
+	// offline (the epilog leaves them so), journaled before it starts.
+	JobBlocks() (movable, offline []int, err error)
 }
 
 // Teardown returns what the rollback runs with: the embedded node and IHK.
@@ -358,17 +359,19 @@ func (r *runner) defrag(ctx context.Context) error {
 	}
 	policy := r.p.Defrag
 	intent := steps.Defrag{OnlineKernel: policy.OnlineKernel}
-	var listErr error
+	// Journaled before any block changes: the epilog turns the Movable ones
+	// back into ZONE_MOVABLE and leaves the offline ones offline, whatever
+	// happens to the prolog.
+	movable, offline, listErr := r.d.Defrag.JobBlocks()
+	intent.OfflineBlocks = offline
 	if policy.OnlineKernel {
-		// Journaled before any block changes: the epilog turns these back
-		// into ZONE_MOVABLE whatever happens to the prolog.
-		intent.MovableBlocks, listErr = r.d.Defrag.MovableJobBlocks()
+		intent.MovableBlocks = movable
 	}
 	return r.step(steps.DefragMemory, intent, func() (any, error) {
 		data := intent
 		if listErr != nil {
-			data.Err = fmt.Sprintf("list the Movable job blocks: %v", listErr)
-			r.d.Log.Warn("pre-boot defragmentation skipped: cannot list the Movable job blocks", "job", r.rec.JobID, "step", steps.DefragMemory, "err", listErr)
+			data.Err = fmt.Sprintf("list the job blocks: %v", listErr)
+			r.d.Log.Warn("pre-boot defragmentation skipped: cannot list the job blocks", "job", r.rec.JobID, "step", steps.DefragMemory, "err", listErr)
 			return data, nil
 		}
 		start := time.Now()

@@ -20,16 +20,17 @@ type fakeDefrag struct {
 	callsSeen []string
 	policy    config.DefragPolicy
 	err       error
-	// movable are the Movable job blocks MovableJobBlocks lists.
-	movable []int
+	// movable and offline are the job blocks JobBlocks lists.
+	movable, offline []int
 	// journal is read during the call: the step's intent must be there,
 	// with the Movable blocks when the policy onlines kernel memory.
-	journal      *journal.Store
-	intent       bool
-	intentBlocks []int
+	journal       *journal.Store
+	intent        bool
+	intentBlocks  []int
+	intentOffline []int
 }
 
-func (f *fakeDefrag) MovableJobBlocks() ([]int, error) { return f.movable, nil }
+func (f *fakeDefrag) JobBlocks() ([]int, []int, error) { return f.movable, f.offline, nil }
 
 func (f *fakeDefrag) Defrag(_ context.Context, p config.DefragPolicy) (json.RawMessage, error) {
 	f.callsSeen = append([]string{}, f.rec.calls...)
@@ -40,6 +41,7 @@ func (f *fakeDefrag) Defrag(_ context.Context, p config.DefragPolicy) (json.RawM
 		var d steps.Defrag
 		if ok && st.DecodeData(&d) == nil {
 			f.intentBlocks = d.MovableBlocks
+			f.intentOffline = d.OfflineBlocks
 		}
 	}
 	if f.err != nil {
@@ -49,15 +51,15 @@ func (f *fakeDefrag) Defrag(_ context.Context, p config.DefragPolicy) (json.RawM
 }
 
 type restoreCall struct {
-	movable []int
-	kernel  bool
+	movable, offline []int
+	kernel           bool
 }
 
 // fakeRestorer records the teardown's block restorations.
 type fakeRestorer struct{ calls []restoreCall }
 
-func (f *fakeRestorer) RestoreJobBlocks(movable []int, kernel bool) ([]int, []int, error) {
-	f.calls = append(f.calls, restoreCall{movable: movable, kernel: kernel})
+func (f *fakeRestorer) RestoreJobBlocks(movable, offline []int, kernel bool) ([]int, []int, error) {
+	f.calls = append(f.calls, restoreCall{movable: movable, offline: offline, kernel: kernel})
 	return movable, nil, nil
 }
 
@@ -75,7 +77,7 @@ func TestDefragRunsBeforeReservingAndIsJournaled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, "reserve_cpus:EIO") // stop early: the journal stays for inspection
-			f := &fakeDefrag{rec: e.rec, err: tc.err, journal: e.deps.Journal, movable: []int{33, 34, 41}}
+			f := &fakeDefrag{rec: e.rec, err: tc.err, journal: e.deps.Journal, movable: []int{33, 34, 41}, offline: []int{43}}
 			e.deps.Defrag = f
 			blocks := &fakeRestorer{}
 			e.deps.Memory = blocks
@@ -88,10 +90,11 @@ func TestDefragRunsBeforeReservingAndIsJournaled(t *testing.T) {
 			require.Equal(t, e.plan.Defrag, f.policy)
 			require.True(t, f.intent, "intent journaled before defragmenting")
 			require.Equal(t, tc.journaled, f.intentBlocks)
+			require.Equal(t, []int{43}, f.intentOffline, "the blocks offline before the step are journaled")
 			// The rollback of the failed prolog restored what the done
 			// entry names.
 			if tc.onlineKernel {
-				require.Equal(t, []restoreCall{{movable: tc.journaled, kernel: true}}, blocks.calls)
+				require.Equal(t, []restoreCall{{movable: tc.journaled, offline: []int{43}, kernel: true}}, blocks.calls)
 			} else {
 				require.Empty(t, blocks.calls, "nothing to restore after a finished defragmentation without OnlineKernel")
 			}

@@ -99,34 +99,42 @@ func (d Defragmenter) Defrag(ctx context.Context, p config.DefragPolicy) (json.R
 	return b, errors.Join(err, jerr)
 }
 
-// MovableJobBlocks returns the job nodes' blocks online in ZONE_MOVABLE,
-// ascending: what a defragmentation with OnlineKernel may turn into kernel
-// memory, journaled before it starts so the epilog can turn them back.
-func (d Defragmenter) MovableJobBlocks() ([]int, error) {
+// JobBlocks returns the job nodes' blocks online in ZONE_MOVABLE (what a
+// defragmentation with OnlineKernel may turn into kernel memory) and those
+// offline (an admin's or a failed block's, which a restore must leave
+// alone), both ascending: journaled before the defragmentation starts, so
+// the epilog puts back exactly what it changed.
+func (d Defragmenter) JobBlocks() (movable, offline []int, err error) {
 	topo, err := topology.Read(d.Root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []int
 	for _, b := range topo.MemoryBlocks {
-		if d.Settings.JobNodes.Contains(b.NUMANode) && movableOnline(b) {
-			out = append(out, b.Index)
+		switch {
+		case !d.Settings.JobNodes.Contains(b.NUMANode):
+		case movableOnline(b):
+			movable = append(movable, b.Index)
+		case b.State == "offline":
+			offline = append(offline, b.Index)
 		}
 	}
-	sort.Ints(out)
-	return out, nil
+	sort.Ints(movable)
+	sort.Ints(offline)
+	return movable, offline, nil
 }
 
 // RestoreJobBlocks puts the job nodes' memory blocks back as a pre-boot
-// defragmentation found them: every offline job block goes online (Movable
-// when listed in movable or when kernel is false, as kernel memory
-// otherwise: it was a Normal block evacuated in place), and every block
-// listed in movable that is now kernel memory is offlined and onlined
-// Movable again. It returns the blocks it changed and those that refused to
-// go offline (they stay online in ZONE_NORMAL: unmovable kernel allocations
-// landed there meanwhile, or another LWK holds memory in them); the error
-// means a block may be left offline.
-func (d Defragmenter) RestoreJobBlocks(movable []int, kernel bool) (changed, refused []int, err error) {
+// defragmentation found them: every block listed in movable that is now
+// kernel memory or offline is made Movable again (wherever it is: a change
+// of JobNUMANodes meanwhile does not strand it), and every other offline
+// job block goes online, except those listed in keepOffline (offline
+// before the defragmentation) — Movable when kernel is false, as kernel
+// memory otherwise (it was a Normal block evacuated in place). It returns
+// the blocks it changed and those it could not make Movable (they stay
+// online as kernel memory: unmovable kernel allocations landed there
+// meanwhile, or another LWK holds memory in them); the error means a block
+// may be left offline.
+func (d Defragmenter) RestoreJobBlocks(movable, keepOffline []int, kernel bool) (changed, refused []int, err error) {
 	fs, err := sysfs.New(d.Root)
 	if err != nil {
 		return nil, nil, err
@@ -145,20 +153,22 @@ func (d Defragmenter) RestoreJobBlocks(movable []int, kernel bool) (changed, ref
 	for _, i := range movable {
 		want[i] = true
 	}
+	keep := make(map[int]bool, len(keepOffline))
+	for _, i := range keepOffline {
+		keep[i] = true
+	}
 	var errs []error
 	for _, b := range topo.MemoryBlocks {
-		if !d.Settings.JobNodes.Contains(b.NUMANode) {
-			continue
-		}
 		zone := memblock.ZoneMovable
 		switch {
-		case b.State == "offline":
-			if kernel && !want[b.Index] {
-				zone = memblock.ZoneNormal
+		case want[b.Index]:
+			if movableOnline(b) {
+				continue
 			}
-		case want[b.Index] && !movableOnline(b):
-		default:
+		case !d.Settings.JobNodes.Contains(b.NUMANode) || b.State != "offline" || keep[b.Index]:
 			continue
+		case kernel:
+			zone = memblock.ZoneNormal
 		}
 		ch, serr := k.SetZone(b.Index, zone)
 		if serr == nil {
@@ -167,11 +177,12 @@ func (d Defragmenter) RestoreJobBlocks(movable []int, kernel bool) (changed, ref
 			}
 			continue
 		}
-		// Offlining refused leaves the block online where it was: not an
-		// error, the memory stays usable by Linux.
+		// A block left online (offlining refused, or onlining Movable
+		// refused and the block put back) stays usable by Linux: not an
+		// error.
 		if now, rerr := fs.MemoryBlock(b.Index); rerr == nil && now.State == "online" {
 			refused = append(refused, b.Index)
-			d.log().Warn("job-node block stays kernel memory: it refused to go offline", "step", "restore_movable",
+			d.log().Warn("job-node block stays kernel memory: it could not be made Movable", "step", "restore_movable",
 				"block", b.Index, "err", serr)
 			continue
 		}

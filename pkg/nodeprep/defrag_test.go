@@ -56,39 +56,46 @@ func (k *hotplugKernel) SetZone(i int, zone string) (bool, error) {
 	return true, nil
 }
 
-func TestMovableJobBlocks(t *testing.T) {
+func TestJobBlocks(t *testing.T) {
 	// memory5 is on the system node.
 	m := newQ35(t, 5, 33, 34, 41)
+	k := &hotplugKernel{m: m, t: t}
+	k.set(43, "offline", "Normal Movable")
+	k.set(6, "offline", "Normal Movable")
 	d := nodeprep.Defragmenter{Root: m.root, Settings: split(t)}
-	got, err := d.MovableJobBlocks()
+	movable, offline, err := d.JobBlocks()
 	require.NoError(t, err)
-	require.Equal(t, []int{33, 34, 41}, got)
+	require.Equal(t, []int{33, 34, 41}, movable)
+	require.Equal(t, []int{43}, offline)
 }
 
 // The epilog's restoration after a pre-boot defragmentation: blocks the
-// prolog listed as Movable go back into ZONE_MOVABLE; offline blocks come
-// back online (as kernel memory when the step onlined kernel memory and
-// the block was not listed); a block that refuses to go offline stays
-// kernel memory without an error; one left offline is an error.
+// prolog listed as Movable go back into ZONE_MOVABLE, also one on a node no
+// longer among the job nodes (memory5); offline blocks come back online (as
+// kernel memory when the step onlined kernel memory and the block was not
+// listed), except those offline before the step (memory43); a block that
+// refuses to go offline stays kernel memory without an error; one left
+// offline is an error.
 func TestRestoreJobBlocks(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
 		movable          []int
 		kernel           bool
+		keepOffline      []int
 		calls            []string
 		changed, refused []int
 		zones            map[int]string
 	}{
 		{
-			name: "after online-kernel", movable: []int{33, 34, 35, 36, 42}, kernel: true,
-			calls:   []string{"memory33 Movable", "memory34 Movable", "memory35 Movable", "memory41 Normal", "memory42 Movable"},
-			changed: []int{33, 41, 42}, refused: []int{35},
-			zones: map[int]string{32: "Normal", 33: "Movable", 35: "Normal", 36: "Movable", 41: "Normal", 42: "Movable"},
+			name: "after online-kernel", movable: []int{5, 33, 34, 35, 36, 42}, kernel: true, keepOffline: []int{43},
+			calls:   []string{"memory5 Movable", "memory33 Movable", "memory34 Movable", "memory35 Movable", "memory41 Normal", "memory42 Movable"},
+			changed: []int{5, 33, 41, 42}, refused: []int{35},
+			zones: map[int]string{5: "Movable", 32: "Normal", 33: "Movable", 35: "Normal", 36: "Movable", 41: "Normal", 42: "Movable"},
 		},
 		{
 			// A prolog without OnlineKernel killed halfway: offline blocks
 			// were Movable ones being evacuated.
-			name:  "interrupted evacuation",
+			name: "interrupted evacuation", keepOffline: []int{43},
 			calls: []string{"memory41 Movable", "memory42 Movable"}, changed: []int{41, 42},
 			zones: map[int]string{33: "Normal", 36: "Movable", 41: "Movable", 42: "Movable"},
 		},
@@ -101,11 +108,13 @@ func TestRestoreJobBlocks(t *testing.T) {
 			// Movable one) offline.
 			k.set(41, "offline", "Normal Movable")
 			k.set(42, "offline", "Normal Movable")
+			// An admin took memory43 offline before the job.
+			k.set(43, "offline", "Normal Movable")
 			if tc.kernel {
 				k.stuck[34] = true
 			}
 			d := nodeprep.Defragmenter{Root: m.root, Settings: split(t), Blocks: k}
-			changed, refused, err := d.RestoreJobBlocks(tc.movable, tc.kernel)
+			changed, refused, err := d.RestoreJobBlocks(tc.movable, tc.keepOffline, tc.kernel)
 			require.Equal(t, tc.calls, k.calls)
 			require.Equal(t, tc.changed, changed)
 			require.Equal(t, tc.refused, refused)
@@ -119,6 +128,7 @@ func TestRestoreJobBlocks(t *testing.T) {
 				require.Equal(t, zone, m.blocks[b], "memory%d", b)
 				require.Equal(t, "online", k.state(b), "memory%d", b)
 			}
+			require.Equal(t, "offline", k.state(43), "a block offline before the job came online")
 		})
 	}
 }

@@ -127,7 +127,11 @@ type Defrag struct {
 	// them may be kernel memory afterwards, and the epilog, once the LWK
 	// memory is released, turns them back into ZONE_MOVABLE (also after a
 	// prolog killed halfway).
-	MovableBlocks []int           `json:"movable_blocks,omitempty"`
+	MovableBlocks []int `json:"movable_blocks,omitempty"`
+	// OfflineBlocks, journaled with the intent, are the job blocks offline
+	// before the step (an admin's, a failed one): the epilog leaves them
+	// offline.
+	OfflineBlocks []int           `json:"offline_blocks,omitempty"`
 	Result        json.RawMessage `json:"result,omitempty"`
 	// Err is set when the step could not run at all (it never fails the
 	// prolog: defragmentation is an optimisation).

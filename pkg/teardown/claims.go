@@ -25,6 +25,8 @@ type claims struct {
 	// epilog. They claim nothing; teardown collects what they hold and
 	// then forgets them.
 	ended []uint32
+	// endedRecs are their journal records, in the order of ended.
+	endedRecs []*journal.Record
 }
 
 // claimsExcept reads every other job's journal and run marker.
@@ -57,6 +59,7 @@ func claimsExcept(d Deps, jobID uint32) (claims, error) {
 				d.Log.Warn("another job's epilog already ran but its journal remains; collecting what it holds",
 					"other_job", id, "attempt", rec.Attempt)
 				c.ended = append(c.ended, id)
+				c.endedRecs = append(c.endedRecs, rec)
 				continue
 			}
 		}

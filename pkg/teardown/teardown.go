@@ -82,12 +82,12 @@ type Node struct {
 
 // BlockRecoverer restores the job nodes' memory blocks after a pre-boot
 // defragmentation (nodeprep.Defragmenter.RestoreJobBlocks): it onlines the
-// offline ones (Movable when listed in movable or when kernel is false)
-// and turns the listed ones back into ZONE_MOVABLE. It returns the blocks
-// it changed and those that refused to go offline (they stay kernel
-// memory); an error means a block may be left offline.
+// offline ones but those in keepOffline (Movable when listed in movable or
+// when kernel is false) and turns the listed ones back into ZONE_MOVABLE.
+// It returns the blocks it changed and those it could not make Movable
+// (they stay kernel memory); an error means a block may be left offline.
 type BlockRecoverer interface {
-	RestoreJobBlocks(movable []int, kernel bool) (changed, refused []int, err error)
+	RestoreJobBlocks(movable, keepOffline []int, kernel bool) (changed, refused []int, err error)
 }
 
 // Result says what teardown did.
@@ -191,9 +191,13 @@ func undo(ctx context.Context, d Deps, jobID uint32, rec *journal.Record, keepCo
 		return res, fmt.Errorf("teardown job %d: %w", jobID, err)
 	}
 	// What the ended jobs held was collected above; remove their cgroups
-	// (their LWK, and so their proxies, are gone) and drop their records.
-	for _, id := range others.ended {
+	// (their LWK, and so their proxies, are gone), put back the memory
+	// blocks their defragmentation changed, and drop their records.
+	for i, id := range others.ended {
 		if err := d.unconfine(ctx, log.With("collected_job", id), id, res); err != nil {
+			return res, fmt.Errorf("teardown job %d: ended job %d: %w", jobID, id, err)
+		}
+		if err := d.recoverDefrag(log.With("collected_job", id), others.endedRecs[i]); err != nil {
 			return res, fmt.Errorf("teardown job %d: ended job %d: %w", jobID, id, err)
 		}
 		if err := errors.Join(jobmarker.Remove(d.RunDir, id), d.Journal.Remove(id)); err != nil {
@@ -420,7 +424,7 @@ func (d Deps) recoverDefrag(log *slog.Logger, rec *journal.Record) error {
 			"finished", finished, "movable_blocks", data.MovableBlocks)
 		return nil
 	}
-	changed, refused, err := d.Memory.RestoreJobBlocks(data.MovableBlocks, data.OnlineKernel)
+	changed, refused, err := d.Memory.RestoreJobBlocks(data.MovableBlocks, data.OfflineBlocks, data.OnlineKernel)
 	switch {
 	case len(changed) > 0 && !finished:
 		log.Warn("restored memory blocks an interrupted defragmentation left behind", "step", steps.DefragMemory, "blocks", changed)
@@ -428,7 +432,7 @@ func (d Deps) recoverDefrag(log *slog.Logger, rec *journal.Record) error {
 		log.Info("job-node blocks back in ZONE_MOVABLE", "step", steps.DefragMemory, "blocks", changed)
 	}
 	if len(refused) > 0 {
-		log.Warn("job-node blocks stay kernel memory: they refused to go offline; lwkctl node apply makes them Movable once free",
+		log.Warn("job-node blocks stay kernel memory: they could not be made Movable; lwkctl node apply makes them Movable once free",
 			"step", steps.DefragMemory, "blocks", refused)
 	}
 	if err != nil {
