@@ -59,7 +59,7 @@ type Options struct {
 	// Blocks are the job nodes' blocks (for Evacuate).
 	Blocks []Block
 	// Flags reads page flags to tell how used a block is; nil evacuates
-	// every Movable block.
+	// every Movable block (every block with OnlineKernel) without looking.
 	Flags *memfrag.PageFlags
 	// Now is the clock the budget is checked against (time.Now when nil).
 	Now func() time.Time
@@ -249,11 +249,4 @@ func evacuate(k Kernel, j Journal, o Options, b Block, res *Result, step func(na
 		return fmt.Errorf("defrag journal: %w", jerr)
 	}
 	return nil
-}
-
-// Recover brings back online (Movable) a block a crash left offline in the
-// middle of an evacuation.
-func Recover(k Kernel, index int) error {
-	_, err := k.SetZone(index, memblock.ZoneMovable)
-	return err
 }

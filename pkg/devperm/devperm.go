@@ -2,7 +2,7 @@
 // device node (/dev/mcosN) and takes it back. mcexec opens /dev/mcosN
 // O_RDWR, so the job's user needs rw on it; nobody else may have any access,
 // because the device's whitelisted ioctls include IHK_OS_READ_KADDR, which
-// reads arbitrary kernel memory (see the IHK ABI notes).
+// reads arbitrary kernel memory (IHK linux/core/host_driver.c).
 //
 // The device stays owned by root with mode 0600 and the user gets an entry in
 // its POSIX access ACL (the system.posix_acl_access extended attribute;

@@ -119,21 +119,12 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 // nil with the real driver (whose time is the kernel's).
 func (n *Node) DriverClock() func() time.Duration { return n.backend.DriverTime }
 
-// DriverTime is the time spent inside the simulated IHK driver so far, and
-// false with the real driver (whose time is the kernel's).
-func (n *Node) DriverTime() (time.Duration, bool) {
-	if n.backend.DriverTime == nil {
-		return 0, false
-	}
-	return n.backend.DriverTime(), true
-}
-
 // LogDone logs the end of a lifecycle program with its wall time and, with
 // the simulator, the part of it spent in the simulated driver.
 func (n *Node) LogDone(msg string, start time.Time) {
 	attrs := []any{"seconds", time.Since(start).Seconds()}
-	if d, ok := n.DriverTime(); ok {
-		attrs = append(attrs, "sim_driver_seconds", d.Seconds())
+	if clock := n.DriverClock(); clock != nil {
+		attrs = append(attrs, "sim_driver_seconds", clock().Seconds())
 	}
 	n.Log.Info(msg, attrs...)
 }

@@ -41,7 +41,9 @@ func TestProcProxiesStopped(t *testing.T) {
 			cgroupFiles: map[string]string{"system.slice/slurmstepd.scope/job_7/step_0/user/task_0/cgroup.events": "populated 1\nfrozen 0\n"}},
 		{name: "zombie in a frozen cgroup", stat: statOf("Z"), cgroup: v1,
 			cgroupFiles: map[string]string{"freezer/slurm/uid_1000/job_7/step_0/freezer.state": "FROZEN\n"}},
-		{name: "a path leaving the cgroup root is ignored", stat: statOf("S"), cgroup: "11:freezer:/../../etc\n"},
+		{name: "a path leaving the cgroup root is ignored", stat: statOf("S"), cgroup: "11:freezer:/../../etc\n",
+			// Where the path would lead: a FROZEN state read there would say stopped.
+			cgroupFiles: map[string]string{"../etc/freezer.state": "FROZEN\n"}},
 		{name: "gone", want: false},
 	}
 	for _, tc := range tests {

@@ -21,10 +21,14 @@
 // while busy with package retry's bounded backoff; once it has been busy for
 // holderGrace (250 ms), each retry first looks for the device's holders and
 // stops the job's. After the destroy (the proxies are gone) the job's
-// cgroups are removed; then RELEASE_CPU, RELEASE_MEM, the recovery of an
-// interrupted pre-boot defragmentation (job-node memory blocks back online),
-// and last the journal. Jobs whose epilog already ran and whose resources
-// were collected here lose their cgroups, markers and journals after that.
+// cgroups are removed; then RELEASE_CPU, RELEASE_MEM, the restore after the
+// pre-boot defragmentation (job-node blocks offline since an interrupted
+// step back online, except those offline before it; after DefragOnlineKernel
+// the journaled Movable blocks back into ZONE_MOVABLE), and last the
+// journal. Jobs whose epilog already ran and whose resources were collected
+// here get the same restore and then lose their cgroups, markers and
+// journals. Without a journal (recovery from live state) the blocks are not
+// restored: lwkctl node apply makes them Movable again.
 // "Already gone" is success at every step, so running teardown twice is
 // harmless.
 //
@@ -39,6 +43,6 @@
 // /proc/PID/task/TID/fd, maps, map_files, status and cgroup (who holds
 // /dev/mcosN, and whose it is), pidfd_open(2)/pidfd_send_signal(2), the
 // ACL, owner and mode of the device node, the job's cgroup directories
-// (cgroup.procs, then rmdir; package proxycgroup) and, for an interrupted
-// defragmentation, the job nodes' memory block state in sysfs.
+// (cgroup.procs, then rmdir; package proxycgroup) and, after a pre-boot
+// defragmentation, the job nodes' memory block state and zone in sysfs.
 package teardown

@@ -245,18 +245,30 @@ func (h *harness) jobLog(id int) string {
 	r := h.run(context.Background(), false, "scontrol", "show", "job", "-d", strconv.Itoa(id))
 	b.WriteString(r.stdout)
 	for _, key := range []string{"SlurmctldLogFile", "SlurmdLogFile"} {
-		fmt.Fprintf(&b, "--- %s (lines naming job %d)\n%s", key, id, h.logLines(key, id))
+		fmt.Fprintf(&b, "--- %s (lines naming job %d)\n%s", key, id, h.logLines(key, id, 0))
 	}
 	return b.String()
 }
 
-// logLines returns the lines of a Slurm daemon's log (a `scontrol show
-// config` key such as SlurmctldLogFile) that name the job.
-func (h *harness) logLines(key string, id int) string {
+// logSize returns the current size of a Slurm daemon's log (a `scontrol
+// show config` key such as SlurmctldLogFile), for logLines.
+func (h *harness) logSize(key string) int {
+	h.t.Helper()
+	return len(readFile(h.slurmConfig(key)))
+}
+
+// logLines returns the lines of a Slurm daemon's log written after its
+// first since bytes that name the job: a job ID an earlier run used does
+// not match.
+func (h *harness) logLines(key string, id, since int) string {
 	h.t.Helper()
 	word := regexp.MustCompile(`\b` + strconv.Itoa(id) + `\b`)
 	var b strings.Builder
-	for _, line := range strings.Split(readFile(h.slurmConfig(key)), "\n") {
+	text := readFile(h.slurmConfig(key))
+	if since > len(text) {
+		since = 0 // rotated
+	}
+	for _, line := range strings.Split(text[since:], "\n") {
 		if word.MatchString(line) {
 			b.WriteString(line + "\n")
 		}

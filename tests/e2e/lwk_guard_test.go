@@ -138,6 +138,7 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 	h.needBinary("lwk-sim-mcexec")
 	h.assertPristine(settleTimeout)
 	dir := h.workdir()
+	logStart := h.logSize("SlurmctldLogFile")
 	id := h.sbatch(dir, "restart", "--lwk-mode=mck", "-n1", "--time=5", "--open-mode=append",
 		h.writeScript(dir, "restart.sh", restartScript))
 	ids := strconv.Itoa(id)
@@ -172,7 +173,7 @@ func TestQuickRestartNeverRunsOnLinux(t *testing.T) {
 			}
 			// Or slurmd refused the launch itself ("already killed, do not
 			// launch batch job"): the job fails, none of the attempt runs.
-			ctld := h.logLines("SlurmctldLogFile", id)
+			ctld := h.logLines("SlurmctldLogFile", id, logStart)
 			require.Contains(t, ctld, "Killing non-startable batch JobId="+ids,
 				"the job ended without saying why\nout: %s\nerr: %s\n%s", out, errText, h.jobLog(id))
 			t.Logf("attempt %d was not launched by Slurm: %s", attempt, lastLine(ctld, "non-startable"))

@@ -68,7 +68,7 @@ func TestRequestNumbers(t *testing.T) {
 }
 
 // TestLayouts recomputes every mirrored struct's size and field offsets from
-// the Go types and compares them with the reference tables (§2.2, §2.8, §2.9).
+// the Go types and compares them with the layouts of IHK's ihk_host_user.h and ihk_rusage.h.
 func TestLayouts(t *testing.T) {
 	tests := []struct {
 		name string
@@ -138,7 +138,7 @@ func TestLayouts(t *testing.T) {
 	}
 }
 
-// TestPerfAttrBits checks the bitfield packing against the reference's
+// TestPerfAttrBits checks the bitfield packing against IHK's header
 // example (disabled + exclude_kernel → byte 8 = 0x09) and each bit alone.
 func TestPerfAttrBits(t *testing.T) {
 	tests := []struct {
@@ -167,7 +167,7 @@ func TestPerfAttrBits(t *testing.T) {
 }
 
 // rusageFixture builds a 16,568-byte GETRUSAGE buffer with a distinct value
-// in every field, written at the reference's offsets (§2.8), for an instance
+// in every field, written at ihk_rusage.h's offsets, for an instance
 // with nodes NUMA nodes and cpus CPUs. Entry 1023 of both arrays is also set
 // when tail is true, to catch a decoder that reads the arrays short or long.
 func rusageFixture(nodes, cpus int, tail bool) []byte {

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The fake reads argument memory at the offsets the reference documents
+// The fake reads argument memory at the offsets IHK's headers define
 // (the IHK headers named in doc.go), not through the Go mirrors, so a wrong mirror shows
 // up as wrong bytes. Run the tests with -gcflags=-d=checkptr (or -race) to
 // also have every array access checked against its allocation's size.

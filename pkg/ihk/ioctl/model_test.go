@@ -26,7 +26,7 @@ import (
 // (reserved CPUs and chunks, instances, the one-booted-OS rule, open counts)
 // and answers with the driver's errno values. It lets the shared conformance
 // suite run against the real backend on machines without IHK. It is a model
-// written from the reference, not the driver; the live tests are the proof.
+// written from IHK's headers, not the driver; the live tests are the proof.
 type driverModel struct {
 	t         *testing.T
 	devDir    string

@@ -10,7 +10,7 @@ import (
 )
 
 // Field offsets of struct ihk_os_rusage, taken from the Go mirror so that the
-// layout test pins the decoder and the mirror against the reference at once.
+// layout test pins the decoder and the mirror against ihk_rusage.h at once.
 const (
 	offMemoryStatRSS        = unsafe.Offsetof(osRusage{}.MemoryStatRSS)
 	offMemoryStatMappedFile = unsafe.Offsetof(osRusage{}.MemoryStatMappedFile)
