@@ -124,11 +124,15 @@ func scanRange(f io.ReaderAt, path string, r Range, minFrames uint64, st *RunSta
 	// Work on whole aligned windows so a buddy block is always seen whole;
 	// frames outside r are read but not counted.
 	start := r.Start &^ (windowFrames - 1)
-	buf := make([]byte, 8*windowFrames*chunkWindows)
-	flags := make([]uint64, windowFrames*chunkWindows)
+	// Buffers sized to the range, at most chunkWindows windows: a scan of
+	// one memory block allocates what the block needs, not 16 MiB.
+	span := (max(r.End, start) - start + windowFrames - 1) &^ (windowFrames - 1)
+	chunk := min(uint64(windowFrames*chunkWindows), span)
+	buf := make([]byte, 8*chunk)
+	flags := make([]uint64, chunk)
 	free := make([]bool, windowFrames)
-	for base := start; base < r.End; base += windowFrames * chunkWindows {
-		n := min(uint64(windowFrames*chunkWindows), (r.End-base+windowFrames-1)&^(windowFrames-1))
+	for base := start; base < r.End; base += chunk {
+		n := min(chunk, (r.End-base+windowFrames-1)&^(windowFrames-1))
 		got, err := f.ReadAt(buf[:8*n], int64(8*base))
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read %s at frame %d: %w", path, base, err)
