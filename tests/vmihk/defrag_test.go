@@ -3,6 +3,7 @@ package vmihk
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,9 +66,11 @@ func requireZones(t *testing.T, what string, blocks []int, movable bool) {
 		require.NoError(t, err)
 		require.Equal(t, "online", b.State, "%s: memory%d online", what, i)
 	}
+	zones := make([]string, 0, len(blocks))
 	for _, i := range blocks {
 		b, err := fs.MemoryBlock(i)
 		require.NoError(t, err)
+		zones = append(zones, fmt.Sprintf("memory%d:%s", i, memblock.Zone(b)))
 		if movable {
 			require.Equal(t, memblock.ZoneMovable, memblock.Zone(b), "%s: memory%d in ZONE_MOVABLE", what, i)
 		} else {
@@ -75,6 +78,7 @@ func requireZones(t *testing.T, what string, blocks []int, movable bool) {
 			require.NotEqual(t, "none", memblock.Zone(b), "%s: memory%d in one kernel zone", what, i)
 		}
 	}
+	t.Logf("%s: %s", what, strings.Join(zones, " "))
 }
 
 // setProfile replaces the test's profile line by mck with extra keys.
