@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 )
 
 // The VM's layout, as scripts/vm-testdrv boots it: 4 CPUs in 2 sockets of 2
@@ -221,8 +223,9 @@ type status struct {
 	ReservedCPUs   string            `json:"reserved_cpus"`
 	ReservedMemory []json.RawMessage `json:"reserved_memory"`
 	OSInstances    []struct {
-		Status string `json:"status"`
-		CPUs   string `json:"cpus"`
+		Status string         `json:"status"`
+		CPUs   string         `json:"cpus"`
+		Memory []ihk.MemChunk `json:"memory"`
 	} `json:"os_instances"`
 	Jobs []json.RawMessage `json:"jobs"`
 }
