@@ -7,20 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/slurm-lwk/slurm-lwk/internal/filetree"
 	"github.com/slurm-lwk/slurm-lwk/pkg/memblock"
 	"github.com/slurm-lwk/slurm-lwk/pkg/sysfs"
 )
 
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, c := range files {
-		p := filepath.Join(root, rel)
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		require.NoError(t, os.WriteFile(p, []byte(c), 0o644))
-	}
-	return root
-}
+func writeTree(t *testing.T, files map[string]string) string { return filetree.New(t, files) }
 
 func block(n, state, zones string) map[string]string {
 	d := "sys/devices/system/memory/memory" + n + "/"

@@ -2,25 +2,19 @@ package procfs
 
 import (
 	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/cpuset"
+
+	"github.com/slurm-lwk/slurm-lwk/internal/filetree"
 )
 
 // writeProc writes a fixture /proc tree: path below the root → content.
 func writeProc(t *testing.T, files map[string]string) FS {
 	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.WriteFile(full, []byte(content), 0o644))
-	}
-	return FS{Root: root}
+	return FS{Root: filetree.New(t, files)}
 }
 
 // Lines as a 6.1 kernel writes them: an mcexec stopped by SIGSTOP, a kernel

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/utils/cpuset"
 
+	"github.com/slurm-lwk/slurm-lwk/internal/filetree"
 	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
 	"github.com/slurm-lwk/slurm-lwk/pkg/sysfs"
 )
@@ -303,16 +304,7 @@ func TestNewRoot(t *testing.T) {
 }
 
 // tree writes files (path relative to root → content) below a temp root.
-func tree(t testing.TB, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, content := range files {
-		p := filepath.Join(root, rel)
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
-	}
-	return root
-}
+func tree(t testing.TB, files map[string]string) string { return filetree.New(t, files) }
 
 func TestParseErrors(t *testing.T) {
 	const cpu, node, mem = "sys/devices/system/cpu/", "sys/devices/system/node/", "sys/devices/system/memory/"
