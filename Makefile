@@ -23,7 +23,7 @@
 #   make bench      lifecycle overhead and planner benchmarks (prints numbers)
 #   make bench-isolation  a Linux job beside confined/unconfined proxy storms
 #                   (root, gcc, cgroup v1; about 3 minutes; prints a table)
-#   make bench-frag memory contiguity after stress, three node preparations,
+#   make bench-frag memory contiguity after stress, six node preparations,
 #                   in a QEMU VM with Debian's kernel (scripts/vm-node compare;
 #                   root: it also measures a real reservation through ihk_testdrv)
 #   make test-vm-smoke  a short run of that VM harness (part of make test)
