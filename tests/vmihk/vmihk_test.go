@@ -137,6 +137,19 @@ func readKernel(t *testing.T) kernelState {
 	return kernelState{online: strings.TrimSpace(string(online)), memFree: free, instances: inst}
 }
 
+// requireBooted checks that the prolog booted one LWK: its CPUs offline,
+// /dev/mcos0 present, and the job node's MemFree down by the LWK's memory
+// since before (the reservation comes from the buddy allocator; the kernel
+// may give back a little of its own meanwhile, slab, so memNoise is allowed).
+func requireBooted(t *testing.T, before kernelState) {
+	t.Helper()
+	during := readKernel(t)
+	require.Equal(t, "0-1", during.online, "the LWK CPUs %s are offline while the job runs", jobCPUs)
+	require.Equal(t, []string{"/dev/mcos0"}, during.instances)
+	require.GreaterOrEqual(t, before.memFree-during.memFree, uint64(lwkBytes-memNoise),
+		"node %d MemFree fell by the LWK's memory", jobNode)
+}
+
 // settle drops clean page cache so that MemFree compares across the runs.
 func settle(t *testing.T) {
 	t.Helper()
@@ -156,14 +169,7 @@ func TestBootAndTeardown(t *testing.T) {
 	out, err := v.run("lwk-prolog", 11, fmt.Sprintf("mck:mem=%dM", lwkBytes>>20))
 	require.NoError(t, err, out)
 
-	during := readKernel(t)
-	require.Equal(t, "0-1", during.online, "the LWK CPUs %s are offline while the job runs", jobCPUs)
-	require.Equal(t, []string{"/dev/mcos0"}, during.instances)
-	// The reservation is taken from the buddy allocator, so MemFree falls
-	// by it; the kernel may give back a little of its own meanwhile (slab),
-	// so allow memNoise.
-	require.GreaterOrEqual(t, before.memFree-during.memFree, uint64(lwkBytes-memNoise),
-		"node %d MemFree fell by the LWK's memory", jobNode)
+	requireBooted(t, before)
 
 	// The VM mounts only cgroup2: the prolog recorded the proxies' limits
 	// for the task wrapper to write onto Slurm's step cgroup (v2 path), with
