@@ -339,7 +339,7 @@ static void test_submit(void)
 		char *out = slurp(path_in("check.out"));
 		char want[1024];
 
-		snprintf(want, sizeof(want), "check-spec\n--config\n%s\n--\nmck:kargs=idle_halt\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
+		snprintf(want, sizeof(want), "check-spec\n--config\n%s\n--\nmck:kargs=idle_halt\nGOMAXPROCS=2\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
 			 path_in("lwk.conf"));
 		CHECK(out != NULL && strcmp(out, want) == 0, "check-spec saw:\n%s\nwant:\n%s", out ? out : "(nothing)", want);
 	}
@@ -420,7 +420,7 @@ static void test_job_hooks(void)
 
 		snprintf(want, sizeof(want),
 			 "prolog\n--config\n%s\n"
-			 "LWK_CONF=%s\nLWK_MODE=mck:mem=8G\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
+			 "GOMAXPROCS=2\nLWK_CONF=%s\nLWK_MODE=mck:mem=8G\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n"
 			 "SLURMD_NODENAME=node1\nSLURM_JOB_ID=42\nSLURM_JOB_NTASKS=4\n"
 			 "SLURM_JOB_RESTART_COUNT=2\nSLURM_JOB_UID=1000\nSLURM_JOB_USER=alice\n",
 			 path_in("lwk.conf"), path_in("lwk.conf"));
@@ -608,6 +608,9 @@ static void test_tasks(void)
 	snprintf(want, sizeof(want), "confine-task\n--config\n%s\n--job\n42\n--pid\n", path_in("lwk.conf"));
 	CHECK(out != NULL && strncmp(out, want, strlen(want)) == 0 && strstr(out, "\n--role\nproxies\n") != NULL,
 	      "confine-task saw:\n%s", out ? out : "");
+	/* lwkctl, a Go program, runs with the plugin's GOMAXPROCS; the task
+	 * (mcexec.out above) never gets it. */
+	CHECK(out != NULL && strstr(out, "\nGOMAXPROCS=2\n") != NULL, "confine-task environment:\n%s", out ? out : "");
 	/* A task that cannot be confined does not run. */
 	write_file(path_in("lwkctl.fail"), "", 0600);
 	CHECK(run_task() == -1, "unconfined task ran");
@@ -770,10 +773,10 @@ int main(int argc, char **argv)
 		/* A stand-in for lwkctl check-spec ($5 is the spec) and
 		 * confine-task (records its argv; fails if lwkctl.fail exists). */
 		snprintf(script, sizeof(script),
-			 "#!/bin/sh\nif [ \"$1\" = confine-task ]; then printf '%%s\\n' \"$@\" > %s.confine; "
+			 "#!/bin/sh\nif [ \"$1\" = confine-task ]; then { printf '%%s\\n' \"$@\"; /usr/bin/env | /usr/bin/sort; } > %s.confine; "
 			 "[ -e %s.fail ] && exit 1; exit 0; fi\ncase \"$5\" in\nnosuch*) echo 'lwkctl: profile \"nosuchprofile\": no such profile' >&2; exit 3;;\n"
 			 "usage*) exit 1;;\n"
-			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)='; } > %s\n"
+			 "nocheck) exit 2;;\nesac\n{ printf '%%s\\n' \"$@\"; /usr/bin/env | /bin/grep -Ev '^(PWD|SHLVL|_)=' | /usr/bin/sort; } > %s\n"
 			 /* stdout: the normalised spec (a reordered one, a bad one, or as given) */
 			 "case \"$5\" in\n\"mck:numa=near,mem=8192M\") echo mck:mem=8G,numa=near;;\n"
 			 "garbage) echo 'not;a spec';;\n*) echo \"$5\";;\nesac\n",

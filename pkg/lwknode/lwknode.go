@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -119,15 +120,28 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 // nil with the real driver (whose time is the kernel's).
 func (n *Node) DriverClock() func() time.Duration { return n.backend.DriverTime }
 
-// LogDone logs the end of a lifecycle program with its wall time and, with
-// the simulator, the part of it spent in the simulated driver.
+// LogDone logs the end of a lifecycle program with its wall time, the Go
+// scheduler count it ran with and, with the simulator, the part of the time
+// spent in the simulated driver. Started with one scheduler per CPU of a
+// large node (no GOMAXPROCS in its environment: a Prolog=/Epilog= program
+// without the plugin), it also says how to start faster.
 func (n *Node) LogDone(msg string, start time.Time) {
-	attrs := []any{"seconds", time.Since(start).Seconds()}
+	procs := runtime.GOMAXPROCS(0)
+	attrs := []any{"seconds", time.Since(start).Seconds(), "gomaxprocs", procs}
 	if clock := n.DriverClock(); clock != nil {
 		attrs = append(attrs, "sim_driver_seconds", clock().Seconds())
 	}
 	n.Log.Info(msg, attrs...)
+	if procs > manyProcs && os.Getenv("GOMAXPROCS") == "" {
+		n.Log.Warn("the Go runtime set up one scheduler per cpu before main, most of this program's start on a large node; "+
+			"run it with GOMAXPROCS=2 in its environment, as the SPANK plugin does", "gomaxprocs", procs)
+	}
 }
+
+// manyProcs is the scheduler count above which LogDone says so. The
+// runtime's setup costs each a few pages before main runs (about 8 per
+// scheduler in Go 1.26; a whole lwk-prolog run touches about 800).
+const manyProcs = 32
 
 // TeardownDeps returns the epilog's collaborators.
 func (n *Node) TeardownDeps() teardown.Deps {
