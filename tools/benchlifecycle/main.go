@@ -1,17 +1,25 @@
 // Command benchlifecycle measures what lwk-prolog and lwk-epilog themselves
 // cost, with the simulated IHK backend and no boot delay, and what a
 // Linux-only job pays for passing through them. Every round runs, in turn,
-// /bin/true (the cost of starting any program), the scontrol stand-in the
+// /bin/true (the cost of starting any program), an empty Go program (the
+// least any Go program costs to start and exit), the scontrol stand-in the
 // prolog calls (twice), LWK prolog+epilog pairs on the paper's node and on
 // a generated 1024-CPU node, and a Linux-only pair; it prints medians over
 // the rounds, the overhead above the baseline, and for each node the ratio
 // of the pair's own time to two bare process starts (target: at most 2).
 //
+// The LWK pairs run with GOMAXPROCS=2, as the SPANK plugin starts them; the
+// 1024-CPU pair also runs with the runtime's default on such a node (1024
+// schedulers), as a Prolog=/Epilog= program without the plugin would. Each
+// pair's own time is split into what its two processes spend outside main
+// (runtime start, package initialisation, exit) and the work main does
+// apart from Slurm and the driver (from the programs' "done" log lines).
+//
 //	go run ./tools/benchlifecycle [--rounds 30]   (as root, from the repository)
 //
 // The 1024-CPU sysfs tree is written into the temporary directory by
-// testdata/machines/gen (it is not committed), so the go tool must be on
-// PATH.
+// testdata/machines/gen (it is not committed), and the empty Go program is
+// built there, so the go tool must be on PATH.
 package main
 
 import (
@@ -80,6 +88,10 @@ func run(rounds int, bin string) error {
 	if err != nil {
 		return err
 	}
+	emptyGo, err := buildEmptyGo(dir)
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "scontrol"), []byte(scontrol(2, 4, 16, 10240)), 0o755); err != nil {
 		return err
 	}
@@ -114,9 +126,15 @@ func run(rounds int, bin string) error {
 	// Each pair is a new job: an epilog records that the job's epilog ran,
 	// and a later prolog of the same job attempt boots nothing.
 	job := 6
-	env := func(conf, spec string) []string {
-		return []string{"LWK_CONF=" + conf, "SLURM_JOB_ID=" + strconv.Itoa(job), "SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534",
+	// The SPANK plugin runs the programs with GOMAXPROCS=2 (spank/lwk.c);
+	// procs "" leaves the runtime its default, one scheduler per CPU.
+	env := func(conf, spec, procs string) []string {
+		e := []string{"LWK_CONF=" + conf, "SLURM_JOB_ID=" + strconv.Itoa(job), "SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534",
 			"SLURM_JOB_USER=nobody", "SLURMD_NODENAME=node1", "LWK_MODE=" + spec, "PATH=/usr/bin:/bin"}
+		if procs != "" {
+			e = append(e, "GOMAXPROCS="+procs)
+		}
+		return e
 	}
 	timeIt := func(path string, env []string, args ...string) (time.Duration, error) {
 		cmd := exec.Command(path, args...)
@@ -129,79 +147,110 @@ func run(rounds int, bin string) error {
 		}
 		return d, nil
 	}
-	// pair runs an LWK prolog and epilog and returns their wall time and the
-	// part of it spent in the simulated driver (from their last log lines).
-	pair := func(conf, logDir string) (time.Duration, time.Duration, error) {
+	// pair runs an LWK prolog and epilog and returns their wall time and,
+	// from their last log lines, the time their main functions took and
+	// the part of it spent in the simulated driver.
+	pair := func(conf, logDir, procs string) (sample, error) {
 		job++
-		p, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(conf, "mck"))
+		p, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(conf, "mck", procs))
 		if err != nil {
-			return 0, 0, err
+			return sample{}, err
 		}
-		e, err := timeIt(filepath.Join(bin, "lwk-epilog"), env(conf, "mck"))
+		e, err := timeIt(filepath.Join(bin, "lwk-epilog"), env(conf, "mck", procs))
 		if err != nil {
-			return 0, 0, err
+			return sample{}, err
 		}
-		drv, err := driverTime(filepath.Join(logDir, "slurm-lwk.log"))
-		return p + e, drv, err
+		s, err := doneTimes(filepath.Join(logDir, "slurm-lwk.log"))
+		s.wall = p + e
+		return s, err
 	}
-	var base, sctl, lwkDisk, lwkTmpfs, lwkBig, drvDisk, drvTmpfs, drvBig, linux []time.Duration
+	var base, empty, sctl, linux []time.Duration
+	var disk, mem, large, largeDefault samples
 	for r := 0; r < rounds; r++ {
 		t, err := timeIt("/bin/true", nil)
 		if err != nil {
 			return err
 		}
 		base = append(base, t)
+		g, err := timeIt(emptyGo, nil)
+		if err != nil {
+			return err
+		}
+		empty = append(empty, g)
 		s, err := timeIt(filepath.Join(dir, "scontrol"), nil, "show", "job", "-d", "7")
 		if err != nil {
 			return err
 		}
 		sctl = append(sctl, s)
-		d, dd, err := pair(diskConf, filepath.Join(dir, "log-disk"))
-		if err != nil {
-			return err
+		for _, p := range []struct {
+			conf, logDir, procs string
+			to                  *samples
+		}{
+			{diskConf, "log-disk", "2", &disk}, {tmpfsConf, "log-tmpfs", "2", &mem}, {bigConf, "log-big", "2", &large},
+			// As a real 1024-CPU node starts a Prolog=/Epilog= program
+			// that no plugin gave GOMAXPROCS.
+			{bigConf, "log-big", "1024", &largeDefault},
+		} {
+			s, err := pair(p.conf, filepath.Join(dir, p.logDir), p.procs)
+			if err != nil {
+				return err
+			}
+			p.to.add(s)
 		}
-		lwkDisk, drvDisk = append(lwkDisk, d), append(drvDisk, dd)
-		m, md, err := pair(tmpfsConf, filepath.Join(dir, "log-tmpfs"))
-		if err != nil {
-			return err
-		}
-		lwkTmpfs, drvTmpfs = append(lwkTmpfs, m), append(drvTmpfs, md)
-		b, bd, err := pair(bigConf, filepath.Join(dir, "log-big"))
-		if err != nil {
-			return err
-		}
-		lwkBig, drvBig = append(lwkBig, b), append(drvBig, bd)
 		job++
-		lp, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(diskConf, ""))
+		lp, err := timeIt(filepath.Join(bin, "lwk-prolog"), env(diskConf, "", ""))
 		if err != nil {
 			return err
 		}
-		le, err := timeIt(filepath.Join(bin, "lwk-epilog"), env(diskConf, ""))
+		le, err := timeIt(filepath.Join(bin, "lwk-epilog"), env(diskConf, "", ""))
 		if err != nil {
 			return err
 		}
 		linux = append(linux, lp+le)
 	}
-	mb, ms, mx := median(base), median(sctl), median(linux)
-	md, mt, mg := median(lwkDisk), median(lwkTmpfs), median(lwkBig)
-	dd, dt, dg := median(drvDisk), median(drvTmpfs), median(drvBig)
+	mb, mg, ms, mx := median(base), median(empty), median(sctl), median(linux)
 	fmt.Printf("rounds: %d (alternating; medians)\n", rounds)
 	fmt.Printf("baseline /bin/true:                          %8.3f ms\n", ms2(mb))
+	fmt.Printf("empty Go program:                            %8.3f ms\n", ms2(mg))
 	fmt.Printf("scontrol stand-in (shell script):            %8.3f ms\n", ms2(ms))
 	// Own time: wall time less two process starts (the baseline), the two
 	// scontrol calls (show node, show job: Slurm's time) and the simulated
-	// driver's work (a real IHK ioctl's time is the kernel's).
-	ownT, ownG := mt-2*mb-2*ms-dt, mg-2*mb-2*ms-dg
-	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(dt), ms2(dg))
-	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms\n", ms2(mt), ms2(ownT))
-	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms\n", ms2(mg), ms2(ownG))
-	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(md), ms2(md-2*mb-2*ms-dd))
+	// driver's work (a real IHK ioctl's time is the kernel's). Outside
+	// main: wall time less the two mains, less the two process starts.
+	own := func(s samples) (all, outside, work time.Duration) {
+		wall, main, drv := median(s.wall), median(s.main), median(s.driver)
+		return wall - 2*mb - 2*ms - drv, wall - main - 2*mb, main - 2*ms - drv
+	}
+	ownD, _, _ := own(disk)
+	ownT, outT, workT := own(mem)
+	ownG, outG, workG := own(large)
+	ownGD, outGD, _ := own(largeDefault)
+	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(median(mem.driver)), ms2(median(large.driver)))
+	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(mem.wall)), ms2(ownT), ms2(outT), ms2(workT))
+	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(large.wall)), ms2(ownG), ms2(outG), ms2(workG))
+	fmt.Printf("  same, GOMAXPROCS unset (1024 schedulers):  %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
+	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(median(disk.wall)), ms2(ownD))
 	fmt.Printf("Linux-only, as Prolog=/Epilog= programs:     %8.3f ms   own %8.3f ms (the SPANK path forks nothing)\n", ms2(mx), ms2(mx-2*mb))
+	// Two empty Go programs in place of the pair: what starting and ending
+	// two Go processes costs beyond two bare process starts on this
+	// machine, whatever the programs do.
+	fmt.Printf("two empty Go programs:                       %8.3f ms   own %8.3f ms\n", ms2(2*mg), ms2(2*mg-2*mb))
 	// The target: the pair's own time is at most twice the two bare
 	// process starts it is compared with.
-	fmt.Printf("ratio own / two bare process starts:         paper node %.2f, 1024-CPU node %.2f (target <= 2)\n",
-		float64(ownT)/float64(2*mb), float64(ownG)/float64(2*mb))
+	fmt.Printf("ratio own / two bare process starts:         paper node %.2f, 1024-CPU node %.2f (target <= 2); two empty Go programs %.2f\n",
+		float64(ownT)/float64(2*mb), float64(ownG)/float64(2*mb), float64(2*mg-2*mb)/float64(2*mb))
 	return nil
+}
+
+// sample is one prolog+epilog pair: the two programs' wall time, the time
+// their main functions logged, and the simulated driver's part of that.
+type sample struct{ wall, main, driver time.Duration }
+
+// samples collects one node's pairs.
+type samples struct{ wall, main, driver []time.Duration }
+
+func (s *samples) add(x sample) {
+	s.wall, s.main, s.driver = append(s.wall, x.wall), append(s.main, x.main), append(s.driver, x.driver)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -212,22 +261,24 @@ func median(d []time.Duration) time.Duration {
 
 func ms2(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// driverTime sums sim_driver_seconds of the last "prolog done" and "epilog
-// done" lines of a lifecycle log. It fails when that prolog did not boot an
-// LWK: the pair would then not measure the lifecycle.
-func driverTime(path string) (time.Duration, error) {
+// doneTimes sums the seconds and sim_driver_seconds of the last "prolog
+// done" and "epilog done" lines of a lifecycle log. It fails when that
+// prolog did not boot an LWK: the pair would then not measure the lifecycle.
+func doneTimes(path string) (sample, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
-	var prolog, epilog float64
-	var runningPID, prologPID int
+	type done struct {
+		Msg    string  `json:"msg"`
+		PID    int     `json:"pid"`
+		Secs   float64 `json:"seconds"`
+		Driver float64 `json:"sim_driver_seconds"`
+	}
+	var prolog, epilog done
+	var runningPID int
 	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct {
-			Msg    string  `json:"msg"`
-			PID    int     `json:"pid"`
-			Driver float64 `json:"sim_driver_seconds"`
-		}
+		var rec done
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
 		}
@@ -235,15 +286,16 @@ func driverTime(path string) (time.Duration, error) {
 		case "lwk running":
 			runningPID = rec.PID
 		case "prolog done":
-			prolog, prologPID = rec.Driver, rec.PID
+			prolog = rec
 		case "epilog done":
-			epilog = rec.Driver
+			epilog = rec
 		}
 	}
-	if prologPID == 0 || runningPID != prologPID {
-		return 0, fmt.Errorf("%s: the last prolog did not boot an LWK", path)
+	if prolog.PID == 0 || runningPID != prolog.PID {
+		return sample{}, fmt.Errorf("%s: the last prolog did not boot an LWK", path)
 	}
-	return time.Duration((prolog + epilog) * float64(time.Second)), nil
+	secs := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	return sample{main: secs(prolog.Secs + epilog.Secs), driver: secs(prolog.Driver + epilog.Driver)}, nil
 }
 
 // nodeConf is the part of lwk.conf that describes the node.
@@ -285,4 +337,27 @@ func generateBig(dir string) (string, error) {
 		return "", fmt.Errorf("generate the 1024-CPU tree: %w: %s", err, out)
 	}
 	return filepath.Join(dir, "big-1024"), nil
+}
+
+// buildEmptyGo builds a Go program whose main does nothing, as the
+// lifecycle programs are built (static, trimmed paths), and returns its path.
+func buildEmptyGo(dir string) (string, error) {
+	src := filepath.Join(dir, "empty")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module empty\n\ngo 1.24\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "empty-go")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build an empty Go program: %w: %s", err, b)
+	}
+	return out, nil
 }
