@@ -49,7 +49,8 @@ func pickCPUs(in Input) ([]int, error) {
 	if unknown := job.Difference(t.AllCPUs()); !unknown.IsEmpty() {
 		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
 	}
-	offline := job.Difference(t.OnlineCPUs())
+	onlineCPUs := t.OnlineCPUs() // built once: a set of every CPU of a large node is not free
+	offline := job.Difference(onlineCPUs)
 	// IHK cannot take CPUs the driver cannot number: on a node with more
 	// CPUs than that, the rest stay Linux's.
 	nonOS := job.Difference(in.Config.OSCores).Difference(beyondDriver(job))
@@ -74,7 +75,7 @@ func pickCPUs(in Input) ([]int, error) {
 	if want > len(groups) {
 		err := fmt.Errorf("cores=%d: job has %d usable cores (cpus %s; per numa node: %s)",
 			want, len(groups), usable, coresPerNode(groups))
-		if len(coreGroups(t, nonOS.Intersection(t.OnlineCPUs()))) >= want {
+		if len(coreGroups(t, nonOS.Intersection(onlineCPUs))) >= want {
 			return nil, fmt.Errorf("%w; the rest are held by ihk %s", err, in.Held.CPUs.Intersection(job))
 		}
 		return nil, fmt.Errorf("%w: %w", err, ErrRequest)
@@ -83,7 +84,6 @@ func pickCPUs(in Input) ([]int, error) {
 	acc := accumulator{holds: memoryHolders(in)}
 	anyHolds := len(acc.holds) > 0
 	// Step 1: whole NUMA nodes, those that can hold the memory first.
-	onlineCPUs := t.OnlineCPUs()
 	nodes := slices.Clone(t.Nodes)
 	sort.SliceStable(nodes, func(i, j int) bool { return acc.holds[nodes[i].ID] && !acc.holds[nodes[j].ID] })
 	for _, node := range nodes {

@@ -17,7 +17,7 @@ import (
 // driver cannot number (EINVAL), as it refuses such an LWK CPU. Without any
 // such OS core the map is empty and the driver's default, Linux CPU 0, stays.
 func ikcMap(t *topology.Topology, lwk []int, osCores cpuset.CPUSet) []ihk.IKCRoute {
-	online := osCores.Intersection(t.OnlineCPUs()).Difference(beyondDriver(osCores))
+	online := t.OnlineOf(osCores).Difference(beyondDriver(osCores))
 	if online.IsEmpty() {
 		return nil
 	}

@@ -173,7 +173,7 @@ func proxyLimits(cfg *config.Config, prof config.Profile, t *topology.Topology) 
 	if cfg.OSCores.IsEmpty() {
 		return Proxy{}, errors.New("no OS cores configured (OSCores=): the mcexec proxies need somewhere to run")
 	}
-	cores := cfg.OSCores.Intersection(t.OnlineCPUs())
+	cores := t.OnlineOf(cfg.OSCores)
 	if cores.IsEmpty() {
 		return Proxy{}, fmt.Errorf("os cores %s: none is online (online cpus %s): the mcexec proxies need somewhere to run",
 			cfg.OSCores, t.OnlineCPUs())

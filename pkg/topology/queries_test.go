@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"k8s.io/utils/cpuset"
 
 	"github.com/slurm-lwk/slurm-lwk/internal/fixture"
 	"github.com/slurm-lwk/slurm-lwk/pkg/topology"
@@ -117,6 +118,16 @@ func TestOfflineCPUsKnownButNotOnline(t *testing.T) {
 	_, ok := topo.CPU(16)
 	require.False(t, ok)
 	require.True(t, topo.CoreSiblings(16).IsEmpty(), "unknown cpu has no siblings")
+}
+
+func TestOnlineOfMatchesOnlineCPUs(t *testing.T) {
+	topo := read(t, "offline-cpus")
+	for _, s := range []string{"", "0-1", "4-9", "5,8,15", "0-15", "14-40", "100"} {
+		set, err := cpuset.Parse(s)
+		require.NoError(t, err)
+		want := set.Intersection(topo.OnlineCPUs())
+		require.True(t, want.Equals(topo.OnlineOf(set)), "OnlineOf(%s) = %s, want %s", s, topo.OnlineOf(set), want)
+	}
 }
 
 func TestDistance(t *testing.T) {

@@ -118,6 +118,19 @@ func (t *Topology) OnlineCPUs() cpuset.CPUSet {
 	return t.filter(func(c CPU) bool { return c.Online })
 }
 
+// OnlineOf returns the CPUs of s that Linux runs on now, without building
+// the set of every online CPU: for a few CPUs (the OS cores) of a large
+// node.
+func (t *Topology) OnlineOf(s cpuset.CPUSet) cpuset.CPUSet {
+	var ids []int
+	for _, id := range s.List() {
+		if c, ok := t.CPU(id); ok && c.Online {
+			ids = append(ids, id)
+		}
+	}
+	return cpuset.New(ids...)
+}
+
 // CPUsInNodes returns the CPUs (online or not) of the given NUMA nodes.
 func (t *Topology) CPUsInNodes(nodes cpuset.CPUSet) cpuset.CPUSet {
 	return t.filter(func(c CPU) bool { return nodes.Contains(c.NUMANode) })
