@@ -361,6 +361,7 @@ static int run_hook(const char *what, const char *path, const char *spec,
 {
 	enum { NPASSED = sizeof(passed_env) / sizeof(passed_env[0]) };
 	static const char hook_path[] = "/usr/sbin:/usr/bin:/sbin:/bin";
+	/* the passed variables, LWK_MODE, LWK_CONF, PATH, GOMAXPROCS, NULL */
 	char *envp[NPASSED + 5], *argv[4], *store;
 	size_t used = 0, ne = 0, i, cap, speclen = strnlen(spec, LWK_HOOK_SPEC_MAX + 1);
 	int err = 0, rc;

@@ -37,11 +37,12 @@ func TestLogDoneSaysHowToStartFasterOnLargeNodes(t *testing.T) {
 		env   string
 		warn  bool
 	}{
-		{"plugin's setting", 2, "2", false},
 		{"small node, runtime default", 16, "", false},
 		{"at the threshold", manyProcs, "", false},
 		{"large node, runtime default", 256, "", true},
 		{"large node, admin's own setting", 256, "256", false},
+		{"large node, a value the runtime ignores", 256, "0", true},
+		{"large node, not a number", 256, "all", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.GOMAXPROCS(tc.procs)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -132,10 +133,17 @@ func (n *Node) LogDone(msg string, start time.Time) {
 		attrs = append(attrs, "sim_driver_seconds", clock().Seconds())
 	}
 	n.Log.Info(msg, attrs...)
-	if procs > manyProcs && os.Getenv("GOMAXPROCS") == "" {
+	if procs > manyProcs && !maxProcsSet(os.Getenv("GOMAXPROCS")) {
 		n.Log.Warn("the Go runtime set up one scheduler per cpu before main, most of this program's start on a large node; "+
 			"run it with GOMAXPROCS=2 in its environment, as the SPANK plugin does", "gomaxprocs", procs)
 	}
+}
+
+// maxProcsSet reports whether a GOMAXPROCS value is one the runtime takes
+// (a positive integer); it ignores any other.
+func maxProcsSet(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n > 0
 }
 
 // manyProcs is the scheduler count above which LogDone says so. The

@@ -8,12 +8,14 @@
 // the rounds, the overhead above the baseline, and for each node the ratio
 // of the pair's own time to two bare process starts (target: at most 2).
 //
-// The LWK pairs run with GOMAXPROCS=2, as the SPANK plugin starts them; the
-// 1024-CPU pair also runs with the runtime's default on such a node (1024
-// schedulers), as a Prolog=/Epilog= program without the plugin would. Each
-// pair's own time is split into what its two processes spend outside main
-// (runtime start, package initialisation, exit) and the work main does
-// apart from Slurm and the driver (from the programs' "done" log lines).
+// The LWK pairs and the empty program run with GOMAXPROCS=2, as the SPANK
+// plugin starts its programs; the 1024-CPU pair also runs with
+// GOMAXPROCS=1024, the runtime's default on such a node, as a
+// Prolog=/Epilog= program without the plugin would start. Each pair's own
+// time is split into "in main", from each program's start of work to its
+// "done" log line (its "seconds", less Slurm and the driver), and "outside
+// main", the rest of its wall time beyond a bare process start: runtime
+// start, package initialisation, the little left after the log line, exit.
 //
 //	go run ./tools/benchlifecycle [--rounds 30]   (as root, from the repository)
 //
@@ -24,6 +26,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -172,7 +175,7 @@ func run(rounds int, bin string) error {
 			return err
 		}
 		base = append(base, t)
-		g, err := timeIt(emptyGo, nil)
+		g, err := timeIt(emptyGo, []string{"GOMAXPROCS=2"})
 		if err != nil {
 			return err
 		}
@@ -228,7 +231,7 @@ func run(rounds int, bin string) error {
 	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(median(mem.driver)), ms2(median(large.driver)))
 	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(mem.wall)), ms2(ownT), ms2(outT), ms2(workT))
 	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(large.wall)), ms2(ownG), ms2(outG), ms2(workG))
-	fmt.Printf("  same, GOMAXPROCS unset (1024 schedulers):  %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
+	fmt.Printf("  same, GOMAXPROCS=1024 (such a node's default): %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
 	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(median(disk.wall)), ms2(ownD))
 	fmt.Printf("Linux-only, as Prolog=/Epilog= programs:     %8.3f ms   own %8.3f ms (the SPANK path forks nothing)\n", ms2(mx), ms2(mx-2*mb))
 	// Two empty Go programs in place of the pair: what starting and ending
@@ -346,7 +349,22 @@ func buildEmptyGo(dir string) (string, error) {
 	if err := os.Mkdir(src, 0o755); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module empty\n\ngo 1.24\n"), 0o644); err != nil {
+	// The project's go line: it sets the runtime's GODEBUG defaults.
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		return "", err
+	}
+	var goLine string
+	for _, l := range strings.Split(string(mod), "\n") {
+		if strings.HasPrefix(l, "go ") {
+			goLine = l
+			break
+		}
+	}
+	if goLine == "" {
+		return "", errors.New("go.mod: no go line")
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module empty\n\n"+goLine+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
