@@ -231,7 +231,7 @@ func run(rounds int, bin string) error {
 	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(median(mem.driver)), ms2(median(large.driver)))
 	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(mem.wall)), ms2(ownT), ms2(outT), ms2(workT))
 	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(large.wall)), ms2(ownG), ms2(outG), ms2(workG))
-	fmt.Printf("  same, GOMAXPROCS=1024 (such a node's default): %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
+	fmt.Printf("  same, GOMAXPROCS=1024 (its default):       %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
 	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(median(disk.wall)), ms2(ownD))
 	fmt.Printf("Linux-only, as Prolog=/Epilog= programs:     %8.3f ms   own %8.3f ms (the SPANK path forks nothing)\n", ms2(mx), ms2(mx-2*mb))
 	// Two empty Go programs in place of the pair: what starting and ending
