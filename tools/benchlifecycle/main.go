@@ -87,6 +87,7 @@ func run(rounds int, bin string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	defer removeCgroupPrefix()
 	big, err := generateBig(dir)
 	if err != nil {
 		return err
@@ -322,6 +323,7 @@ var (
 func writeConf(dir, name, stateDir, sysfsRoot string, node nodeConf) (string, error) {
 	conf := filepath.Join(dir, name+".conf")
 	return conf, os.WriteFile(conf, []byte(fmt.Sprintf(`IHKBackend=sim
+CgroupPrefix=%[7]s
 %[5]sStateDir=%[2]s
 RunDir=%[1]s/run-%[3]s
 LogDir=%[1]s/log-%[3]s
@@ -330,7 +332,23 @@ SimBootDelay=0s
 SysfsRoot=%[4]s
 ScontrolPath=%[1]s/%[6]s
 Profile=mck Image=%[1]s/mck.img Kargs="hidos"
-`, dir, stateDir, name, sysfsRoot, node.lines, node.scontrol)), 0o644)
+`, dir, stateDir, name, sysfsRoot, node.lines, node.scontrol, cgroupPrefix)), 0o644)
+}
+
+// cgroupPrefix is the directory of the bench jobs' cgroups under each
+// cgroup v1 hierarchy: its own, so that the bench's job IDs never meet the
+// cgroups of a real slurm-lwk job (or of a test run) on the same machine.
+var cgroupPrefix = "slurm-lwk-bench-" + strconv.Itoa(os.Getpid())
+
+// removeCgroupPrefix removes the bench's cgroup directories, which the
+// epilogs leave empty (the prefix is made once and kept, as on a node).
+func removeCgroupPrefix() {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupPrefix))
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			fmt.Fprintf(os.Stderr, "benchlifecycle: remove cgroup %s: %v\n", d, err)
+		}
+	}
 }
 
 // generateBig writes the 1024-CPU sysfs tree into dir and returns its root.
