@@ -20,13 +20,13 @@
 //	go run ./tools/benchlifecycle [--rounds 30]   (as root, from the repository)
 //
 // The 1024-CPU sysfs tree is written into the temporary directory by
-// testdata/machines/gen (it is not committed), and the empty Go program is
-// built there, so the go tool must be on PATH.
+// testdata/machines/gen (it is not committed), and the empty Go program
+// (./tools/benchlifecycle/empty) is built there, so the go tool must be on
+// PATH.
 package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -360,38 +360,13 @@ func generateBig(dir string) (string, error) {
 	return filepath.Join(dir, "big-1024"), nil
 }
 
-// buildEmptyGo builds a Go program whose main does nothing, as the
-// lifecycle programs are built (static, trimmed paths), and returns its path.
+// buildEmptyGo builds ./tools/benchlifecycle/empty, a Go program whose main
+// does nothing, as the lifecycle programs are built (static, trimmed
+// paths), into dir and returns its path.
 func buildEmptyGo(dir string) (string, error) {
-	src := filepath.Join(dir, "empty")
-	if err := os.Mkdir(src, 0o755); err != nil {
-		return "", err
-	}
-	// The project's go line: it sets the runtime's GODEBUG defaults.
-	mod, err := os.ReadFile("go.mod")
-	if err != nil {
-		return "", err
-	}
-	var goLine string
-	for _, l := range strings.Split(string(mod), "\n") {
-		if strings.HasPrefix(l, "go ") {
-			goLine = l
-			break
-		}
-	}
-	if goLine == "" {
-		return "", errors.New("go.mod: no go line")
-	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module empty\n\n"+goLine+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
-		return "", err
-	}
 	out := filepath.Join(dir, "empty-go")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./tools/benchlifecycle/empty")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build an empty Go program: %w: %s", err, b)
 	}
