@@ -24,9 +24,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/slurm-lwk/slurm-lwk/pkg/config"
-	"github.com/slurm-lwk/slurm-lwk/pkg/jobend"
-	"github.com/slurm-lwk/slurm-lwk/pkg/lwkmode"
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobhook"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
 	"github.com/slurm-lwk/slurm-lwk/pkg/slurm"
 )
@@ -60,48 +58,7 @@ func fail(err error) {
 }
 
 func run(ctx context.Context, configPath string, verbose bool, start time.Time) error {
-	env, err := slurm.FromEnviron(os.Environ())
-	var specErr *slurm.SpecError
-	if err != nil && !errors.As(err, &specErr) {
-		return fmt.Errorf("job environment: %w", err)
-	}
-	// A malformed spec (the prolog cancelled the job) cannot have booted
-	// anything, nor can an unparsable one, but a spec that only this
-	// version rejects might have: tear down regardless. Failing here would
-	// drain the node for the user's mistake.
-	if specErr == nil {
-		if lwknode.LinuxJob(env.Spec) {
-			return nil
-		}
-		if req, err := lwkmode.Parse(env.Spec); err == nil && req.Off {
-			return nil
-		}
-	}
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return err
-	}
-	log, closer := lwknode.Logger(cfg.LogDir, "lwk-epilog", verbose)
-	defer closer.Close()
-	node, err := lwknode.Open(cfg, log, false)
-	if err != nil {
-		return err
-	}
-	defer node.LogDone("epilog done", start)
-	// A SIGTERM (slurmd's timeout) must not cut the teardown short between
-	// DESTROY_OS and the releases: finish, bounded.
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.LockTimeout+cfg.DestroyTimeout+30*time.Second)
-	defer cancel()
-	res, err := node.EndJob(tctx, jobend.Key{JobID: env.JobID, Attempt: env.RestartCount})
-	if err != nil {
-		return err
-	}
-	if len(res.Collected) > 0 {
-		fmt.Fprintf(os.Stderr, "lwk: collected the leftovers of jobs %v, whose epilog had already run\n", res.Collected)
-	}
-	if res.Recovered && (len(res.OS) > 0 || !res.ReleasedCPUs.IsEmpty() || len(res.ReleasedMemory) > 0) {
-		fmt.Fprintf(os.Stderr, "lwk: job %d had no readable journal; recovered from live state: os %v, cpus %s, %d memory chunks\n",
-			env.JobID, res.OS, res.ReleasedCPUs, len(res.ReleasedMemory))
-	}
-	return nil
+	return jobhook.Epilog(ctx, jobhook.Call{
+		Environ: os.Environ(), ConfigPath: configPath, Verbose: verbose, Start: start, Stderr: os.Stderr,
+	})
 }

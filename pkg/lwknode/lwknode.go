@@ -50,6 +50,10 @@ type Node struct {
 	// Proc is the proc file system every /proc reader of the lifecycle
 	// uses (procfs.DefaultMountPoint, chosen once in Open).
 	Proc procfs.FS
+	// Resident: the prolog or epilog runs inside the node service
+	// (lwk-monitor), which started no process for it; LogDone says so and
+	// gives no advice on starting programs.
+	Resident bool
 	// testKillStep is the armed TestKillAfterStep (ArmTestKill), or "".
 	testKillStep string
 }
@@ -121,16 +125,21 @@ func (n *Node) Lock(ctx context.Context) (*nodelock.Lock, error) {
 // nil with the real driver (whose time is the kernel's).
 func (n *Node) DriverClock() func() time.Duration { return n.backend.DriverTime }
 
-// LogDone logs the end of a lifecycle program with its wall time, the Go
-// scheduler count it ran with and, with the simulator, the part of the time
-// spent in the simulated driver. Started with one scheduler per CPU of a
-// large node (no GOMAXPROCS in its environment: a Prolog=/Epilog= program
-// without the plugin), it also says how to start faster.
-func (n *Node) LogDone(msg string, start time.Time) {
+// LogDone logs the end of a prolog or epilog with extra (key, value
+// pairs), its wall time, the Go scheduler count it ran with and, with the
+// simulator, the part of the time spent in the simulated driver. A program
+// (not Resident) started with one scheduler per CPU of a large node (no
+// GOMAXPROCS in its environment: a Prolog=/Epilog= program without the
+// plugin) also says how to start faster.
+func (n *Node) LogDone(msg string, start time.Time, extra ...any) {
 	procs := runtime.GOMAXPROCS(0)
-	attrs := []any{"seconds", time.Since(start).Seconds(), "gomaxprocs", procs}
+	attrs := append(extra, "seconds", time.Since(start).Seconds(), "gomaxprocs", procs)
 	if clock := n.DriverClock(); clock != nil {
 		attrs = append(attrs, "sim_driver_seconds", clock().Seconds())
+	}
+	if n.Resident {
+		n.Log.Info(msg, append(attrs, "resident", true)...)
+		return
 	}
 	n.Log.Info(msg, attrs...)
 	if procs > manyProcs && !maxProcsSet(os.Getenv("GOMAXPROCS")) {
