@@ -8,7 +8,9 @@
  *      refused before anything is queued; hands SPEC to the prolog and
  *      epilog through the job control environment (SPANK_LWK_MODE);
  *   2. runs lwk-prolog / lwk-epilog from the job_script context with
- *      fork + execve + waitpid, argv arrays and an explicit environment;
+ *      fork + execve + waitpid, argv arrays and an explicit environment,
+ *      unless the node service (lwk-monitor) runs the same hook for it
+ *      (run_hook);
  *   3. runs each task of a normal step of an LWK job through mcexec, when
  *      the prolog left the marker <rundir>/job-<jobid> on this node for
  *      this attempt of the job, after "lwkctl confine-task" (root) has put
@@ -17,7 +19,7 @@
  *      marker's lwk_numa line in the task's LWK_NUMA_MAP; a job or step
  *      that asked for an LWK which is not there fails with the reason
  *      instead of running on Linux (remote_check).
- * The process runner and PATH resolver are in run.c.
+ * The process runner, PATH resolver and node service client are in run.c.
  * What to boot, where and how much is decided in Go (pkg/lwkmode, plan,
  * apply); the grammar check is grammar.c, tested against the Go parser's
  * vectors.
@@ -353,16 +355,18 @@ static int spawn_wait(const char *what, char *const argv[], char *const envp[], 
 }
 
 /*
- * Runs path as "path --config CONF" with a minimal, explicit environment
- * and waits for it. Returns 0 when it exits 0, -1 otherwise.
+ * Runs hook ("prolog" or "epilog") with a minimal, explicit environment and
+ * waits for it: in the node service when it takes the request, else as
+ * "path --config CONF". Returns 0 when it exits 0, -1 otherwise.
  */
-static int run_hook(const char *what, const char *path, const char *spec,
+static int run_hook(const char *what, const char *hook, const char *path, const char *spec,
 		    const struct lwk_args *a)
 {
 	enum { NPASSED = sizeof(passed_env) / sizeof(passed_env[0]) };
 	static const char hook_path[] = "/usr/sbin:/usr/bin:/sbin:/bin";
 	/* the passed variables, LWK_MODE, LWK_CONF, PATH, GOMAXPROCS, NULL */
 	char *envp[NPASSED + 5], *argv[4], *store;
+	char sock[PATH_MAX], why[PATH_MAX + LWK_ASK_MAX_DECLINE + 128];
 	size_t used = 0, ne = 0, i, cap, speclen = strnlen(spec, LWK_HOOK_SPEC_MAX + 1);
 	int err = 0, rc;
 
@@ -411,6 +415,36 @@ static int run_hook(const char *what, const char *path, const char *spec,
 	argv[2] = (char *)a->conf;
 	argv[3] = NULL;
 
+	/*
+	 * First ask the node service (lwk-monitor, on <rundir>/hook.sock): it
+	 * runs the same prolog/epilog code without starting a Go program per
+	 * job, and process start is most of a hook's cost on a node. The
+	 * binaries remain the fallback when it is not running, was started
+	 * with another lwk.conf, or declines (test fault injection). Once it
+	 * accepted there is no fallback: the hook may have run halfway (as a
+	 * program killed halfway), and the epilog cleans up.
+	 */
+	if ((size_t)snprintf(sock, sizeof(sock), "%s/hook.sock", a->rundir) < sizeof(sock)) {
+		rc = lwk_ask(sock, hook, a->conf, envp, why, sizeof(why));
+		if (rc >= 0) {
+			free(store);
+			if (rc == 0)
+				return 0;
+			slurm_error("lwk: %s: the node service's %s exited with status %d", what, hook, rc);
+			return -1;
+		}
+		if (rc == -1) {
+			slurm_error("lwk: %s: %s", what, why);
+			free(store);
+			return -1;
+		}
+		/* Not started: a socket or service not root's is worth an
+		 * error; no service, or one that declined, is not. */
+		if (rc == LWK_ASK_REFUSED)
+			slurm_error("lwk: %s: %s; running %s", what, why, path);
+		else
+			slurm_debug("lwk: %s: node service not used: %s", what, why);
+	}
 	slurm_debug("lwk: %s: running %s (LWK_MODE=%.*s)", what, path,
 		    (int)(speclen > LWK_SPEC_MAX ? LWK_SPEC_MAX : speclen), spec);
 	/* No timeout: slurmd's PrologEpilogTimeout bounds the hooks. */
@@ -480,7 +514,7 @@ static int job_hook(spank_t sp, int ac, char **av, int prolog)
 	spec = job_spec(sp);
 	if (spec == NULL || strcmp(spec, LWK_SPEC_OFF) == 0)
 		return 0;
-	return run_hook(what, prolog ? a.prolog : a.epilog, spec, &a);
+	return run_hook(what, prolog ? "prolog" : "epilog", prolog ? a.prolog : a.epilog, spec, &a);
 }
 
 int slurm_spank_job_prolog(spank_t sp, int ac, char **av)

@@ -2,7 +2,8 @@
  * test_run.c - checks lwk_run and lwk_resolve (run.c) without a Slurm host:
  * exit statuses, stdout capture (short, huge, with a grandchild holding the
  * pipe), the time limit and the reaping after SIGKILL, a caller that ignores
- * SIGCHLD, and PATH resolution.
+ * SIGCHLD, and PATH resolution; and lwk_ask against a fake node service
+ * (a forked server on a unix socket that answers with scripted frames).
  *
  * Usage: test_run   (exit status 0 when every check passes)
  */
@@ -10,11 +11,15 @@
 #include "run.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -171,6 +176,347 @@ static void test_resolve(void)
 	rmdir(dir);
 }
 
+/* ---- lwk_ask against a fake node service ------------------------------ */
+
+static char ask_dir[] = "/tmp/lwk-test-ask-XXXXXX";
+static char ask_sock[256], ask_req[256], ask_err[256];
+static char *const ask_env[] = { "SLURM_JOB_ID=42", "LWK_MODE=mck:mem=8G", "EMPTY=", NULL };
+
+/* The lowest free descriptor: the same before and after a call that
+ * leaks none. */
+static int lowest_fd(void)
+{
+	int fd = dup(0);
+
+	close(fd);
+	return fd;
+}
+
+static int listen_at(const char *path, int backlog)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (strlen(path) < sizeof(addr.sun_path))
+		memcpy(addr.sun_path, path, strlen(path) + 1);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    (backlog > 0 && listen(fd, backlog) < 0)) {
+		CHECK(0, "listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int read_full(int fd, char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Forks the fake service: it accepts one connection on lfd, reads the
+ * request (header, then the length it gives) into ask_req as it came,
+ * writes reply (n bytes; after an empty 'a' frame it first reads the
+ * commit byte, and fails without it) and closes. Returns the server's pid. */
+static pid_t serve(int lfd, const char *reply, size_t n)
+{
+	pid_t pid;
+
+	unlink(ask_req);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		static char req[(1 << 20) + 64];
+		size_t len = 12;
+		int c = accept(lfd, NULL, NULL), out;
+
+		if (c < 0)
+			_exit(1);
+		if (read_full(c, req, 12) == 0) {
+			size_t l = (size_t)(unsigned char)req[8] << 24 | (size_t)(unsigned char)req[9] << 16 |
+				   (size_t)(unsigned char)req[10] << 8 | (unsigned char)req[11];
+
+			if (l <= sizeof(req) - 12 && read_full(c, req + 12, l) == 0)
+				len += l;
+		}
+		out = open(ask_req, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (out < 0 || write(out, req, len) != (ssize_t)len)
+			_exit(2);
+		close(out);
+		/* After an acceptance, the client's commit byte before the
+		 * rest: the real service starts nothing without it. */
+		if (n >= 5 && memcmp(reply, "a\0\0\0\0", 5) == 0) {
+			char g;
+
+			if (write(c, reply, 5) != 5)
+				_exit(3);
+			if (read_full(c, &g, 1) < 0 || g != 'g')
+				_exit(4);
+			reply += 5;
+			n -= 5;
+		}
+		if (n > 0 && write(c, reply, n) != (ssize_t)n)
+			_exit(3);
+		close(c);
+		_exit(0);
+	}
+	CHECK(pid > 0, "fork: %s", strerror(errno));
+	return pid;
+}
+
+/* Waits for the fake service; it must have done all it was told. */
+static void served(pid_t pid)
+{
+	int status;
+
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "fake service failed");
+}
+
+/* lwk_ask("prolog", "/etc/slurm/lwk.conf", ask_env) against a fake service
+ * answering reply; checks that no descriptor leaked. */
+static int ask(int lfd, const char *reply, size_t n, char *why, size_t wcap)
+{
+	int fd0 = lowest_fd(), rc;
+	pid_t pid = serve(lfd, reply, n);
+
+	rc = lwk_ask(ask_sock, "prolog", "/etc/slurm/lwk.conf", ask_env, why, wcap);
+	served(pid);
+	CHECK(lowest_fd() == fd0, "lwk_ask leaked a descriptor");
+	return rc;
+}
+
+/* Calls ask with our stderr going to fd; restores it. */
+static int ask_stderr_to(int fd, int lfd, const char *reply, size_t n, char *why, size_t wcap)
+{
+	int saved, rc;
+
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	rc = ask(lfd, reply, n, why, wcap);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	return rc;
+}
+
+/* The request as the client must send it for ask(). */
+static void check_request(void)
+{
+	static const char payload[] = "prolog\0/etc/slurm/lwk.conf\0SLURM_JOB_ID=42\0"
+				      "LWK_MODE=mck:mem=8G\0EMPTY=";
+	char want[256], got[512];
+	size_t plen = sizeof(payload), n = 0; /* with the last NUL */
+	FILE *f = fopen(ask_req, "r");
+
+	memcpy(want, "LWKHOOK1\0\0\0", 11);
+	want[11] = (char)plen;
+	memcpy(want + 12, payload, plen);
+	if (f != NULL) {
+		n = fread(got, 1, sizeof(got), f);
+		fclose(f);
+	}
+	CHECK(n == 12 + plen && memcmp(got, want, n) == 0, "the service got %zu bytes, not the request", n);
+}
+
+static void test_ask(void)
+{
+	char why[8192];
+	int lfd, rc, root = geteuid() == 0;
+
+	if (mkdtemp(ask_dir) == NULL) {
+		CHECK(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	snprintf(ask_sock, sizeof(ask_sock), "%s/hook.sock", ask_dir);
+	snprintf(ask_req, sizeof(ask_req), "%s/request", ask_dir);
+	snprintf(ask_err, sizeof(ask_err), "%s/stderr", ask_dir);
+
+	/* No service. */
+	rc = lwk_ask(ask_sock, "prolog", "/c", ask_env, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "no /tmp/lwk-test-ask-") != NULL, "no socket: rc %d (%s)", rc, why);
+	/* A file that is not a socket never gets the environment. */
+	{
+		FILE *f = fopen(ask_sock, "w");
+
+		if (f != NULL)
+			fclose(f);
+		rc = lwk_ask(ask_sock, "prolog", "/c", ask_env, why, sizeof(why));
+		CHECK(rc == LWK_ASK_REFUSED && strstr(why, "not a socket owned by root") != NULL,
+		      "regular file: rc %d (%s)", rc, why);
+		unlink(ask_sock);
+	}
+	if (!root) {
+		printf("test_run: not root, skipping the lwk_ask tests with a socket (it must be root's)\n");
+		rmdir(ask_dir);
+		return;
+	}
+	/* A socket left behind by a service that is gone. */
+	lfd = listen_at(ask_sock, 0);
+	if (lfd >= 0)
+		close(lfd);
+	rc = lwk_ask(ask_sock, "prolog", "/c", ask_env, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "Connection refused") != NULL, "nobody listening: rc %d (%s)", rc, why);
+	unlink(ask_sock);
+
+	lfd = listen_at(ask_sock, 8);
+	if (lfd < 0)
+		return;
+
+	/* Declined: nothing started; the reason (control bytes masked). */
+	rc = ask(lfd, "n\0\0\0\x0btest\tfault\n", 16, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strcmp(why, "declined: test?fault?") == 0, "declined: rc %d (%s)", rc, why);
+	check_request();
+
+	/* Served: the request as sent, the output on our stderr, the status. */
+	{
+		static const char reply[] = "a\0\0\0\0" "o\0\0\0\6hello\n" "x\0\0\0\1\3";
+		int fd = open(ask_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		char got[64] = "";
+		FILE *f;
+
+		rc = ask_stderr_to(fd, lfd, reply, sizeof(reply) - 1, why, sizeof(why));
+		close(fd);
+		CHECK(rc == 3, "served: rc %d (%s)", rc, why);
+		check_request();
+		f = fopen(ask_err, "r");
+		if (f != NULL) {
+			got[fread(got, 1, sizeof(got) - 1, f)] = '\0';
+			fclose(f);
+		}
+		CHECK(strcmp(got, "hello\n") == 0, "the hook's output on stderr: \"%s\"", got);
+	}
+	/* Output of more than one buffer, in two frames; stderr a socket
+	 * whose reader is gone: dropped, and no SIGPIPE. */
+	{
+		enum { BIG = 65536 };
+		char *reply = malloc(5 + 2 * (5 + BIG) + 6);
+		int sv[2];
+
+		if (reply != NULL && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+			size_t n = 0;
+
+			memcpy(reply, "a\0\0\0\0", 5);
+			n = 5;
+			for (int i = 0; i < 2; i++) {
+				memcpy(reply + n, "o\0\1\0\0", 5);
+				memset(reply + n + 5, 'y', BIG);
+				n += 5 + BIG;
+			}
+			memcpy(reply + n, "x\0\0\0\1\0", 6);
+			n += 6;
+			close(sv[1]);
+			rc = ask_stderr_to(sv[0], lfd, reply, n, why, sizeof(why));
+			close(sv[0]);
+			CHECK(rc == 0, "output to a closed socket: rc %d (%s)", rc, why);
+
+			/* The same to a file: every byte arrives. */
+			{
+				int fd = open(ask_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+				struct stat st;
+
+				rc = ask_stderr_to(fd, lfd, reply, n, why, sizeof(why));
+				close(fd);
+				CHECK(rc == 0 && stat(ask_err, &st) == 0 && st.st_size == 2 * BIG,
+				      "128 KiB of output: rc %d (%s)", rc, why);
+			}
+			/* An output frame over the limit after acceptance: the
+			 * outcome is unknown. */
+			memcpy(reply + 5, "o\0\1\0\1", 5);
+			rc = ask(lfd, reply, n, why, sizeof(why));
+			CHECK(rc == -1 && strstr(why, "protocol error") != NULL, "oversized output frame: rc %d (%s)", rc, why);
+		} else {
+			CHECK(0, "socketpair: %s", strerror(errno));
+		}
+		free(reply);
+	}
+
+	/* Accepted, then the connection is lost: the hook may have run
+	 * halfway, so no fallback. */
+	rc = ask(lfd, "a\0\0\0\0", 5, why, sizeof(why));
+	CHECK(rc == -1 && strcmp(why, "the node service closed the connection before the hook finished") == 0,
+	      "accepted then closed: rc %d (%s)", rc, why);
+	rc = ask(lfd, "a\0\0\0\0x\0\0", 8, why, sizeof(why));
+	CHECK(rc == -1 && strstr(why, "before the hook finished") != NULL, "closed mid-frame: rc %d (%s)", rc, why);
+	rc = ask(lfd, "a\0\0\0\0n\0\0\0\0", 10, why, sizeof(why));
+	CHECK(rc == -1 && strstr(why, "protocol error: frame 0x6e of 0 bytes after") != NULL, "'n' after 'a': rc %d (%s)", rc, why);
+	rc = ask(lfd, "a\0\0\0\0z\0\0\0\0", 10, why, sizeof(why));
+	CHECK(rc == -1 && strstr(why, "protocol error") != NULL, "unknown frame: rc %d (%s)", rc, why);
+	rc = ask(lfd, "a\0\0\0\0x\0\0\0\2\0\0", 12, why, sizeof(why));
+	CHECK(rc == -1 && strstr(why, "protocol error") != NULL, "2-byte status: rc %d (%s)", rc, why);
+
+	/* Anything but 'a' or 'n' first: nothing was started. */
+	rc = ask(lfd, "x\0\0\0\1\0", 6, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "protocol error: frame 0x78 of 1 bytes before") != NULL,
+	      "status before 'a': rc %d (%s)", rc, why);
+	rc = ask(lfd, "o\0\0\0\1!", 6, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "protocol error") != NULL, "output before 'a': rc %d (%s)", rc, why);
+	rc = ask(lfd, "a\0\0\0\1!", 6, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "protocol error") != NULL, "'a' with a payload: rc %d (%s)", rc, why);
+	rc = ask(lfd, "n\0\0\x10\1", 5, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "protocol error") != NULL, "reason over 4 KiB: rc %d (%s)", rc, why);
+	rc = ask(lfd, NULL, 0, why, sizeof(why));
+	CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "closed the connection without an answer") != NULL,
+	      "closed without a frame: rc %d (%s)", rc, why);
+	check_request();
+
+	/* A request of exactly LWK_ASK_MAX_REQUEST bytes goes; one more byte
+	 * and it does not, without connecting. */
+	{
+		size_t fixed = sizeof("epilog") + sizeof("/c"), vlen = LWK_ASK_MAX_REQUEST - fixed - 1;
+		char *big = malloc(vlen + 1);
+		char *env[] = { big, NULL };
+		struct stat st;
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		pid_t pid;
+
+		if (big != NULL) {
+			memset(big, 'k', vlen);
+			memcpy(big, "BIG=", 4);
+			big[vlen] = '\0';
+			pid = serve(lfd, "a\0\0\0\0x\0\0\0\1\0", 11);
+			rc = lwk_ask(ask_sock, "epilog", "/c", env, why, sizeof(why));
+			served(pid);
+			CHECK(rc == 0 && stat(ask_req, &st) == 0 && st.st_size == 12 + LWK_ASK_MAX_REQUEST,
+			      "request of the largest size: rc %d (%s)", rc, why);
+			big = realloc(big, vlen + 2);
+			if (big != NULL) {
+				env[0] = big;
+				big[vlen] = 'k';
+				big[vlen + 1] = '\0';
+				rc = lwk_ask(ask_sock, "epilog", "/c", env, why, sizeof(why));
+				CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "too large") != NULL,
+				      "oversized request: rc %d (%s)", rc, why);
+				CHECK(poll(&p, 1, 0) == 0, "an oversized request connected");
+			}
+			free(big);
+		}
+	}
+
+	/* A socket not root's never gets the environment. */
+	CHECK(chown(ask_sock, 1, 1) == 0, "chown: %s", strerror(errno));
+	rc = lwk_ask(ask_sock, "prolog", "/c", ask_env, why, sizeof(why));
+	CHECK(rc == LWK_ASK_REFUSED && strstr(why, "not a socket owned by root") != NULL, "socket of uid 1: rc %d (%s)", rc, why);
+	CHECK(poll(&(struct pollfd){ .fd = lfd, .events = POLLIN }, 1, 0) == 0, "connected to a socket not root's");
+
+	close(lfd);
+	unlink(ask_sock);
+	unlink(ask_req);
+	unlink(ask_err);
+	rmdir(ask_dir);
+	CHECK(no_children(), "a fake service is left");
+}
+
 int main(void)
 {
 	test_status_and_output();
@@ -178,6 +524,7 @@ int main(void)
 	test_timeout();
 	test_sigchld_ignored();
 	test_resolve();
+	test_ask();
 	if (failures) {
 		fprintf(stderr, "test_run: %d failure(s)\n", failures);
 		return 1;

@@ -15,12 +15,15 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,10 +41,13 @@ static uint32_t mock_job = 42, mock_step, mock_ntasks = 2;
 static int mock_argc;
 static char **mock_argv, **mock_env;
 static char mock_log[1024];
+static char mock_error[1024]; /* the last slurm_error */
 
 static void record(const char *level, const char *fmt, va_list ap)
 {
 	vsnprintf(mock_log, sizeof(mock_log), fmt, ap);
+	if (strcmp(level, "slurm_error") == 0)
+		memcpy(mock_error, mock_log, sizeof(mock_error));
 	if (getenv("TEST_SHIM_VERBOSE"))
 		fprintf(stderr, "  [%s] %s\n", level, mock_log);
 }
@@ -480,6 +486,158 @@ static void test_job_hooks(void)
 	}
 }
 
+/* A fake node service on the rundir's hook.sock: a forked server accepts
+ * one connection, saves the request to service.req, answers reply (n
+ * bytes; after an empty 'a' frame it first wants the commit byte) and
+ * closes. Returns its pid. */
+static pid_t fake_service(const char *reply, size_t n)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *sock = path_in("run/hook.sock");
+	int lfd;
+	pid_t pid;
+
+	unlink(sock);
+	unlink(path_in("service.req"));
+	if (strlen(sock) >= sizeof(addr.sun_path))
+		return -1;
+	memcpy(addr.sun_path, sock, strlen(sock) + 1);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(lfd, 1) < 0) {
+		perror(sock);
+		exit(2);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		static char req[1 << 16];
+		size_t got = 0, want = 12;
+		int c = accept(lfd, NULL, NULL);
+		FILE *f;
+
+		if (c < 0)
+			_exit(1);
+		while (got < want) {
+			ssize_t r = read(c, req + got, sizeof(req) - got);
+
+			if (r <= 0)
+				_exit(1);
+			got += (size_t)r;
+			if (got >= 12)
+				want = 12 + ((size_t)(unsigned char)req[8] << 24 | (size_t)(unsigned char)req[9] << 16 |
+					     (size_t)(unsigned char)req[10] << 8 | (unsigned char)req[11]);
+			if (want > sizeof(req))
+				_exit(1);
+		}
+		f = fopen(path_in("service.req"), "w");
+		if (f == NULL || fwrite(req, 1, got, f) != got || fclose(f) != 0)
+			_exit(1);
+		/* After an acceptance, the commit byte before the rest. */
+		if (n >= 5 && memcmp(reply, "a\0\0\0\0", 5) == 0) {
+			char g;
+
+			if (write(c, reply, 5) != 5 || read(c, &g, 1) != 1 || g != 'g')
+				_exit(1);
+			reply += 5;
+			n -= 5;
+		}
+		if (n > 0 && write(c, reply, n) != (ssize_t)n)
+			_exit(1);
+		close(c);
+		_exit(0);
+	}
+	close(lfd); /* the server has it */
+	return pid;
+}
+
+/* Waits for the fake service; returns the request it got (static), or
+ * NULL. */
+static const char *service_done(pid_t pid, size_t *len)
+{
+	static char req[1 << 16];
+	int status;
+	FILE *f;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return NULL;
+	f = fopen(path_in("service.req"), "r");
+	if (f == NULL)
+		return NULL;
+	*len = fread(req, 1, sizeof(req), f);
+	fclose(f);
+	return req;
+}
+
+/* The job hooks with the node service: when it runs a hook, the stand-in
+ * program does not run; when it declines, the program does. */
+static void test_hook_service(void)
+{
+	char conf[600];
+	const char *req;
+	size_t len = 0, clen;
+	pid_t pid;
+
+	mock_ctx = S_CTX_JOB_SCRIPT;
+	mock_getopt_set = 1;
+	mock_getopt = "mck";
+	clen = (size_t)snprintf(conf, sizeof(conf), "%s", path_in("lwk.conf")) + 1;
+
+	unlink(path_in("hook.out"));
+	pid = fake_service("a\0\0\0\0x\0\0\0\1\0", 11);
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog run by the service failed: %s", mock_log);
+	req = service_done(pid, &len);
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "the service ran the prolog, and so did the program");
+	/* "LWKHOOK1", length, "prolog", lwk.conf, the environment as the
+	 * program gets it. */
+	CHECK(req != NULL && len > 12 + 7 + clen && memcmp(req, "LWKHOOK1", 8) == 0 &&
+	      memcmp(req + 12, "prolog", 7) == 0 && memcmp(req + 19, conf, clen) == 0 &&
+	      memmem(req, len, "\0LWK_MODE=mck\0", 14) != NULL &&
+	      memmem(req, len, "\0SLURM_JOB_ID=42\0", 17) != NULL &&
+	      memmem(req, len, "\0GOMAXPROCS=2", 13) != NULL && req[len - 1] == '\0',
+	      "the service got no or a wrong prolog request (%zu bytes)", len);
+
+	pid = fake_service("a\0\0\0\0x\0\0\0\1\0", 11);
+	CHECK(cb_epilog(NULL, 6, args) == 0, "epilog run by the service failed: %s", mock_log);
+	req = service_done(pid, &len);
+	CHECK(req != NULL && len > 19 && memcmp(req + 12, "epilog", 7) == 0, "the service got no epilog request");
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "the service ran the epilog, and so did the program");
+
+	/* The service's failure is the hook's. */
+	pid = fake_service("a\0\0\0\0x\0\0\0\1\1", 11);
+	CHECK(cb_prolog(NULL, 6, args) == -1, "prolog failed in the service reported success");
+	CHECK(service_done(pid, &len) != NULL, "fake service failed");
+	CHECK(strstr(mock_error, "the node service's prolog exited with status 1") != NULL, "message: %s", mock_error);
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "program run after the service's prolog failed");
+
+	/* Accepted and then lost: no fallback, the hook may have run halfway. */
+	pid = fake_service("a\0\0\0\0", 5);
+	CHECK(cb_prolog(NULL, 6, args) == -1, "prolog lost by the service reported success");
+	CHECK(service_done(pid, &len) != NULL, "fake service failed");
+	CHECK(strstr(mock_error, "closed the connection before the hook finished") != NULL, "message: %s", mock_error);
+	CHECK(access(path_in("hook.out"), F_OK) != 0, "program run after the service accepted");
+
+	/* Declined: the program runs, as without a service. */
+	pid = fake_service("n\0\0\0\5fault", 10);
+	mock_error[0] = '\0';
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog after a decline failed: %s", mock_log);
+	CHECK(service_done(pid, &len) != NULL, "fake service failed");
+	CHECK(access(path_in("hook.out"), F_OK) == 0, "the program did not run after the service declined");
+	CHECK(mock_error[0] == '\0', "a decline logged an error: %s", mock_error);
+
+	/* A socket that is not root's: an error, and the program runs. */
+	unlink(path_in("hook.out"));
+	pid = fake_service("a\0\0\0\0x\0\0\0\1\0", 11);
+	CHECK(chown(path_in("run/hook.sock"), 1, 1) == 0, "chown hook.sock");
+	CHECK(cb_prolog(NULL, 6, args) == 0, "prolog beside a socket not root's failed: %s", mock_log);
+	CHECK(access(path_in("hook.out"), F_OK) == 0, "the program did not run beside a socket not root's");
+	CHECK(strstr(mock_error, "not a socket owned by root") != NULL, "message: %s", mock_error);
+	kill(pid, SIGKILL); /* never connected to */
+	waitpid(pid, NULL, 0);
+
+	unlink(path_in("run/hook.sock"));
+	unlink(path_in("service.req"));
+}
+
 /* One step's slurmstepd: remote init (the option callback fires with the
  * step's --lwk-mode when it has one) and init_post_opt, then one task in a
  * forked child, whose stderr goes to task.err. Returns what happened:
@@ -801,10 +959,13 @@ int main(int argc, char **argv)
 	} else {
 		test_submit();
 		test_job_hooks();
-		if (geteuid() == 0)
+		if (geteuid() == 0) {
+			test_hook_service();
 			test_tasks();
-		else
-			printf("test_shim: not root, skipping the task tests (markers must be root-owned)\n");
+		} else {
+			printf("test_shim: not root, skipping the node service and task tests "
+			       "(the socket and markers must be root-owned)\n");
+		}
 		printf("test_shim: %s (%d failures)\n", failures ? "FAIL" : "ok", failures);
 	}
 	if (failures == 0) {
