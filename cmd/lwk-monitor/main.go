@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/config"
+	"github.com/slurm-lwk/slurm-lwk/pkg/hookserver"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
 	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/lwknode"
@@ -59,6 +61,7 @@ type options struct {
 	jobSamplesMax   int64
 	once            bool
 	verbose         bool
+	serveHooks      bool
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	fs.StringVar(&o.spoolDir, "spool-dir", "/var/spool/slurm-lwk/monitor", "root-only directory for samples, records and kernel logs")
 	fs.Int64Var(&o.spoolMax, "spool-max-bytes", spool.DefaultMaxTotalBytes, "bound on the spool directory's size")
 	fs.Int64Var(&o.jobSamplesMax, "job-max-bytes", spool.DefaultMaxJobBytes, "bound on one job's sample log (and one saved kernel log)")
+	fs.BoolVar(&o.serveHooks, "serve-hooks", true, "run the SPANK plugin's job prologs and epilogs on RunDir/"+hookserver.SocketName+" (root only), sparing a program start per job")
 	fs.BoolVar(&o.once, "once", false, "find the jobs, take one sample, print the status as JSON and exit")
 	fs.BoolVar(&o.verbose, "verbose", false, "log at debug level")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -167,11 +171,39 @@ func run(ctx context.Context, o options) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(m.Snapshot())
 	}
-	return serve(ctx, m, o, log)
+	var hooks *hookService
+	if o.serveHooks {
+		if hooks, err = listenHooks(cfg, o.config, log); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, m, hooks, o, log)
 }
 
-// serve runs the monitor and its HTTP endpoint until ctx ends.
-func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger) error {
+// hookService is the hook socket and its server.
+type hookService struct {
+	srv *hookserver.Server
+	ln  *net.UnixListener
+}
+
+// listenHooks opens the hook socket in RunDir (lwknode.Open made it
+// root's alone).
+func listenHooks(cfg *config.Config, configPath string, log *slog.Logger) (*hookService, error) {
+	abs, err := filepath.Abs(configPath)
+	if err != nil {
+		return nil, fmt.Errorf("--config %s: %w", configPath, err)
+	}
+	ln, err := hookserver.Listen(filepath.Join(cfg.RunDir, hookserver.SocketName))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("serving job prologs and epilogs", "socket", ln.Addr().String(), "config", abs)
+	return &hookService{srv: &hookserver.Server{ConfigPath: abs, Log: log}, ln: ln}, nil
+}
+
+// serve runs the monitor, its HTTP endpoint and, when given, the hook
+// socket until ctx ends. Hooks in progress then finish before it returns.
+func serve(ctx context.Context, m *monitor.Monitor, hooks *hookService, o options, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(m), promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.Handle("/v1/", m.Handler())
@@ -180,6 +212,17 @@ func serve(ctx context.Context, m *monitor.Monitor, o options, log *slog.Logger)
 		return err
 	}
 	go func() { w.errc <- m.Run(ctx) }()
+	if hooks != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			if err := hooks.srv.Serve(ctx, hooks.ln); err != nil {
+				w.errc <- err
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-w.errc:
@@ -208,7 +251,7 @@ func startWeb(h http.Handler, listen []string, webConfig string, log *slog.Logge
 			return nil, fmt.Errorf("--web.config.file %s: %w", webConfig, err)
 		}
 	}
-	w := &webServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, len(listen)+1)}
+	w := &webServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, errc: make(chan error, len(listen)+2)}
 	flags := &web.FlagConfig{WebListenAddresses: &listen, WebSystemdSocket: new(bool), WebConfigFile: &webConfig}
 	var ls []net.Listener
 	for _, addr := range listen {
