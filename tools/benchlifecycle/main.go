@@ -17,6 +17,12 @@
 // main", the rest of its wall time beyond a bare process start: runtime
 // start, package initialisation, the little left after the log line, exit.
 //
+// The same pairs then run through the node service, as the SPANK plugin
+// has them run when lwk-monitor serves the node's lwk.conf: one lwk-monitor
+// per node, asked over its hook socket, starts no program; all of such a
+// pair's wall time less Slurm and the driver is its own, and its ratio is
+// against the same two bare process starts.
+//
 //	go run ./tools/benchlifecycle [--rounds 30]   (as root, from the repository)
 //
 // The 1024-CPU sysfs tree is written into the temporary directory by
@@ -26,6 +32,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -37,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/hookserver"
 )
 
 // scontrol is the stand-in for Slurm's scontrol: the node's layout and the
@@ -127,6 +136,16 @@ func run(rounds int, bin string) error {
 	if err != nil {
 		return err
 	}
+	// The node service serving the hooks, one per node (each has its own
+	// RunDir and so its own socket), as a node runs it: on its OS cores,
+	// sampling rarely, so that its own work stays out of the figures.
+	for _, m := range []struct{ conf, name string }{{tmpfsConf, "tmpfs"}, {bigConf, "big"}} {
+		stop, err := startMonitor(bin, dir, m.conf, m.name)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Each pair is a new job: an epilog records that the job's epilog ran,
 	// and a later prolog of the same job attempt boots nothing.
 	job := 6
@@ -168,8 +187,28 @@ func run(rounds int, bin string) error {
 		s.wall = p + e
 		return s, err
 	}
+	// resident has the node service at conf's socket run the pair: no
+	// program starts.
+	resident := func(conf, name, logDir string) (sample, error) {
+		job++
+		sock := filepath.Join(dir, "run-"+name, hookserver.SocketName)
+		start := time.Now()
+		for _, hook := range []string{hookserver.HookProlog, hookserver.HookEpilog} {
+			var out strings.Builder
+			status, err := hookserver.Ask(context.Background(), sock, hookserver.Request{
+				Hook: hook, ConfigPath: conf, Environ: env(conf, "mck", ""),
+			}, &out)
+			if err != nil || status != 0 {
+				return sample{}, fmt.Errorf("%s through %s: status %d, %v: %s", hook, sock, status, err, out.String())
+			}
+		}
+		wall := time.Since(start)
+		s, err := doneTimes(filepath.Join(dir, logDir, "slurm-lwk.log"))
+		s.wall = wall
+		return s, err
+	}
 	var base, empty, sctl, linux []time.Duration
-	var disk, mem, large, largeDefault samples
+	var disk, mem, large, largeDefault, memRes, largeRes samples
 	for r := 0; r < rounds; r++ {
 		t, err := timeIt("/bin/true", nil)
 		if err != nil {
@@ -196,6 +235,16 @@ func run(rounds int, bin string) error {
 			{bigConf, "log-big", "1024", &largeDefault},
 		} {
 			s, err := pair(p.conf, filepath.Join(dir, p.logDir), p.procs)
+			if err != nil {
+				return err
+			}
+			p.to.add(s)
+		}
+		for _, p := range []struct {
+			conf, name string
+			to         *samples
+		}{{tmpfsConf, "tmpfs", &memRes}, {bigConf, "big", &largeRes}} {
+			s, err := resident(p.conf, p.name, "log-"+p.name)
 			if err != nil {
 				return err
 			}
@@ -229,10 +278,18 @@ func run(rounds int, bin string) error {
 	ownT, outT, workT := own(mem)
 	ownG, outG, workG := own(large)
 	ownGD, outGD, _ := own(largeDefault)
+	// Through the node service no program starts: all of the wall time
+	// less Slurm and the driver is the pair's own.
+	ownRes := func(s samples) time.Duration {
+		return median(s.wall) - 2*ms - median(s.driver)
+	}
+	ownTR, ownGR := ownRes(memRes), ownRes(largeRes)
 	fmt.Printf("simulated driver, per prolog+epilog:         %8.3f ms (paper node), %.3f ms (1024 CPUs)\n", ms2(median(mem.driver)), ms2(median(large.driver)))
 	fmt.Printf("LWK prolog+epilog, StateDir on tmpfs:        %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(mem.wall)), ms2(ownT), ms2(outT), ms2(workT))
 	fmt.Printf("LWK prolog+epilog, 1024-CPU node, tmpfs:     %8.3f ms   own %8.3f ms (outside main %.3f, in main %.3f)\n", ms2(median(large.wall)), ms2(ownG), ms2(outG), ms2(workG))
 	fmt.Printf("  same, GOMAXPROCS=1024 (its default):       %8.3f ms   own %8.3f ms (outside main %.3f)\n", ms2(median(largeDefault.wall)), ms2(ownGD), ms2(outGD))
+	fmt.Printf("same pairs run by the node service (socket): paper node %.3f ms own %.3f ms, 1024-CPU node %.3f ms own %.3f ms\n",
+		ms2(median(memRes.wall)), ms2(ownTR), ms2(median(largeRes.wall)), ms2(ownGR))
 	fmt.Printf("LWK prolog+epilog, StateDir on this disk:    %8.3f ms   own %8.3f ms (adds the journal's fsyncs)\n", ms2(median(disk.wall)), ms2(ownD))
 	fmt.Printf("Linux-only, as Prolog=/Epilog= programs:     %8.3f ms   own %8.3f ms (the SPANK path forks nothing)\n", ms2(mx), ms2(mx-2*mb))
 	// Two empty Go programs in place of the pair: what starting and ending
@@ -243,6 +300,8 @@ func run(rounds int, bin string) error {
 	// process starts it is compared with.
 	fmt.Printf("ratio own / two bare process starts:         paper node %.2f, 1024-CPU node %.2f (target <= 2); two empty Go programs %.2f\n",
 		float64(ownT)/float64(2*mb), float64(ownG)/float64(2*mb), float64(2*mg-2*mb)/float64(2*mb))
+	fmt.Printf("  through the node service:                  paper node %.2f, 1024-CPU node %.2f (target <= 2)\n",
+		float64(ownTR)/float64(2*mb), float64(ownGR)/float64(2*mb))
 	return nil
 }
 
@@ -371,4 +430,37 @@ func buildEmptyGo(dir string) (string, error) {
 		return "", fmt.Errorf("build an empty Go program: %w: %s", err, b)
 	}
 	return out, nil
+}
+
+// startMonitor starts bin/lwk-monitor for conf (its HTTP endpoint on a free
+// loopback port, its spool in dir) and waits for its hook socket. stop ends
+// it by its PID and waits for it.
+func startMonitor(bin, dir, conf, name string) (stop func(), err error) {
+	spool := filepath.Join(dir, "spool-"+name)
+	cmd := exec.Command(filepath.Join(bin, "lwk-monitor"), "--config", conf, "--node", "node1",
+		"--web.listen-address", "127.0.0.1:0", "--spool-dir", spool,
+		"--interval", "1h", "--hang-interval", "0", "--suspend-interval", "0")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	logf, err := os.Create(filepath.Join(dir, "monitor-"+name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start lwk-monitor: %w", err)
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	sock := filepath.Join(dir, "run-"+name, hookserver.SocketName)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(sock); err == nil && fi.Mode().Type() == os.ModeSocket {
+			return stop, nil
+		}
+	}
+	stop()
+	b, _ := os.ReadFile(logf.Name())
+	return nil, fmt.Errorf("lwk-monitor for %s: no socket %s after 10 s: %s", conf, sock, b)
 }
