@@ -130,6 +130,12 @@ func TestLWKBatchJobRunsStepsThroughMcexec(t *testing.T) {
 	require.Equal(t, "0:0", rows[strconv.Itoa(id)+".0"].ExitCode)
 	require.Equal(t, "3:0", rows[strconv.Itoa(id)+".1"].ExitCode)
 	h.assertPristine(settleTimeout)
+	// scripts/slurm-local runs lwk-monitor with the plugin's lwk.conf: the
+	// plugin had it run the job's prolog and epilog, starting no program.
+	sock, err := os.Lstat(filepath.Join(h.runDir, "hook.sock"))
+	require.NoError(t, err, "lwk-monitor's hook socket")
+	require.Equal(t, os.ModeSocket, sock.Mode().Type())
+	h.checkHooksRanIn(id, true)
 }
 
 // lineValue returns the rest of the only output line starting with prefix.
@@ -480,6 +486,13 @@ func TestPrologFailureDrainsNodeAndHoldsJob(t *testing.T) {
 	require.Contains(t, n["State"], "DRAIN", "node %v", n)
 	require.Regexp(t, `^lwk: `, n["Reason"])
 	require.Contains(t, n["Reason"], "boot", "the reason must name the failed step")
+	// The node service declines while faults are armed (they act on a
+	// process of their own): the plugin ran the programs.
+	failed := h.hookDone("prolog done", id)
+	require.NotEmpty(t, failed, "no \"prolog done\" line for job %d", id)
+	for _, l := range failed {
+		require.NotEqual(t, true, l["resident"], "the failing prolog ran in the node service: %v", l)
+	}
 
 	// The failed prolog rolled back: nothing reserved, booted or journaled.
 	h.clearFaults()

@@ -60,6 +60,7 @@ type harness struct {
 	stateDir    string
 	simStateDir string
 	devDir      string
+	logDir      string
 	// procsBefore are the processes of user nobody that existed when the
 	// test started (PID -> start time), so that only new ones count as
 	// leftovers.
@@ -116,7 +117,41 @@ func newLWKHarness(t *testing.T) *harness {
 	h.simStateDir = mapOr(conf, "SimStateDir", "/var/lib/slurm-lwk/sim")
 	h.devDir = mapOr(conf, "DevDir", filepath.Join(h.simStateDir, "dev"))
 	h.cgroupPrefix = mapOr(conf, "CgroupPrefix", "slurm-lwk")
+	h.logDir = mapOr(conf, "LogDir", "/var/log/slurm-lwk")
 	return h
+}
+
+// hookDone returns the "prolog done" or "epilog done" log lines (msg) of a
+// job from LogDir/slurm-lwk.log, decoded.
+func (h *harness) hookDone(msg string, id int) []map[string]any {
+	h.t.Helper()
+	data, err := os.ReadFile(filepath.Join(h.logDir, "slurm-lwk.log"))
+	require.NoError(h.t, err)
+	var out []map[string]any
+	for _, line := range strings.Split(string(data), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg && m["job"] == float64(id) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// checkHooksRanIn checks that the job's prolog and epilog ran in the node
+// service (lwk-monitor, on RunDir/hook.sock) when resident, else as
+// programs (the plugin's fallback).
+func (h *harness) checkHooksRanIn(id int, resident bool) {
+	h.t.Helper()
+	for _, msg := range []string{"prolog done", "epilog done"} {
+		var lines []map[string]any
+		require.Eventually(h.t, func() bool {
+			lines = h.hookDone(msg, id)
+			return len(lines) > 0
+		}, settleTimeout, pollInterval, "no %q line for job %d in %s/slurm-lwk.log", msg, id, h.logDir)
+		for _, l := range lines {
+			require.Equal(h.t, resident, l["resident"] == true, "job %d: %v", id, l)
+		}
+	}
 }
 
 // needBinary fails the test when BINDIR/name is not an executable file.
