@@ -174,7 +174,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	out := &frameWriter{conn: conn}
 	status := 0
 	if err := s.run(ctx, hook, jobhook.Call{
-		Environ: q.Environ, ConfigPath: q.ConfigPath, Config: cfg, Start: time.Now(), Stderr: out, Resident: true,
+		Environ: q.Environ, ConfigPath: s.ConfigPath, Config: cfg, Start: time.Now(), Stderr: out, Resident: true,
 	}); err != nil {
 		fmt.Fprintf(out, "lwk: %s\n", lwknode.OneLine(err))
 		status = 1

@@ -229,50 +229,9 @@ func (sv *serving) stop(t *testing.T) {
 type askFunc func(ctx context.Context, path string, q Request, stderr io.Writer) (int, error)
 
 // wireAsk is Ask without its check that root listens, so that the
-// server's side is tested whoever runs the tests. It follows the protocol
-// from the wire format, not Ask's code: request, first frame, Commit,
-// FrameOutput frames up to FrameExit. Errors before acceptance wrap
-// ErrDeclined, as Ask's.
+// server's side is tested whoever runs the tests.
 func wireAsk(ctx context.Context, path string, q Request, stderr io.Writer) (int, error) {
-	msg, err := q.MarshalBinary()
-	if err != nil {
-		return -1, fmt.Errorf("%w: %w", ErrDeclined, err)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return -1, fmt.Errorf("%w: %w", ErrDeclined, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(wait))
-	if _, err := conn.Write(msg); err != nil {
-		return -1, fmt.Errorf("%w: send: %w", ErrDeclined, err)
-	}
-	typ, payload, err := readFrame(conn)
-	switch {
-	case err != nil:
-		return -1, fmt.Errorf("%w: %w", ErrDeclined, err)
-	case typ == FrameDeclined:
-		return -1, fmt.Errorf("%w: %s", ErrDeclined, payload)
-	case typ != FrameAccepted:
-		return -1, fmt.Errorf("%w: first frame %q", ErrDeclined, typ)
-	}
-	if _, err := conn.Write([]byte{Commit}); err != nil {
-		return -1, fmt.Errorf("%w: commit: %w", ErrDeclined, err)
-	}
-	for {
-		typ, payload, err := readFrame(conn)
-		switch {
-		case err != nil:
-			return -1, fmt.Errorf("no status: %w", err)
-		case typ == FrameOutput:
-			_, _ = stderr.Write(payload)
-		case typ == FrameExit && len(payload) == 1:
-			return int(payload[0]), nil
-		default:
-			return -1, fmt.Errorf("frame %q after acceptance", typ)
-		}
-	}
+	return ask(ctx, path, q, stderr, false)
 }
 
 // forClients runs fn with each client: wireAsk, and Ask where root runs
@@ -567,6 +526,10 @@ func TestServeAdmit(t *testing.T) {
 					require.Equal(t, 0, status)
 					require.Equal(t, "ran\n", out.String())
 					require.Equal(t, 1, prolog.n()+epilog.n())
+					// The hook gets the path the configuration was
+					// loaded from, however the request spelled it.
+					ran := append(prolog.got, epilog.got...)
+					require.Equal(t, n.conf, ran[0].ConfigPath)
 					return
 				}
 				require.ErrorIs(t, err, ErrDeclined)

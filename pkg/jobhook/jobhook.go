@@ -48,7 +48,8 @@ type Call struct {
 	Stderr io.Writer
 	// Resident: the hook runs inside the node service, not as a program of
 	// its own (see lwknode.Node.Resident). A resident prolog refuses
-	// TestKillAfterStep, which kills the process.
+	// TestKillAfterStep and injects no simulator faults, both of which act
+	// on the process.
 	Resident bool
 }
 
@@ -144,12 +145,15 @@ func Prolog(ctx context.Context, c Call) error {
 
 // boot plans and boots the job's LWK.
 func (c Call) boot(ctx context.Context, cfg *config.Config, env slurm.JobEnv, req lwkmode.Request, log *slog.Logger) error {
-	node, err := c.open(cfg, log, true)
-	if err != nil {
-		return err
-	}
 	if cfg.TestKillAfterStep != "" && c.Resident {
 		return fmt.Errorf("TestKillAfterStep %s: kills the prolog's process, which is the node service here; run lwk-prolog", cfg.TestKillAfterStep)
+	}
+	// The simulator's fault injection is the program's alone: its crashes
+	// kill the process, and the service declined the request if faults
+	// were armed when it came (one armed since is not applied).
+	node, err := c.open(cfg, log, !c.Resident)
+	if err != nil {
+		return err
 	}
 	if err := node.ArmTestKill(c.ConfigPath); err != nil {
 		return err
