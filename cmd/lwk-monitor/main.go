@@ -173,8 +173,10 @@ func run(ctx context.Context, o options) error {
 	}
 	var hooks *hookService
 	if o.serveHooks {
+		// Only a speed-up: without the socket the plugin runs the
+		// programs, and monitoring must not be lost for it.
 		if hooks, err = listenHooks(cfg, o.config, log); err != nil {
-			return err
+			log.Error("not serving job prologs and epilogs; the plugin runs the programs", "err", err)
 		}
 	}
 	return serve(ctx, m, hooks, o, log)
@@ -209,6 +211,9 @@ func serve(ctx context.Context, m *monitor.Monitor, hooks *hookService, o option
 	mux.Handle("/v1/", m.Handler())
 	w, err := startWeb(mux, o.listen, o.webConfig, log)
 	if err != nil {
+		if hooks != nil {
+			hooks.ln.Close() // and its socket file: nobody would answer
+		}
 		return err
 	}
 	go func() { w.errc <- m.Run(ctx) }()
