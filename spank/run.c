@@ -316,17 +316,43 @@ static int recv_all(int fd, void *buf, size_t n)
 	return 0;
 }
 
+/* write(2) with SIGPIPE blocked: a pipe whose reader is gone gives EPIPE
+ * instead of killing slurmd's process. The SIGPIPE the write raised is
+ * taken back, unless one was already pending. */
+static ssize_t write_nosigpipe(int fd, const char *p, size_t n)
+{
+	static const struct timespec now = { 0, 0 };
+	sigset_t pipe_set, old, pending;
+	int was_pending, saved;
+	ssize_t w;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+		return -1;
+	was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+	w = write(fd, p, n);
+	saved = errno;
+	if (w < 0 && saved == EPIPE && !was_pending) {
+		while (sigtimedwait(&pipe_set, NULL, &now) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return w;
+}
+
 /* Copies the hook's output to our stderr, as the program's would have gone
- * there; errors are ignored. Under systemd that is the journal's socket:
- * send it with MSG_NOSIGNAL, so that a journal gone away raises no
- * SIGPIPE; anything else gets write. */
+ * there; errors are ignored. Under systemd that is the journal's socket
+ * (send with MSG_NOSIGNAL); anything else gets write_nosigpipe. A reader
+ * gone away never raises SIGPIPE. */
 static void to_stderr(const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = send(STDERR_FILENO, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == ENOTSOCK)
-			w = write(STDERR_FILENO, p, n);
+			w = write_nosigpipe(STDERR_FILENO, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)

@@ -52,8 +52,8 @@ int lwk_resolve(const char *prog, char *const env[], char *out, size_t cap);
 #define LWK_ASK_REFUSED (-3)  /* the same, but the socket or its server is
 			       * not root's: worth an error in the log */
 
-/* How long lwk_ask waits to connect, to send its request and for the first
- * frame of the answer. Once the service accepted, it waits without limit:
+/* How long lwk_ask waits at each step before the service accepts: to
+ * connect, to send its request, and for the first frame of the answer. Once the service accepted, it waits without limit:
  * slurmd's PrologEpilogTimeout bounds the hook. */
 #define LWK_ASK_ACCEPT_MS 10000
 /* The longest request payload (hook, lwk.conf path, environment). */

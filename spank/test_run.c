@@ -441,6 +441,25 @@ static void test_ask(void)
 		free(reply);
 	}
 
+	/* Stderr a pipe whose reader is gone: the output is dropped, and
+	 * no SIGPIPE kills us or is left pending. */
+	{
+		static const char reply[] = "a\0\0\0\0" "o\0\0\0\6hello\n" "x\0\0\0\1\0";
+		int pfd[2];
+		sigset_t pending;
+
+		if (pipe(pfd) == 0) {
+			close(pfd[0]);
+			rc = ask_stderr_to(pfd[1], lfd, reply, sizeof(reply) - 1, why, sizeof(why));
+			close(pfd[1]);
+			CHECK(rc == 0, "output to a pipe without reader: rc %d (%s)", rc, why);
+			CHECK(sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 0,
+			      "a SIGPIPE was left pending");
+		} else {
+			CHECK(0, "pipe: %s", strerror(errno));
+		}
+	}
+
 	/* Accepted, then the connection is lost: the hook may have run
 	 * halfway, so no fallback. */
 	rc = ask(lfd, "a\0\0\0\0", 5, why, sizeof(why));
@@ -500,6 +519,57 @@ static void test_ask(void)
 				CHECK(poll(&p, 1, 0) == 0, "an oversized request connected");
 			}
 			free(big);
+		}
+	}
+
+	/* A root socket file, but the process listening on it is not root
+	 * (SO_PEERCRED is its effective uid when it called listen): the
+	 * request is not sent. */
+	{
+		static char sock2[300];
+		int sync[2], fd;
+		pid_t pid;
+		char c;
+
+		snprintf(sock2, sizeof(sock2), "%s/other.sock", ask_dir);
+		if (pipe(sync) == 0) {
+			fflush(NULL);
+			pid = fork();
+			if (pid == 0) {
+				struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+				close(sync[0]);
+				memcpy(addr.sun_path, sock2, strlen(sock2) + 1);
+				fd = socket(AF_UNIX, SOCK_STREAM, 0);
+				if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+				    setresuid((uid_t)-1, 65534, (uid_t)-1) < 0 || listen(fd, 1) < 0 ||
+				    write(sync[1], "r", 1) != 1)
+					_exit(1);
+				alarm(10);
+				c = 0;
+				{
+					int conn = accept(fd, NULL, NULL);
+					struct pollfd p = { .fd = conn, .events = POLLIN };
+
+					/* Nothing arrives before the client closes. */
+					if (conn < 0 || poll(&p, 1, 5000) != 1 || read(conn, &c, 1) != 0)
+						_exit(2);
+				}
+				_exit(0);
+			}
+			close(sync[1]);
+			if (pid > 0 && read(sync[0], &c, 1) == 1) {
+				rc = lwk_ask(sock2, "prolog", "/c", ask_env, why, sizeof(why));
+				CHECK(rc == LWK_ASK_REFUSED && strstr(why, "listened on by uid 65534, not root") != NULL,
+				      "listener of uid 65534: rc %d (%s)", rc, why);
+			} else {
+				CHECK(0, "the uid 65534 listener did not start");
+			}
+			close(sync[0]);
+			served(pid);
+			unlink(sock2);
+		} else {
+			CHECK(0, "pipe: %s", strerror(errno));
 		}
 	}
 
