@@ -96,6 +96,7 @@ func TestLWKBatchJobRunsStepsThroughMcexec(t *testing.T) {
 	h := newLWKHarness(t)
 	h.needBinary("lwk-sim-mcexec")
 	h.assertPristine(settleTimeout)
+	logStart := h.lwkLogSize()
 	dir := h.workdir()
 	script := h.writeScript(dir, "lwk.sh", lwkJobScript)
 	id := h.sbatch(dir, "lwk", "--lwk-mode=mck", "-n2", "--time=5", script)
@@ -135,7 +136,7 @@ func TestLWKBatchJobRunsStepsThroughMcexec(t *testing.T) {
 	sock, err := os.Lstat(filepath.Join(h.runDir, "hook.sock"))
 	require.NoError(t, err, "lwk-monitor's hook socket")
 	require.Equal(t, os.ModeSocket, sock.Mode().Type())
-	h.checkHooksRanIn(id, true)
+	h.checkHooksRanIn(id, logStart, true)
 }
 
 // lineValue returns the rest of the only output line starting with prefix.
@@ -467,6 +468,7 @@ func TestPrologFailureDrainsNodeAndHoldsJob(t *testing.T) {
 	h := newLWKHarness(t)
 	h.assertPristine(settleTimeout)
 	dir := h.workdir()
+	logStart := h.lwkLogSize()
 	h.setFaults("fault boot")
 	// Whatever happens below, leave the node usable for the next test.
 	t.Cleanup(func() {
@@ -488,7 +490,7 @@ func TestPrologFailureDrainsNodeAndHoldsJob(t *testing.T) {
 	require.Contains(t, n["Reason"], "boot", "the reason must name the failed step")
 	// The node service declines while faults are armed (they act on a
 	// process of their own): the plugin ran the programs.
-	failed := h.hookDone("prolog done", id)
+	failed := h.hookDone("prolog done", id, logStart)
 	require.NotEmpty(t, failed, "no \"prolog done\" line for job %d", id)
 	for _, l := range failed {
 		require.NotEqual(t, true, l["resident"], "the failing prolog ran in the node service: %v", l)

@@ -121,14 +121,27 @@ func newLWKHarness(t *testing.T) *harness {
 	return h
 }
 
+// lwkLogSize is the size of LogDir/slurm-lwk.log now (0 if absent), for
+// hookDone: the log outlives clusters, whose job IDs start again at 1.
+func (h *harness) lwkLogSize() int {
+	fi, err := os.Stat(filepath.Join(h.logDir, "slurm-lwk.log"))
+	if err != nil {
+		return 0
+	}
+	return int(fi.Size())
+}
+
 // hookDone returns the "prolog done" or "epilog done" log lines (msg) of a
-// job from LogDir/slurm-lwk.log, decoded.
-func (h *harness) hookDone(msg string, id int) []map[string]any {
+// job from LogDir/slurm-lwk.log past byte since, decoded.
+func (h *harness) hookDone(msg string, id, since int) []map[string]any {
 	h.t.Helper()
 	data, err := os.ReadFile(filepath.Join(h.logDir, "slurm-lwk.log"))
 	require.NoError(h.t, err)
+	if since > len(data) {
+		since = len(data)
+	}
 	var out []map[string]any
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(string(data[since:]), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg && m["job"] == float64(id) {
 			out = append(out, m)
@@ -137,15 +150,15 @@ func (h *harness) hookDone(msg string, id int) []map[string]any {
 	return out
 }
 
-// checkHooksRanIn checks that the job's prolog and epilog ran in the node
-// service (lwk-monitor, on RunDir/hook.sock) when resident, else as
-// programs (the plugin's fallback).
-func (h *harness) checkHooksRanIn(id int, resident bool) {
+// checkHooksRanIn checks that the job's prolog and epilog (logged past
+// byte since) ran in the node service (lwk-monitor, on RunDir/hook.sock)
+// when resident, else as programs (the plugin's fallback).
+func (h *harness) checkHooksRanIn(id, since int, resident bool) {
 	h.t.Helper()
 	for _, msg := range []string{"prolog done", "epilog done"} {
 		var lines []map[string]any
 		require.Eventually(h.t, func() bool {
-			lines = h.hookDone(msg, id)
+			lines = h.hookDone(msg, id, since)
 			return len(lines) > 0
 		}, settleTimeout, pollInterval, "no %q line for job %d in %s/slurm-lwk.log", msg, id, h.logDir)
 		for _, l := range lines {
