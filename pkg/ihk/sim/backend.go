@@ -584,6 +584,38 @@ func (b *Backend) held(i int) (bool, error) {
 		if pid != os.Getpid() {
 			return true, nil
 		}
+		// This process: the probe's descriptor does not count, any other
+		// does, as for the driver. In the node service (lwk-monitor runs
+		// the epilog) another goroutine's leaked descriptor must keep
+		// DESTROY_OS busy, not hide behind the epilog's pid.
+		if other, err := b.selfHolds(f); err != nil || other {
+			return other, err
+		}
+	}
+	return false, nil
+}
+
+// selfHolds reports whether this process has the file of probe open on a
+// descriptor other than probe's.
+func (b *Backend) selfHolds(probe *os.File) (bool, error) {
+	var want unix.Stat_t
+	if err := unix.Fstat(int(probe.Fd()), &want); err != nil {
+		return false, fmt.Errorf("stat %s: %w", probe.Name(), err)
+	}
+	dir := b.proc.Path("self", "fd")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err != nil || n == int(probe.Fd()) {
+			continue
+		}
+		var st unix.Stat_t
+		// A descriptor closed meanwhile (another goroutine's) is gone.
+		if unix.Stat(filepath.Join(dir, e.Name()), &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			return true, nil
+		}
 	}
 	return false, nil
 }

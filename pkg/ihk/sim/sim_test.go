@@ -304,7 +304,10 @@ func TestTooManyInstances(t *testing.T) {
 
 func TestBootTimeline(t *testing.T) {
 	ctx := context.Background()
-	const delay = 400 * time.Millisecond
+	// Boot returns at READY, 80% into the delay; RUNNING comes at the
+	// delay. Long enough that a loaded machine's boot call (the state
+	// file, the timeline) fits in the last 20%: at 400 ms it did not.
+	const delay = 2 * time.Second
 	b := newBackend(t, func(o *Options) { o.BootDelay = delay })
 	start := time.Now()
 	idx := booted(t, b, []int{2, 3})
@@ -321,7 +324,7 @@ func TestBootTimeline(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := other.Status(ctx, idx)
 		return err == nil && st == ihk.StatusRunning
-	}, 2*time.Second, 10*time.Millisecond)
+	}, 2*delay, 10*time.Millisecond)
 
 	kmsg, err := b.ReadKmsg(ctx, idx)
 	require.NoError(t, err)
@@ -412,6 +415,8 @@ func TestDeviceStandIn(t *testing.T) {
 	require.Nil(t, info.Timeline)
 	require.Empty(t, recs)
 
+	// The reader's descriptor would keep DESTROY_OS busy, as the driver's.
+	f.Close()
 	require.NoError(t, b.DestroyOS(ctx, idx))
 	_, err = os.Stat(path)
 	require.ErrorIs(t, err, os.ErrNotExist)
@@ -424,11 +429,13 @@ func TestDestroyHeld(t *testing.T) {
 	release := hold(t, b, idx)
 	err := b.DestroyOS(ctx, idx)
 	require.ErrorIs(t, err, ihk.ErrBusy)
-	// A reader without flock (the monitor) does not hold the instance.
+	// Any other descriptor holds it too, as for the driver, also one of
+	// the calling process (the node service runs the epilog in-process).
 	f, err := os.Open(b.DevicePath(idx))
 	require.NoError(t, err)
-	defer f.Close()
 	release()
+	require.ErrorIs(t, b.DestroyOS(ctx, idx), ihk.ErrBusy, "busy while this process has it open")
+	require.NoError(t, f.Close())
 	require.NoError(t, b.DestroyOS(ctx, idx))
 	cpus, err := b.ReservedCPUs(ctx)
 	require.NoError(t, err)
