@@ -489,6 +489,42 @@ static void test_ask(void)
 	      "closed without a frame: rc %d (%s)", rc, why);
 	check_request();
 
+	/* A service that takes the request and does not answer: after
+	 * LWK_ASK_ACCEPT_MS the client falls back without committing, so
+	 * the service never gets the byte that would start the hook. */
+	{
+		pid_t pid;
+
+		fflush(NULL);
+		pid = fork();
+		if (pid == 0) {
+			char req[4096], c;
+			int conn = accept(lfd, NULL, NULL);
+			struct pollfd p = { .fd = conn, .events = POLLIN };
+			size_t len;
+
+			if (conn < 0 || read_full(conn, req, 12) < 0)
+				_exit(1);
+			len = (size_t)(unsigned char)req[10] << 8 | (unsigned char)req[11];
+			if (req[8] != 0 || req[9] != 0 || len > sizeof(req) || read_full(conn, req, len) < 0)
+				_exit(1);
+			/* Wait for the client to give up, then look for a commit. */
+			while (poll(&p, 1, 3 * LWK_ASK_ACCEPT_MS) == 1) {
+				ssize_t r = read(conn, &c, 1);
+
+				if (r == 0)
+					_exit(0); /* closed, nothing committed */
+				if (r == 1 && c == 'g')
+					_exit(5);
+			}
+			_exit(6);
+		}
+		rc = lwk_ask(ask_sock, "prolog", "/c", ask_env, why, sizeof(why));
+		CHECK(rc == LWK_ASK_FALLBACK && strstr(why, "no answer from the node service") != NULL,
+		      "silent service: rc %d (%s)", rc, why);
+		served(pid);
+	}
+
 	/* A request of exactly LWK_ASK_MAX_REQUEST bytes goes; one more byte
 	 * and it does not, without connecting. */
 	{
