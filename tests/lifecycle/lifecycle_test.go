@@ -236,11 +236,10 @@ func TestNearlyFullJobNodeDoesNotDrain(t *testing.T) {
 	n.requirePristine("after epilog")
 }
 
-// run starts one of the binaries with a job's environment plus extra
-// variables (later ones win); it returns stdout, stderr and the exit error.
-func (n *node) run(bin string, jobID int, extra []string, args ...string) (string, string, error) {
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
-	cmd.Env = append([]string{
+// jobEnv is the environment the plugin gives a hook of an LWK job of user
+// nobody, plus extra variables (later ones win).
+func (n *node) jobEnv(jobID int, extra ...string) []string {
+	return append([]string{
 		"LWK_CONF=" + n.conf,
 		fmt.Sprintf("SLURM_JOB_ID=%d", jobID),
 		"SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534", "SLURM_JOB_USER=nobody",
@@ -248,6 +247,13 @@ func (n *node) run(bin string, jobID int, extra []string, args ...string) (strin
 		"LWK_MODE=mck",
 		"PATH=/usr/bin:/bin",
 	}, extra...)
+}
+
+// run starts one of the binaries with a job's environment plus extra
+// variables (later ones win); it returns stdout, stderr and the exit error.
+func (n *node) run(bin string, jobID int, extra []string, args ...string) (string, string, error) {
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	cmd.Env = n.jobEnv(jobID, extra...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

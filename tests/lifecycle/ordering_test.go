@@ -22,12 +22,7 @@ func (n *node) startPrologHeld(jobID int, extra ...string) (wait func() (string,
 	gate := filepath.Join(n.dir, "hold-show-job")
 	require.NoError(n.t, os.WriteFile(gate, nil, 0o644))
 	cmd := exec.Command(filepath.Join(binDir, "lwk-prolog"))
-	cmd.Env = append([]string{
-		"LWK_CONF=" + n.conf,
-		fmt.Sprintf("SLURM_JOB_ID=%d", jobID),
-		"SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534", "SLURM_JOB_USER=nobody",
-		"SLURMD_NODENAME=node1", "LWK_MODE=mck", "PATH=/usr/bin:/bin",
-	}, extra...)
+	cmd.Env = n.jobEnv(jobID, extra...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	require.NoError(n.t, cmd.Start())

@@ -67,11 +67,7 @@ func (n *node) readFile(name string) string {
 // programs.
 func (n *node) ask(ctx context.Context, sock, hook string, jobID int) (int, string, error) {
 	var stderr strings.Builder
-	status, err := hookserver.Ask(ctx, sock, hookserver.Request{Hook: hook, ConfigPath: n.conf, Environ: []string{
-		fmt.Sprintf("SLURM_JOB_ID=%d", jobID),
-		"SLURM_JOB_UID=65534", "SLURM_JOB_GID=65534", "SLURM_JOB_USER=nobody",
-		"SLURMD_NODENAME=node1", "LWK_MODE=mck", "PATH=/usr/bin:/bin",
-	}}, &stderr)
+	status, err := hookserver.Ask(ctx, sock, hookserver.Request{Hook: hook, ConfigPath: n.conf, Environ: n.jobEnv(jobID)}, &stderr)
 	return status, stderr.String(), err
 }
 
