@@ -659,3 +659,54 @@ func TestFailedWriteLeavesNoTemp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, after, "the old journal is untouched")
 }
+
+// TestEncodeIsMarshal checks that splicing the raw messages gives the bytes
+// encoding/json gives, so that a field added to Record and not to
+// recordHead or stepHead fails here.
+func TestEncodeIsMarshal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  *Record
+	}{
+		{"every step", sampleRecord(t, 7)},
+		{"no plan, no steps", &Record{Version: Version, JobID: 8, User: "bob", Created: time.Unix(1, 0).UTC()}},
+		{"empty steps", &Record{Version: Version, JobID: 9, Attempt: 2, Plan: json.RawMessage(`{"a":[1,2]}`), Steps: []Step{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.rec.Version = Version
+			data, err := Encode(tc.rec)
+			require.NoError(t, err)
+			want, err := json.Marshal(tc.rec)
+			require.NoError(t, err)
+			_, body, ok := bytes.Cut(data, []byte("\n"))
+			require.True(t, ok)
+			require.Equal(t, string(want)+"\n", string(body))
+		})
+	}
+}
+
+func TestEncodeChecksRawMessages(t *testing.T) {
+	rec := sampleRecord(t, 7)
+	_, err := Encode(rec)
+	require.NoError(t, err)
+
+	// A plan replaced by one that is not JSON is caught, though the one
+	// before it was checked already.
+	good := rec.Plan
+	rec.Plan = json.RawMessage(`{"cpus":[1,2}`)
+	_, err = Encode(rec)
+	require.ErrorContains(t, err, "plan is not valid JSON")
+	rec.Plan = good
+
+	rec.Steps[1].Data = json.RawMessage(`{"os":`)
+	_, err = Encode(rec)
+	require.ErrorContains(t, err, "data of step 1")
+
+	// Whitespace in a valid raw message is kept; the journal still reads.
+	rec.Steps[1].Data = json.RawMessage("{ \"os\": 0 }")
+	s := openStore(t)
+	require.NoError(t, s.Write(rec))
+	got, err := s.Read(7)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"os":0}`, string(got.Steps[1].Data))
+}

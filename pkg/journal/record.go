@@ -69,6 +69,12 @@ type Record struct {
 	Plan json.RawMessage `json:"plan,omitempty"`
 	// Steps are the side effects in the order they were begun.
 	Steps []Step `json:"steps"`
+
+	// checked remembers the raw messages (the plan, the step payloads)
+	// Encode found valid, by the address of their first byte and their
+	// length, so that a rewrite does not scan an unchanged plan again.
+	// Plan and Data are replaced, never modified in place.
+	checked map[*byte]int
 }
 
 // now is the one place the record helpers read the clock: step times are UTC.
