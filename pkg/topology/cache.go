@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"k8s.io/utils/cpuset"
@@ -177,8 +178,13 @@ func loadCache(path, key string) (*Topology, bool) {
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
 		return nil, false
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() {
 		return nil, false
+	}
+	id := cacheIdentity{path: path, key: key, dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+	if t := decoded.get(id); t != nil {
+		return t, true
 	}
 	data, err := io.ReadAll(io.LimitReader(fh, maxCacheBytes+1))
 	if err != nil || len(data) > maxCacheBytes {
@@ -212,7 +218,58 @@ func loadCache(path, key string) (*Topology, bool) {
 	if len(t.CPUs) == 0 {
 		return nil, false
 	}
-	return t, true
+	decoded.put(id, t)
+	return t.layoutCopy(), true
+}
+
+// cacheIdentity names one version of a cache file: the file (its path,
+// device, inode, size and change times) and the key it was read for.
+// Every write of the file is a new inode renamed into place, so a file
+// another process rewrote never has the identity of the one decoded
+// before.
+type cacheIdentity struct {
+	path, key    string
+	dev, ino     uint64
+	size         int64
+	mtime, ctime syscall.Timespec
+}
+
+// decodedCache keeps the last layout a process decoded from a cache file.
+// The node service runs one prolog after another on the same layout; it
+// decodes the file once instead of at every job (a 1024-CPU layout takes
+// milliseconds to decode).
+type decodedCache struct {
+	mu sync.Mutex
+	id cacheIdentity
+	t  *Topology
+}
+
+var decoded decodedCache
+
+// get returns a copy of the layout decoded for id, or nil.
+func (d *decodedCache) get(id cacheIdentity) *Topology {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.t == nil || d.id != id {
+		return nil
+	}
+	return d.t.layoutCopy()
+}
+
+func (d *decodedCache) put(id cacheIdentity, t *Topology) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.id, d.t = id, t
+}
+
+// layoutCopy copies the parts of t a cache file holds, deep enough that
+// refreshing the copy's memory or changing its maps leaves t as it was.
+func (t *Topology) layoutCopy() *Topology {
+	c := &Topology{CPUs: slices.Clone(t.CPUs), Nodes: slices.Clone(t.Nodes), EmptyNodes: slices.Clone(t.EmptyNodes)}
+	for i := range c.Nodes {
+		c.Nodes[i].Distances = maps.Clone(c.Nodes[i].Distances)
+	}
+	return c
 }
 
 // storeCache writes the layout part of t under key.

@@ -184,3 +184,44 @@ func TestReadLayoutCachedWithoutCacheFile(t *testing.T) {
 	_, err := os.Stat("relative")
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing written relative to the working directory")
 }
+
+// TestReadLayoutCachedServesCopies: a process keeps the layout it decoded;
+// what it hands out is a copy, and a rewritten cache file is read again.
+func TestReadLayoutCachedServesCopies(t *testing.T) {
+	root := fixture.Root(t, "paper-e5520-fake12")
+	cache := filepath.Join(t.TempDir(), "topology.cache")
+	for range 2 {
+		_, _, err := topology.ReadLayoutCached(root, cache)
+		require.NoError(t, err)
+	}
+	got, res, err := topology.ReadLayoutCached(root, cache)
+	require.NoError(t, err)
+	require.Equal(t, topology.CacheHit, res)
+	got.CPUs[1].Core = 99
+	got.Nodes[0].MemFreeBytes = 1
+	for k := range got.Nodes[0].Distances {
+		got.Nodes[0].Distances[k] = 99
+	}
+	got, res, err = topology.ReadLayoutCached(root, cache)
+	require.NoError(t, err)
+	require.Equal(t, topology.CacheHit, res)
+	requireSameAsFresh(t, root, got)
+
+	// Another process rewrites the file (as every writer does: a new file
+	// renamed into place) with a layout of the same key.
+	b, err := os.ReadFile(cache)
+	require.NoError(t, err)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(b, &c))
+	cpus := c["cpus"].([]any)
+	cpus[1].([]any)[1] = 42
+	b, err = json.Marshal(c)
+	require.NoError(t, err)
+	tmp := cache + ".new"
+	require.NoError(t, os.WriteFile(tmp, b, 0o600))
+	require.NoError(t, os.Rename(tmp, cache))
+	got, res, err = topology.ReadLayoutCached(root, cache)
+	require.NoError(t, err)
+	require.Equal(t, topology.CacheHit, res)
+	require.Equal(t, 42, got.CPUs[1].Core, "the rewritten file was not read")
+}
