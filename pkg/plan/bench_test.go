@@ -46,7 +46,12 @@ func machineOf(sockets, coresPerSocket, nodes int) *topology.Topology {
 	return t
 }
 
-func BenchmarkMake512CPUs32Nodes(b *testing.B) {
+func BenchmarkMake512CPUs32Nodes(b *testing.B) { benchmarkMake(b, bigMachine()) }
+
+// BenchmarkMake1024CPUs32Nodes is the node benchlifecycle generates.
+func BenchmarkMake1024CPUs32Nodes(b *testing.B) { benchmarkMake(b, machineOf(4, 128, 32)) }
+
+func benchmarkMake(b *testing.B, topo *topology.Topology) {
 	cfg, err := config.Parse(strings.NewReader(`IHKBackend=ihk
 OSCores=0-1,256-257
 Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos"
@@ -54,7 +59,6 @@ Profile=mck Image=/opt/mckernel/mckernel.img Kargs="hidos"
 	if err != nil {
 		b.Fatal(err)
 	}
-	topo := bigMachine()
 	for _, bc := range []struct{ name, spec string }{
 		{"all-cores", "mck"},
 		{"cores=100,near", "mck:cores=100,numa=near"},

@@ -46,16 +46,25 @@ func pickCPUs(in Input) ([]int, error) {
 	if job.IsEmpty() {
 		return nil, fmt.Errorf("job has no cpus on this node: %w", ErrRequest)
 	}
-	if unknown := job.Difference(t.AllCPUs()); !unknown.IsEmpty() {
+	unknown, offline := unknownAndOffline(t, job)
+	if !unknown.IsEmpty() {
 		return nil, fmt.Errorf("job cpus %s: cpus %s do not exist on this node (cpus %s)", job, unknown, t.AllCPUs())
 	}
-	onlineCPUs := t.OnlineCPUs() // built once: a set of every CPU of a large node is not free
-	offline := job.Difference(onlineCPUs)
 	// IHK cannot take CPUs the driver cannot number: on a node with more
 	// CPUs than that, the rest stay Linux's.
-	nonOS := job.Difference(in.Config.OSCores).Difference(beyondDriver(job))
-	usable := nonOS.Difference(offline).Difference(in.Held.CPUs)
-	if usable.IsEmpty() && nonOS.IsEmpty() && !beyondDriver(job).IsEmpty() {
+	beyond := beyondDriver(job)
+	nonOS := job.Difference(in.Config.OSCores)
+	if !beyond.IsEmpty() {
+		nonOS = nonOS.Difference(beyond)
+	}
+	usable := nonOS
+	if !offline.IsEmpty() {
+		usable = usable.Difference(offline)
+	}
+	if !in.Held.CPUs.IsEmpty() {
+		usable = usable.Difference(in.Held.CPUs)
+	}
+	if usable.IsEmpty() && nonOS.IsEmpty() && !beyond.IsEmpty() {
 		return nil, fmt.Errorf("job cpus %s: ihk can take only cpus 0-%d (SMP_MAX_CPUS): %w", job, driverMaxCPUs-1, ErrRequest)
 	}
 	// Offline CPUs, CPUs IHK still holds, or a job made only of OS cores
@@ -67,20 +76,21 @@ func pickCPUs(in Input) ([]int, error) {
 			job, in.Config.OSCores, offline, in.Held.CPUs.Intersection(job))
 	}
 
-	groups := coreGroups(t, usable)
 	want := in.Request.Cores
 	if want == 0 {
 		return assignmentOrder(t, usable), nil
 	}
+	groups := coreGroups(t, usable)
 	if want > len(groups) {
 		err := fmt.Errorf("cores=%d: job has %d usable cores (cpus %s; per numa node: %s)",
 			want, len(groups), usable, coresPerNode(groups))
-		if len(coreGroups(t, nonOS.Intersection(onlineCPUs))) >= want {
+		if len(coreGroups(t, nonOS.Difference(offline))) >= want {
 			return nil, fmt.Errorf("%w; the rest are held by ihk %s", err, in.Held.CPUs.Intersection(job))
 		}
 		return nil, fmt.Errorf("%w: %w", err, ErrRequest)
 	}
 
+	onlineCPUs := t.OnlineCPUs() // built once: a set of every CPU of a large node is not free
 	acc := accumulator{holds: memoryHolders(in)}
 	anyHolds := len(acc.holds) > 0
 	// Step 1: whole NUMA nodes, those that can hold the memory first.
@@ -129,12 +139,27 @@ const driverMaxCPUs = 512
 // beyondDriver returns the CPUs of s the driver cannot take.
 func beyondDriver(s cpuset.CPUSet) cpuset.CPUSet {
 	var ids []int
-	for _, id := range s.List() {
+	for _, id := range s.UnsortedList() {
 		if id >= driverMaxCPUs {
 			ids = append(ids, id)
 		}
 	}
 	return cpuset.New(ids...)
+}
+
+// unknownAndOffline returns the CPUs of s the node does not have, and those
+// it has offline, without building the set of all the node's CPUs.
+func unknownAndOffline(t *topology.Topology, s cpuset.CPUSet) (unknown, offline cpuset.CPUSet) {
+	var u, o []int
+	for _, id := range s.UnsortedList() {
+		switch c, ok := t.CPU(id); {
+		case !ok:
+			u = append(u, id)
+		case !c.Online:
+			o = append(o, id)
+		}
+	}
+	return cpuset.New(u...), cpuset.New(o...)
 }
 
 // coreGroups groups usable CPUs by core, ascending core ID. A group is

@@ -28,13 +28,19 @@ func ikcMap(t *topology.Topology, lwk []int, osCores cpuset.CPUSet) []ihk.IKCRou
 		}
 	}
 	withCores := cpuset.New(sortedNodes(byNode)...)
-	next := map[int]int{} // target node → round-robin position
+	next := map[int]int{}    // target node → round-robin position
+	nearest := map[int]int{} // LWK CPU's node without OS cores → target node
 	routes := make([]ihk.IKCRoute, 0, len(lwk))
 	for _, c := range lwk {
 		cpu, _ := t.CPU(c)
 		target := cpu.NUMANode
 		if _, ok := byNode[target]; !ok {
-			target = rankByDistance(t, cpu.NUMANode, withCores)[0]
+			n, ok := nearest[target]
+			if !ok {
+				n = rankByDistance(t, cpu.NUMANode, withCores)[0]
+				nearest[target] = n
+			}
+			target = n
 		}
 		cores := byNode[target]
 		routes = append(routes, ihk.IKCRoute{CPU: c, Target: cores[next[target]%len(cores)]})
