@@ -121,11 +121,11 @@ func pickCPUs(in Input) ([]int, error) {
 	// makes that node's other cores preferred.
 	for _, wantWhole := range []bool{true, false} {
 		for acc.count() < want {
-			next := acc.order(groups, wantWhole)
-			if len(next) == 0 {
+			g, ok := acc.next(groups, wantWhole)
+			if !ok {
 				break
 			}
-			acc.take(next[0])
+			acc.take(g)
 		}
 	}
 	return assignmentOrder(t, acc.cpus()), nil
@@ -293,25 +293,22 @@ func (a *accumulator) cpus() cpuset.CPUSet {
 	return cpuset.New(ids...)
 }
 
-// order returns the untaken groups with the given wholeness: those on nodes
-// already used first, then those on nodes that can hold the LWK memory, then
-// by the node's count of such groups (descending), then by node ID and core
-// ID.
-func (a *accumulator) order(groups []coreGroup, whole bool) []coreGroup {
+// next returns the untaken group with the given wholeness to take next:
+// one on a node already used first, then on a node that can hold the LWK
+// memory, then on the node with the most such groups, then the lowest node
+// ID and core ID. False when none is left.
+func (a *accumulator) next(groups []coreGroup, whole bool) (coreGroup, bool) {
 	used := map[int]bool{}
 	for _, g := range a.taken {
 		used[g.node] = true
 	}
 	perNode := map[int]int{}
-	var out []coreGroup
 	for _, g := range groups {
 		if g.whole == whole && !a.seen[g.core] {
-			out = append(out, g)
 			perNode[g.node]++
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		x, y := out[i], out[j]
+	before := func(x, y coreGroup) bool {
 		if used[x.node] != used[y.node] {
 			return used[x.node]
 		}
@@ -325,8 +322,15 @@ func (a *accumulator) order(groups []coreGroup, whole bool) []coreGroup {
 			return x.node < y.node
 		}
 		return x.core < y.core
-	})
-	return out
+	}
+	var best coreGroup
+	found := false
+	for _, g := range groups {
+		if g.whole == whole && !a.seen[g.core] && (!found || before(g, best)) {
+			best, found = g, true
+		}
+	}
+	return best, found
 }
 
 // assignmentOrder orders CPUs as IHK will number them: grouped by NUMA node
