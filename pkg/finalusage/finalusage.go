@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -81,6 +84,57 @@ func Read(logDir string, jobID uint32, os int) (*Reading, error) {
 		return nil, fmt.Errorf("read %s: holds job %d os %d", path, r.JobID, r.OS)
 	}
 	return &r, nil
+}
+
+// Key names one reading: a job and its instance.
+type Key struct {
+	JobID uint32
+	OS    int
+}
+
+// List returns the readings in logDir, by the names Path gives them;
+// other files are ignored. A missing logDir has none.
+func List(logDir string) ([]Key, error) {
+	ents, err := os.ReadDir(logDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list readings in %s: %w", logDir, err)
+	}
+	var keys []Key
+	for _, e := range ents {
+		if k, ok := parseName(e.Name()); ok && e.Type().IsRegular() {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// parseName is the inverse of Path's file name: job-<id>.os<n>.rusage.json
+// with canonical decimal numbers.
+func parseName(name string) (Key, bool) {
+	rest, ok := strings.CutPrefix(name, "job-")
+	if !ok {
+		return Key{}, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".rusage.json")
+	if !ok {
+		return Key{}, false
+	}
+	job, osIdx, ok := strings.Cut(rest, ".os")
+	if !ok {
+		return Key{}, false
+	}
+	j, err := strconv.ParseUint(job, 10, 32)
+	if err != nil || j == 0 || strconv.FormatUint(j, 10) != job {
+		return Key{}, false
+	}
+	n, err := strconv.Atoi(osIdx)
+	if err != nil || n < 0 || strconv.Itoa(n) != osIdx {
+		return Key{}, false
+	}
+	return Key{JobID: uint32(j), OS: n}, true
 }
 
 // Remove deletes the reading; a missing one is success.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,4 +38,23 @@ func TestWriteReadRemove(t *testing.T) {
 	require.NoError(t, os.Symlink("/etc/hostname", finalusage.Path(dir, 7, 0)))
 	_, err = finalusage.Read(dir, 7, 0)
 	require.Error(t, err)
+}
+
+func TestList(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []finalusage.Key{{JobID: 5, OS: 0}, {JobID: 12, OS: 3}} {
+		require.NoError(t, finalusage.Write(dir, finalusage.Reading{JobID: k.JobID, OS: k.OS, Rusage: &ihk.Rusage{}}))
+	}
+	for _, name := range []string{".rusage-123", "job-5.os0.rusage.json.tmp", "job-05.os0.rusage.json", "job-0.os0.rusage.json",
+		"job-7.os-1.rusage.json", "job-7.os+1.rusage.json", "job-4294967296.os0.rusage.json", "job-7.rusage.json", "job-7.os0.kmsg"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o600))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "job-9.os0.rusage.json"), 0o700))
+	keys, err := finalusage.List(dir)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []finalusage.Key{{JobID: 5, OS: 0}, {JobID: 12, OS: 3}}, keys)
+
+	keys, err = finalusage.List(filepath.Join(dir, "missing"))
+	require.NoError(t, err)
+	require.Empty(t, keys)
 }

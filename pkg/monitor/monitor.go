@@ -372,6 +372,44 @@ func (m *Monitor) rescan(ctx context.Context) {
 	for _, inst := range gone {
 		m.finalize(inst, now)
 	}
+	m.finalizeUntracked(now, seen)
+}
+
+// finalizeUntracked ends the jobs the monitor never tracked whose epilog
+// left a reading: a job that ended before a rescan saw its marker (the
+// monitor looks once the directories settle, see dirWatch). The journal is
+// gone, so the epilog finished, and the reading is the job's whole LWK
+// usage: it becomes the job's final record instead of staying in LogDir.
+// A one-shot run leaves the readings to the service.
+func (m *Monitor) finalizeUntracked(now time.Time, journals map[uint32]bool) {
+	if m.oneShot {
+		return
+	}
+	keys, err := finalusage.List(m.cfg.LogDir)
+	if err != nil {
+		m.d.Log.Warn("cannot list the epilogs' readings", "err", err)
+		return
+	}
+	for _, k := range keys {
+		m.mu.Lock()
+		_, tracked := m.jobs[k.JobID]
+		m.mu.Unlock()
+		if tracked || journals[k.JobID] {
+			continue
+		}
+		if _, err := finalusage.Read(m.cfg.LogDir, k.JobID, k.OS); err != nil {
+			m.d.Log.Warn("removing an unusable reading of an untracked job", "job", k.JobID, "os", k.OS, "err", err)
+			if err := finalusage.Remove(m.cfg.LogDir, k.JobID, k.OS); err != nil {
+				m.d.Log.Warn("cannot remove the epilog's reading", "job", k.JobID, "err", err)
+			}
+			continue
+		}
+		m.mu.Lock()
+		m.counters.Boots++
+		m.mu.Unlock()
+		m.d.Log.Info("job ended before the monitor saw it running", "job", k.JobID, "os", k.OS)
+		m.finalize(&instance{job: k.JobID, os: k.OS, events: map[string]int{}}, now)
+	}
 }
 
 // register registers the instance's OOM and STATUS eventfds (once per

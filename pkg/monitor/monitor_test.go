@@ -3,8 +3,11 @@ package monitor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/accounting"
+	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
 	"github.com/slurm-lwk/slurm-lwk/pkg/ihk"
+	"github.com/slurm-lwk/slurm-lwk/pkg/journal"
 	"github.com/slurm-lwk/slurm-lwk/pkg/monitor"
 )
 
@@ -197,4 +202,36 @@ func TestSamplesNeverPollStatus(t *testing.T) {
 	require.Equal(t, n+1, in.Samples)
 	require.Equal(t, 1, in.CPUStates[monitor.CPUUser], "the proxy's program busies one LWK CPU")
 	require.Equal(t, 3, in.CPUStates[monitor.CPUIdle])
+}
+
+// TestJobEndedBeforeTheMonitorSawIt: a job whose epilog ran before any
+// rescan saw it running still gets its final record from the epilog's
+// reading, and the reading does not stay behind; an unusable reading of
+// such a job is removed, and the reading of a job whose epilog has not
+// finished (its journal is still there) is left alone.
+func TestJobEndedBeforeTheMonitorSawIt(t *testing.T) {
+	e := newEnv(t)
+	e.boot(7)
+	e.epilog(e.sim)
+	require.FileExists(t, finalusage.Path(e.logDir, 7, e.os), "the epilog left its reading")
+	garbage := finalusage.Path(e.logDir, 9, 0)
+	require.NoError(t, os.WriteFile(garbage, []byte("{not json"), 0o600))
+	// Job 11's epilog is still running: its journal is there.
+	rec := &journal.Record{JobID: 11, User: "root", Created: time.Now().UTC()}
+	require.NoError(t, e.store.Write(rec))
+	pending := finalusage.Reading{JobID: 11, OS: 1, Time: time.Now().UTC(), Rusage: &ihk.Rusage{}}
+	require.NoError(t, finalusage.Write(e.logDir, pending))
+
+	m := e.newMonitor(e.sim, &fakeSlurm{}, nil)
+	run(t, m)
+	waitFor(t, "the final record of job 7", func() bool {
+		return fileContains(e.spool.RecordPath(7), `"final":"epilog"`)
+	})
+	require.NoFileExists(t, finalusage.Path(e.logDir, 7, e.os), "reading consumed")
+	waitFor(t, "the unusable reading removed", func() bool {
+		_, err := os.Stat(garbage)
+		return errors.Is(err, fs.ErrNotExist)
+	})
+	require.FileExists(t, finalusage.Path(e.logDir, 11, 1), "a running epilog's reading is left to it")
+	require.False(t, fileContains(e.spool.RecordPath(9), "job"), "no record for an unusable reading")
 }
