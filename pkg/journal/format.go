@@ -69,14 +69,17 @@ type stepHead struct {
 	At    time.Time `json:"at"`
 }
 
-// encodeBody is json.Marshal(rec) plus a newline, in compact JSON (the
-// journal is rewritten at every step, and indenting a 511-CPU plan's CPU
-// order made each write 23 KB instead of 4 KB), except that the plan and
-// the step payloads are copied as they are instead of being re-compacted
-// at every write: a 1024-CPU plan is about 16 KB, and scanning it a dozen
-// times per prolog was most of the journal's cost. Each raw message is
-// checked to be valid JSON once; orig remembers which were (see
-// Record.checked).
+// encodeBody is the JSON of rec plus a newline, as json.Marshal writes it
+// (compact: the journal is rewritten at every step, and indenting a
+// 511-CPU plan's CPU order made each write 23 KB instead of 4 KB), except
+// that the plan and the step payloads are copied as they are instead of
+// being compacted and HTML-escaped again at every write: a 1024-CPU plan is
+// about 16 KB, and scanning it a dozen times per prolog was most of the
+// journal's cost. The bytes are those of json.Marshal when the raw
+// messages are as json.Marshal writes them (the lifecycle's are); they
+// mean the same in any case. Each raw message is checked to be valid JSON
+// once; orig remembers which were (see Record.checked), so Encode must
+// not run on one record from two goroutines at once.
 func encodeBody(rec, orig *Record) ([]byte, error) {
 	checked := make(map[*byte]int, len(rec.Steps)+1)
 	raw := func(name string, m json.RawMessage) error {

@@ -661,8 +661,10 @@ func TestFailedWriteLeavesNoTemp(t *testing.T) {
 }
 
 // TestEncodeIsMarshal checks that splicing the raw messages gives the bytes
-// encoding/json gives, so that a field added to Record and not to
-// recordHead or stepHead fails here.
+// encoding/json gives for raw messages as it writes them, so that a field
+// added to Record and not to recordHead or stepHead fails here (set every
+// field in "every field"); raw messages json.Marshal would escape or
+// compact differently still mean the same.
 func TestEncodeIsMarshal(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -671,6 +673,9 @@ func TestEncodeIsMarshal(t *testing.T) {
 		{"every step", sampleRecord(t, 7)},
 		{"no plan, no steps", &Record{Version: Version, JobID: 8, User: "bob", Created: time.Unix(1, 0).UTC()}},
 		{"empty steps", &Record{Version: Version, JobID: 9, Attempt: 2, Plan: json.RawMessage(`{"a":[1,2]}`), Steps: []Step{}}},
+		{"every field", &Record{Version: Version, JobID: 10, UID: 1, GID: 2, User: "carol", Attempt: 3,
+			Created: time.Unix(5, 0).UTC(), Spec: "mck:mem=1G", Plan: json.RawMessage(`{"b":true}`),
+			Steps: []Step{{Name: "boot", State: StateDone, At: time.Unix(6, 0).UTC(), Data: json.RawMessage(`{"os":0}`)}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.rec.Version = Version
@@ -696,6 +701,16 @@ func TestEncodeChecksRawMessages(t *testing.T) {
 	rec.Plan = json.RawMessage(`{"cpus":[1,2}`)
 	_, err = Encode(rec)
 	require.ErrorContains(t, err, "plan is not valid JSON")
+	rec.Plan = good
+
+	// What json.Marshal would escape or compact is kept as it is and
+	// means the same.
+	rec.Plan = json.RawMessage("{\"kargs\": \"a<b&c>d\"}")
+	data, err := Encode(rec)
+	require.NoError(t, err)
+	dec, err := Decode("p", 7, data)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"kargs":"a<b&c>d"}`, string(dec.Plan))
 	rec.Plan = good
 
 	rec.Steps[1].Data = json.RawMessage(`{"os":`)

@@ -43,6 +43,7 @@ type Step struct {
 	At time.Time `json:"at"`
 	// Data is the step's payload, opaque to the journal (e.g. the OS index
 	// or the memory chunks actually reserved). Empty when there is none.
+	// Replace it, never modify its bytes in place (see Record.checked).
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
@@ -65,7 +66,8 @@ type Record struct {
 	Created time.Time `json:"created"`
 	// Spec is the job's --lwk-mode specification as given.
 	Spec string `json:"spec"`
-	// Plan is the partition plan, opaque to the journal.
+	// Plan is the partition plan, opaque to the journal. Replace it,
+	// never modify its bytes in place (see Record.checked).
 	Plan json.RawMessage `json:"plan,omitempty"`
 	// Steps are the side effects in the order they were begun.
 	Steps []Step `json:"steps"`

@@ -12,22 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inotifyEvent encodes one event as the kernel does, the name NUL-padded
-// to a multiple of 16 bytes.
-func inotifyEvent(mask uint32, name string) []byte {
+// inotifyEvent encodes one event of watch wd as the kernel does, the name
+// NUL-padded to a multiple of 16 bytes.
+func inotifyEvent(wd int32, mask uint32, name string) []byte {
 	n := 0
 	if name != "" {
 		n = (len(name) + 16) / 16 * 16
 	}
 	b := make([]byte, unix.SizeofInotifyEvent+n)
-	binary.NativeEndian.PutUint32(b[0:4], 1)
+	binary.NativeEndian.PutUint32(b[0:4], uint32(wd))
 	binary.NativeEndian.PutUint32(b[4:8], mask)
 	binary.NativeEndian.PutUint32(b[12:16], uint32(n))
 	copy(b[unix.SizeofInotifyEvent:], name)
 	return b
 }
 
-func TestRelevantEvents(t *testing.T) {
+func TestClassifyEvents(t *testing.T) {
+	const run, journal = 1, 2
 	cat := func(parts ...[]byte) []byte {
 		var b []byte
 		for _, p := range parts {
@@ -38,25 +39,32 @@ func TestRelevantEvents(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		read []byte
-		want bool
+		want change
 	}{
 		{"journal temp file written", cat(
-			inotifyEvent(unix.IN_CREATE, ".tmp-job-7-123"),
-			inotifyEvent(unix.IN_CLOSE_WRITE, ".tmp-job-7-123"),
-			inotifyEvent(unix.IN_MOVED_FROM, ".tmp-job-7-123")), false},
+			inotifyEvent(journal, unix.IN_CREATE, ".tmp-job-7-123"),
+			inotifyEvent(journal, unix.IN_CLOSE_WRITE, ".tmp-job-7-123"),
+			inotifyEvent(journal, unix.IN_MOVED_FROM, ".tmp-job-7-123")), change{}},
 		{"journal renamed into place", cat(
-			inotifyEvent(unix.IN_MOVED_FROM, ".tmp-job-7-123"),
-			inotifyEvent(unix.IN_MOVED_TO, "job-7.journal")), true},
-		{"marker removed", inotifyEvent(unix.IN_DELETE, "job-7"), true},
-		{"name of exactly 16 bytes", inotifyEvent(unix.IN_CREATE, "job-123456.jrnl_"), true},
-		{"queue overflow", inotifyEvent(unix.IN_Q_OVERFLOW, ""), true},
-		{"watched directory removed", inotifyEvent(unix.IN_IGNORED, ""), true},
-		{"truncated header", inotifyEvent(unix.IN_CREATE, ".tmp")[:8], true},
-		{"truncated name", inotifyEvent(unix.IN_CREATE, ".tmp-job-7-123")[:unix.SizeofInotifyEvent+4], true},
-		{"empty read", nil, false},
+			inotifyEvent(journal, unix.IN_MOVED_FROM, ".tmp-job-7-123"),
+			inotifyEvent(journal, unix.IN_MOVED_TO, "job-7.journal")), change{relevant: true}},
+		{"marker renamed into place", cat(
+			inotifyEvent(run, unix.IN_MOVED_FROM, ".job-123"),
+			inotifyEvent(run, unix.IN_MOVED_TO, "job-7")), change{relevant: true, jobStart: true}},
+		{"marker created", inotifyEvent(run, unix.IN_CREATE, "job-4294967295"), change{relevant: true, jobStart: true}},
+		{"marker removed", inotifyEvent(run, unix.IN_DELETE, "job-7"), change{relevant: true}},
+		{"a marker's name in the journal directory", inotifyEvent(journal, unix.IN_MOVED_TO, "job-7"), change{relevant: true}},
+		{"another file of the run directory", inotifyEvent(run, unix.IN_MOVED_TO, "job-7.cgroup"), change{relevant: true}},
+		{"not a job ID", inotifyEvent(run, unix.IN_MOVED_TO, "job-"), change{relevant: true}},
+		{"name of exactly 16 bytes", inotifyEvent(journal, unix.IN_CREATE, "job-123456.jrnl_"), change{relevant: true}},
+		{"queue overflow", inotifyEvent(-1, unix.IN_Q_OVERFLOW, ""), change{relevant: true}},
+		{"watched directory removed", inotifyEvent(run, unix.IN_IGNORED, ""), change{relevant: true}},
+		{"truncated header", inotifyEvent(run, unix.IN_CREATE, ".tmp")[:8], change{relevant: true}},
+		{"truncated name", inotifyEvent(run, unix.IN_CREATE, ".tmp-job-7-123")[:unix.SizeofInotifyEvent+4], change{relevant: true}},
+		{"empty read", nil, change{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, relevantEvents(tc.read))
+			require.Equal(t, tc.want, classifyEvents(tc.read, run))
 		})
 	}
 }
@@ -75,49 +83,72 @@ func signals(w *dirWatch, d time.Duration) int {
 	}
 }
 
+// waitSignal fails the test unless w signals within d.
+func waitSignal(t *testing.T, w *dirWatch, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-w.C():
+	case <-time.After(d):
+		t.Fatalf("no signal after %s", what)
+	}
+}
+
 func TestDirWatchIgnoresTemporaryFiles(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newDirWatchSettle(10*time.Millisecond, 10*time.Millisecond, dir)
+	run, journal := t.TempDir(), t.TempDir()
+	w, err := newDirWatchSettle(100*time.Millisecond, 10*time.Millisecond, time.Second, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
-	for i := range 5 {
-		tmp := filepath.Join(dir, ".tmp-job-7-"+strconv.Itoa(i))
-		require.NoError(t, os.WriteFile(tmp, []byte("x"), 0o600))
-		require.NoError(t, os.Rename(tmp, filepath.Join(dir, ".other")))
-		require.NoError(t, os.Remove(filepath.Join(dir, ".other")))
+	for _, dir := range []string{run, journal} {
+		for i := range 5 {
+			tmp := filepath.Join(dir, ".tmp-job-7-"+strconv.Itoa(i))
+			require.NoError(t, os.WriteFile(tmp, []byte("x"), 0o600))
+			require.NoError(t, os.Rename(tmp, filepath.Join(dir, ".other")))
+			require.NoError(t, os.Remove(filepath.Join(dir, ".other")))
+		}
 	}
-	require.Zero(t, signals(w, 300*time.Millisecond), "temporary files signalled a rescan")
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "job-7"), []byte("x"), 0o600))
-	require.Equal(t, 1, signals(w, 2*time.Second), "a marker's creation was not signalled once")
+	require.Zero(t, signals(w, 500*time.Millisecond), "temporary files signalled a rescan")
+	require.NoError(t, os.WriteFile(filepath.Join(journal, "job-7.journal"), []byte("x"), 0o600))
+	waitSignal(t, w, 5*time.Second, "a journal's creation")
 }
 
 func TestDirWatchSignalsABurstOnce(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newDirWatchSettle(400*time.Millisecond, time.Minute, dir)
+	run, journal := t.TempDir(), t.TempDir()
+	w, err := newDirWatchSettle(time.Second, time.Second, time.Minute, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
 	for i := range 20 {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "job-"+strconv.Itoa(i)), []byte("x"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(journal, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
 	}
 	start := time.Now()
-	select {
-	case <-w.C():
-	case <-time.After(10 * time.Second):
-		t.Fatal("no signal after a burst of changes")
-	}
-	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "signalled before the directory settled")
-	require.Zero(t, signals(w, time.Second), "one burst signalled more than once")
+	waitSignal(t, w, 10*time.Second, "a burst of changes")
+	require.GreaterOrEqual(t, time.Since(start), 800*time.Millisecond, "signalled before the directory settled")
+	require.Zero(t, signals(w, 1500*time.Millisecond), "one burst signalled more than once")
 }
 
 func TestDirWatchMaxDelayBoundsTheWait(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newDirWatchSettle(time.Hour, 50*time.Millisecond, dir)
+	run, journal := t.TempDir(), t.TempDir()
+	w, err := newDirWatchSettle(time.Hour, time.Hour, 50*time.Millisecond, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "job-7"), []byte("x"), 0o600))
-	select {
-	case <-w.C():
-	case <-time.After(10 * time.Second):
-		t.Fatal("a change waited past the maximum delay")
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(journal, "job-7.journal"), []byte("x"), 0o600))
+	waitSignal(t, w, 10*time.Second, "the maximum delay")
+}
+
+// TestDirWatchJobStartIsQuick: a marker appearing in the run directory is
+// signalled after the short wait, though other changes keep coming; the
+// same name in the journal directory is not.
+func TestDirWatchJobStartIsQuick(t *testing.T) {
+	run, journal := t.TempDir(), t.TempDir()
+	w, err := newDirWatchSettle(time.Hour, 20*time.Millisecond, time.Hour, run, journal)
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, os.WriteFile(filepath.Join(journal, "job-7"), []byte("x"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "job-7.cgroup"), []byte("x"), 0o600))
+	require.Zero(t, signals(w, 300*time.Millisecond), "a change that is no job start was signalled early")
+
+	tmp := filepath.Join(run, ".job-123")
+	require.NoError(t, os.WriteFile(tmp, []byte("os=0"), 0o600))
+	require.NoError(t, os.Rename(tmp, filepath.Join(run, "job-7")))
+	require.NoError(t, os.WriteFile(filepath.Join(journal, "job-7.journal"), []byte("x"), 0o600))
+	waitSignal(t, w, 10*time.Second, "a marker appeared")
 }

@@ -61,7 +61,8 @@ type Config struct {
 	// suspension; 0 disables freeze on suspend.
 	SuspendInterval time.Duration
 	// RescanInterval is the safety rescan of the journals (inotify normally
-	// triggers rescans at once). Default 30s.
+	// triggers a rescan once the directories settle, see dirWatch).
+	// Default 30s.
 	RescanInterval time.Duration
 	// RegisterRetry is how soon registering a new instance's eventfds is
 	// retried when the node lock was held. Default DefaultRegisterRetry.
@@ -393,8 +394,15 @@ func (m *Monitor) finalizeUntracked(now time.Time, journals map[uint32]bool) {
 	for _, k := range keys {
 		m.mu.Lock()
 		_, tracked := m.jobs[k.JobID]
+		_, final := m.finals[k.JobID]
 		m.mu.Unlock()
 		if tracked || journals[k.JobID] {
+			continue
+		}
+		if final { // finalize could not remove it
+			if err := finalusage.Remove(m.cfg.LogDir, k.JobID, k.OS); err != nil {
+				m.d.Log.Debug("cannot remove the epilog's reading", "job", k.JobID, "err", err)
+			}
 			continue
 		}
 		if _, err := finalusage.Read(m.cfg.LogDir, k.JobID, k.OS); err != nil {

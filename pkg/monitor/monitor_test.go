@@ -235,3 +235,33 @@ func TestJobEndedBeforeTheMonitorSawIt(t *testing.T) {
 	require.FileExists(t, finalusage.Path(e.logDir, 11, 1), "a running epilog's reading is left to it")
 	require.False(t, fileContains(e.spool.RecordPath(9), "job"), "no record for an unusable reading")
 }
+
+// TestRecordWaitsForAJobNotYetTracked: a record request for a job the
+// monitor has not looked at yet, though its epilog has run here, waits for
+// the final record instead of answering "unknown"; a job that never was on
+// the node is unknown at once.
+func TestRecordWaitsForAJobNotYetTracked(t *testing.T) {
+	e := newEnv(t)
+	e.boot(7)
+	e.epilog(e.sim)
+	m := e.newMonitor(e.sim, &fakeSlurm{}, nil)
+	type answer struct {
+		rec *accounting.NodeRecord
+		ok  bool
+	}
+	got := make(chan answer, 1)
+	go func() {
+		rec, ok := m.Record(context.Background(), 7, 10*time.Second)
+		got <- answer{rec, ok}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	run(t, m) // its first rescan finds the epilog's reading
+	a := <-got
+	require.True(t, a.ok, "the job was reported unknown")
+	require.Equal(t, accounting.FinalEpilog, a.rec.Final)
+
+	start := time.Now()
+	_, ok := m.Record(context.Background(), 8, 10*time.Second)
+	require.False(t, ok)
+	require.Less(t, time.Since(start), 5*time.Second, "an unknown job waited")
+}

@@ -6,12 +6,18 @@ import (
 	"time"
 
 	"github.com/slurm-lwk/slurm-lwk/pkg/accounting"
+	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
 )
 
+// pendingPoll is how often Record looks again for a job that is on the
+// node but not yet tracked.
+const pendingPoll = 20 * time.Millisecond
+
 // Record returns the node's record of a job: the final one once the job has
-// ended here (waiting up to wait for it while the job is still tracked), a
-// partial one (Final "running") when it has not ended within wait, and
-// false when the job is unknown on this node.
+// ended here (waiting up to wait for it while the job is still tracked, or
+// not tracked yet but on the node: its journal or the epilog's reading is
+// there), a partial one (Final "running") when it has not ended within
+// wait, and false when the job is unknown on this node.
 func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) (*accounting.NodeRecord, bool) {
 	wait = min(wait, maxWait)
 	deadline := time.NewTimer(wait)
@@ -26,7 +32,20 @@ func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) 
 		sig := m.finalSig
 		m.mu.Unlock()
 		if !live {
-			return m.spooledRecord(jobID)
+			if rec, ok := m.spooledRecord(jobID); ok || !m.onNode(jobID) {
+				return rec, ok
+			}
+			// The monitor has not looked since the job's prolog or
+			// epilog changed the directories (see dirWatch).
+			select {
+			case <-sig:
+			case <-time.After(pendingPoll):
+			case <-deadline.C:
+				return m.spooledRecord(jobID)
+			case <-ctx.Done():
+				return m.spooledRecord(jobID)
+			}
+			continue
 		}
 		select {
 		case <-sig:
@@ -42,6 +61,20 @@ func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) 
 		}
 		return m.record(inst, accounting.FinalRunning), true
 	}
+}
+
+// onNode reports whether the job has a journal or an epilog's reading here.
+func (m *Monitor) onNode(jobID uint32) bool {
+	if _, err := m.d.Journals.Read(jobID); err == nil {
+		return true
+	}
+	keys, _ := finalusage.List(m.cfg.LogDir)
+	for _, k := range keys {
+		if k.JobID == jobID {
+			return true
+		}
+	}
+	return false
 }
 
 // spooledRecord reads a final record the memory no longer holds.
