@@ -111,17 +111,19 @@ func (w *dirWatch) read(changes chan change) {
 	}
 }
 
-// debounce signals C once a burst of changes has settled.
+// debounce signals C once a burst of changes has settled: settle after its
+// last change, startSettle after its first job start, maxDelay after its
+// first change, whichever comes first.
 func (w *dirWatch) debounce(changes <-chan change) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	// limit is when the pending burst must be signalled at the latest;
-	// zero when nothing is pending.
-	var limit time.Time
+	// first is the pending burst's first change, zero when none is
+	// pending; startBy is when its first job start must be signalled.
+	var first, startBy time.Time
 	for {
 		var fire <-chan time.Time
-		if !limit.IsZero() {
+		if !first.IsZero() {
 			fire = timer.C
 		}
 		select {
@@ -130,25 +132,34 @@ func (w *dirWatch) debounce(changes <-chan change) {
 				return
 			}
 			now := time.Now()
-			if limit.IsZero() {
-				limit = now.Add(w.maxDelay)
+			if first.IsZero() {
+				first = now
 			}
-			wait := w.settle
-			if c.jobStart {
-				wait = w.startSettle
+			if c.jobStart && startBy.IsZero() {
+				startBy = now.Add(w.startSettle)
 			}
-			if d := now.Add(wait); d.Before(limit) {
-				limit = d
-			}
-			timer.Reset(max(0, limit.Sub(now)))
+			timer.Reset(max(0, w.due(now, first, startBy).Sub(now)))
 		case <-fire:
-			limit = time.Time{}
+			first, startBy = time.Time{}, time.Time{}
 			select {
 			case w.c <- time.Now():
 			default: // a rescan is already pending
 			}
 		}
 	}
+}
+
+// due is when a burst that began at first, changed last at last and saw
+// its first job start at startBy (zero: none) is signalled.
+func (w *dirWatch) due(last, first, startBy time.Time) time.Time {
+	d := last.Add(w.settle)
+	if limit := first.Add(w.maxDelay); limit.Before(d) {
+		d = limit
+	}
+	if !startBy.IsZero() && startBy.Before(d) {
+		d = startBy
+	}
+	return d
 }
 
 // classifyEvents reads a read of inotify events. An event is relevant

@@ -125,13 +125,65 @@ func TestDirWatchSignalsABurstOnce(t *testing.T) {
 	require.Zero(t, signals(w, 1500*time.Millisecond), "one burst signalled more than once")
 }
 
-func TestDirWatchMaxDelayBoundsTheWait(t *testing.T) {
+func TestDirWatchDue(t *testing.T) {
+	w := &dirWatch{settle: 50 * time.Millisecond, startSettle: 5 * time.Millisecond, maxDelay: 500 * time.Millisecond}
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	for _, tc := range []struct {
+		name                 string
+		last, first, startBy time.Time
+		want                 time.Time
+	}{
+		{"one change", t0, t0, time.Time{}, ms(50)},
+		{"settle after the last change", ms(30), t0, time.Time{}, ms(80)},
+		{"a burst that keeps going", ms(480), t0, time.Time{}, ms(500)},
+		{"a job start", ms(2), t0, ms(5), ms(5)},
+		{"a job start late in a burst", ms(300), t0, ms(305), ms(305)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, w.due(tc.last, tc.first, tc.startBy))
+		})
+	}
+}
+
+// TestDirWatchWaitsForQuiet: changes closer together than settle are one
+// burst, signalled once, after the last of them.
+func TestDirWatchWaitsForQuiet(t *testing.T) {
 	run, journal := t.TempDir(), t.TempDir()
-	w, err := newDirWatchSettle(time.Hour, time.Hour, 50*time.Millisecond, run, journal)
+	w, err := newDirWatchSettle(300*time.Millisecond, time.Hour, time.Hour, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
-	require.NoError(t, os.WriteFile(filepath.Join(journal, "job-7.journal"), []byte("x"), 0o600))
-	waitSignal(t, w, 10*time.Second, "the maximum delay")
+	early := 0
+	for i := range 20 {
+		require.NoError(t, os.WriteFile(filepath.Join(journal, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
+		select {
+		case <-w.C():
+			early++
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	require.Zero(t, early, "signalled while the changes kept coming")
+	waitSignal(t, w, 10*time.Second, "the burst ended")
+	require.Zero(t, signals(w, time.Second), "one burst signalled more than once")
+}
+
+// TestDirWatchMaxDelayBoundsTheWait: a burst that never settles is still
+// signalled every maxDelay.
+func TestDirWatchMaxDelayBoundsTheWait(t *testing.T) {
+	run, journal := t.TempDir(), t.TempDir()
+	w, err := newDirWatchSettle(time.Hour, time.Hour, 100*time.Millisecond, run, journal)
+	require.NoError(t, err)
+	defer w.Close()
+	n := 0
+	for i := range 50 {
+		require.NoError(t, os.WriteFile(filepath.Join(journal, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
+		select {
+		case <-w.C():
+			n++
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	require.GreaterOrEqual(t, n, 2, "a burst of a second was not signalled while it lasted")
 }
 
 // TestDirWatchJobStartIsQuick: a marker appearing in the run directory is

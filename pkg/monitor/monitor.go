@@ -40,9 +40,15 @@ const (
 	// reactLockWait bounds the wait for the node lock when reacting to an
 	// event (reading the kernel log needs the device).
 	reactLockWait = 10 * time.Second
-	// DefaultRegisterRetry is how soon registering an instance is tried
-	// again when the node lock was held (a prolog or epilog runs).
+	// DefaultRegisterRetry is how soon, at the latest, registering an
+	// instance is tried again when the node lock was held (a prolog or
+	// epilog runs).
 	DefaultRegisterRetry = time.Second
+	// firstRegisterRetry is the first retry's delay; each failed try
+	// doubles it, up to Config.RegisterRetry. A new LWK is usually seen
+	// while its prolog finishes and holds the lock for a few milliseconds
+	// more; its OOM eventfd should not wait a second.
+	firstRegisterRetry = 5 * time.Millisecond
 )
 
 // Config is the monitor's configuration.
@@ -142,6 +148,12 @@ type Monitor struct {
 	// retryRegister: an instance could not be registered because the
 	// node lock was held; Run retries after Config.RegisterRetry.
 	retryRegister bool
+	// retryDelay is the next registration retry's delay (see
+	// firstRegisterRetry); 0 after a registration.
+	retryDelay time.Duration
+	// unremovable are the epilog readings finalize used but could not
+	// remove, by the reading's time: not to be finalized again.
+	unremovable map[finalusage.Key]time.Time
 	// oneShot: Once is running; it neither programs nor stops counters
 	// (a running daemon owns them).
 	oneShot bool
@@ -228,9 +240,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer retry.Stop()
 	retryArmed := false
 	for {
-		if !retryArmed && m.takeRetry() {
-			retry.Reset(m.cfg.RegisterRetry)
-			retryArmed = true
+		if !retryArmed {
+			if d, ok := m.takeRetry(); ok {
+				retry.Reset(d)
+				retryArmed = true
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -373,7 +387,7 @@ func (m *Monitor) rescan(ctx context.Context) {
 	for _, inst := range gone {
 		m.finalize(inst, now)
 	}
-	m.finalizeUntracked(now, seen)
+	m.finalizeUntracked(seen)
 }
 
 // finalizeUntracked ends the jobs the monitor never tracked whose epilog
@@ -381,8 +395,10 @@ func (m *Monitor) rescan(ctx context.Context) {
 // monitor looks once the directories settle, see dirWatch). The journal is
 // gone, so the epilog finished, and the reading is the job's whole LWK
 // usage: it becomes the job's final record instead of staying in LogDir.
-// A one-shot run leaves the readings to the service.
-func (m *Monitor) finalizeUntracked(now time.Time, journals map[uint32]bool) {
+// Its teardown is timed to the reading, taken right before DESTROY_OS (the
+// monitor may look much later, e.g. at its first start on the node). A
+// one-shot run leaves the readings to the service.
+func (m *Monitor) finalizeUntracked(journals map[uint32]bool) {
 	if m.oneShot {
 		return
 	}
@@ -394,18 +410,12 @@ func (m *Monitor) finalizeUntracked(now time.Time, journals map[uint32]bool) {
 	for _, k := range keys {
 		m.mu.Lock()
 		_, tracked := m.jobs[k.JobID]
-		_, final := m.finals[k.JobID]
 		m.mu.Unlock()
 		if tracked || journals[k.JobID] {
 			continue
 		}
-		if final { // finalize could not remove it
-			if err := finalusage.Remove(m.cfg.LogDir, k.JobID, k.OS); err != nil {
-				m.d.Log.Debug("cannot remove the epilog's reading", "job", k.JobID, "err", err)
-			}
-			continue
-		}
-		if _, err := finalusage.Read(m.cfg.LogDir, k.JobID, k.OS); err != nil {
+		r, err := finalusage.Read(m.cfg.LogDir, k.JobID, k.OS)
+		if err != nil {
 			m.d.Log.Warn("removing an unusable reading of an untracked job", "job", k.JobID, "os", k.OS, "err", err)
 			if err := finalusage.Remove(m.cfg.LogDir, k.JobID, k.OS); err != nil {
 				m.d.Log.Warn("cannot remove the epilog's reading", "job", k.JobID, "err", err)
@@ -413,28 +423,39 @@ func (m *Monitor) finalizeUntracked(now time.Time, journals map[uint32]bool) {
 			continue
 		}
 		m.mu.Lock()
+		at, seen := m.unremovable[k]
+		m.mu.Unlock()
+		if seen && at.Equal(r.Time) {
+			continue // finalized already; finalize could not remove it
+		}
+		m.mu.Lock()
 		m.counters.Boots++
 		m.mu.Unlock()
 		m.d.Log.Info("job ended before the monitor saw it running", "job", k.JobID, "os", k.OS)
-		m.finalize(&instance{job: k.JobID, os: k.OS, events: map[string]int{}}, now)
+		m.finalize(&instance{job: k.JobID, os: k.OS, events: map[string]int{}}, r.Time)
 	}
 }
 
 // register registers the instance's OOM and STATUS eventfds (once per
 // boot: the kernel keeps registrations until DESTROY), reads its status and
 // programs its profile's performance counters, under the node lock. When
-// the lock is held it is retried after Config.RegisterRetry (and at every
-// rescan).
+// the lock is held it is retried after firstRegisterRetry, doubling up to
+// Config.RegisterRetry (and at every rescan).
 func (m *Monitor) register(ctx context.Context, inst *instance) {
 	release, err := m.d.Lock.TryLock()
 	if err != nil {
-		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err, "retry", m.cfg.RegisterRetry)
 		m.mu.Lock()
 		m.retryRegister = true
+		m.retryDelay = min(max(2*m.retryDelay, firstRegisterRetry), m.cfg.RegisterRetry)
+		d := m.retryDelay
 		m.mu.Unlock()
+		m.d.Log.Debug("node lock held; registering later", "job", inst.job, "err", err, "retry", d)
 		return
 	}
 	defer release()
+	m.mu.Lock()
+	m.retryDelay = 0
+	m.mu.Unlock()
 	if !m.markerIs(inst) {
 		return
 	}
@@ -473,13 +494,14 @@ func (m *Monitor) register(ctx context.Context, inst *instance) {
 	}
 }
 
-// takeRetry reports and clears a wanted registration retry.
-func (m *Monitor) takeRetry() bool {
+// takeRetry reports and clears a wanted registration retry, with its
+// delay.
+func (m *Monitor) takeRetry() (time.Duration, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.retryRegister
 	m.retryRegister = false
-	return r
+	return max(m.retryDelay, firstRegisterRetry), r
 }
 
 // registerPending registers the running instances that are not yet.
@@ -892,6 +914,12 @@ func (m *Monitor) finalize(inst *instance, now time.Time) {
 		}
 		if err := finalusage.Remove(m.cfg.LogDir, inst.job, inst.os); err != nil {
 			m.d.Log.Warn("cannot remove the epilog's reading", "job", inst.job, "err", err)
+			m.mu.Lock()
+			if m.unremovable == nil {
+				m.unremovable = map[finalusage.Key]time.Time{}
+			}
+			m.unremovable[finalusage.Key{JobID: inst.job, OS: inst.os}] = r.Time
+			m.mu.Unlock()
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		m.d.Log.Warn("epilog's reading unusable; using the last sample", "job", inst.job, "err", err)

@@ -250,11 +250,19 @@ func TestRecordWaitsForAJobNotYetTracked(t *testing.T) {
 		ok  bool
 	}
 	got := make(chan answer, 1)
+	started := make(chan struct{})
 	go func() {
+		close(started)
 		rec, ok := m.Record(context.Background(), 7, 10*time.Second)
 		got <- answer{rec, ok}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-started
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case a := <-got:
+		t.Fatalf("answered before the monitor looked: %+v", a)
+	default:
+	}
 	run(t, m) // its first rescan finds the epilog's reading
 	a := <-got
 	require.True(t, a.ok, "the job was reported unknown")

@@ -9,9 +9,9 @@ import (
 	"github.com/slurm-lwk/slurm-lwk/pkg/finalusage"
 )
 
-// pendingPoll is how often Record looks again for a job that is on the
-// node but not yet tracked.
-const pendingPoll = 20 * time.Millisecond
+// pendingPoll is how often Record looks again (in memory) for a job that
+// is on the node but not yet tracked.
+const pendingPoll = 50 * time.Millisecond
 
 // Record returns the node's record of a job: the final one once the job has
 // ended here (waiting up to wait for it while the job is still tracked, or
@@ -22,6 +22,7 @@ func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) 
 	wait = min(wait, maxWait)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	var poll *time.Ticker
 	for {
 		m.mu.Lock()
 		if rec, ok := m.finals[jobID]; ok {
@@ -32,14 +33,18 @@ func (m *Monitor) Record(ctx context.Context, jobID uint32, wait time.Duration) 
 		sig := m.finalSig
 		m.mu.Unlock()
 		if !live {
-			if rec, ok := m.spooledRecord(jobID); ok || !m.onNode(jobID) {
-				return rec, ok
+			if poll == nil {
+				if rec, ok := m.spooledRecord(jobID); ok || wait <= 0 || !m.onNode(jobID) {
+					return rec, ok
+				}
+				// The monitor has not looked since the job's prolog
+				// or epilog changed the directories (see dirWatch).
+				poll = time.NewTicker(pendingPoll)
+				defer poll.Stop()
 			}
-			// The monitor has not looked since the job's prolog or
-			// epilog changed the directories (see dirWatch).
 			select {
 			case <-sig:
-			case <-time.After(pendingPoll):
+			case <-poll.C:
 			case <-deadline.C:
 				return m.spooledRecord(jobID)
 			case <-ctx.Done():

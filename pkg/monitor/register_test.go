@@ -63,3 +63,26 @@ func TestRegistersSoonAfterTheLockIsFree(t *testing.T) {
 	}
 	require.Equal(t, tries, lock.tries.Load(), "no retries after registration")
 }
+
+// TestRegistrationRetriesStartSoon: the first retries come within
+// milliseconds, doubling, however long Config.RegisterRetry is: a new LWK
+// is usually first seen while its prolog still holds the lock.
+func TestRegistrationRetriesStartSoon(t *testing.T) {
+	e := newEnv(t)
+	e.boot(62)
+	e.configure = func(c *monitor.Config) {
+		c.Interval, c.RescanInterval = time.Hour, time.Hour
+		c.HangInterval, c.SuspendInterval = 0, 0
+		c.RegisterRetry = time.Hour
+	}
+	lock := &gateLock{inner: monitor.NodeLock{Dir: e.stateDir}}
+	lock.held.Store(true)
+	m := e.newMonitor(e.sim, &fakeSlurm{}, lock)
+	run(t, m)
+	waitFor(t, "four tries while the lock is held", func() bool { return lock.tries.Load() >= 4 })
+	lock.held.Store(false)
+	waitFor(t, "registered once the lock is free", func() bool {
+		in, _ := instanceOf(m, 62)
+		return in.Registered
+	})
+}
