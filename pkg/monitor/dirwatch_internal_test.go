@@ -146,6 +146,22 @@ func TestDirWatchDue(t *testing.T) {
 	}
 }
 
+// writeEvery20ms writes n journals into dir, 20 ms apart, and returns how
+// many signals w gave meanwhile.
+func writeEvery20ms(t *testing.T, w *dirWatch, dir string, n int) int {
+	t.Helper()
+	got := 0
+	for i := range n {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
+		select {
+		case <-w.C():
+			got++
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return got
+}
+
 // TestDirWatchWaitsForQuiet: changes closer together than settle are one
 // burst, signalled once, after the last of them.
 func TestDirWatchWaitsForQuiet(t *testing.T) {
@@ -153,16 +169,7 @@ func TestDirWatchWaitsForQuiet(t *testing.T) {
 	w, err := newDirWatchSettle(300*time.Millisecond, time.Hour, time.Hour, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
-	early := 0
-	for i := range 20 {
-		require.NoError(t, os.WriteFile(filepath.Join(journal, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
-		select {
-		case <-w.C():
-			early++
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	require.Zero(t, early, "signalled while the changes kept coming")
+	require.Zero(t, writeEvery20ms(t, w, journal, 20), "signalled while the changes kept coming")
 	waitSignal(t, w, 10*time.Second, "the burst ended")
 	require.Zero(t, signals(w, time.Second), "one burst signalled more than once")
 }
@@ -174,16 +181,7 @@ func TestDirWatchMaxDelayBoundsTheWait(t *testing.T) {
 	w, err := newDirWatchSettle(time.Hour, time.Hour, 100*time.Millisecond, run, journal)
 	require.NoError(t, err)
 	defer w.Close()
-	n := 0
-	for i := range 50 {
-		require.NoError(t, os.WriteFile(filepath.Join(journal, "job-"+strconv.Itoa(i)+".journal"), []byte("x"), 0o600))
-		select {
-		case <-w.C():
-			n++
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	require.GreaterOrEqual(t, n, 2, "a burst of a second was not signalled while it lasted")
+	require.GreaterOrEqual(t, writeEvery20ms(t, w, journal, 50), 2, "a burst of a second was not signalled while it lasted")
 }
 
 // TestDirWatchJobStartIsQuick: a marker appearing in the run directory is

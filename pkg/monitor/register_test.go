@@ -30,6 +30,17 @@ func (g *gateLock) TryLock() (func(), error) {
 
 func (g *gateLock) Lock(ctx context.Context) (func(), error) { return g.inner.Lock(ctx) }
 
+// onlyRegistration configures a monitor that samples and rescans hourly
+// and neither detects hangs nor watches for suspension, so that only
+// registration retries run, at most every retry.
+func onlyRegistration(retry time.Duration) func(*monitor.Config) {
+	return func(c *monitor.Config) {
+		c.Interval, c.RescanInterval = time.Hour, time.Hour
+		c.HangInterval, c.SuspendInterval = 0, 0
+		c.RegisterRetry = retry
+	}
+}
+
 // TestRegistersSoonAfterTheLockIsFree: when the node lock is held as the
 // monitor first sees an LWK, it tries again every RegisterRetry, not at
 // the next sample or rescan (both an hour away here), and registers the
@@ -37,11 +48,7 @@ func (g *gateLock) Lock(ctx context.Context) (func(), error) { return g.inner.Lo
 func TestRegistersSoonAfterTheLockIsFree(t *testing.T) {
 	e := newEnv(t)
 	e.boot(61)
-	e.configure = func(c *monitor.Config) {
-		c.Interval, c.RescanInterval = time.Hour, time.Hour
-		c.HangInterval, c.SuspendInterval = 0, 0
-		c.RegisterRetry = 20 * time.Millisecond
-	}
+	e.configure = onlyRegistration(20 * time.Millisecond)
 	lock := &gateLock{inner: monitor.NodeLock{Dir: e.stateDir}}
 	lock.held.Store(true)
 	m := e.newMonitor(e.sim, &fakeSlurm{}, lock)
@@ -70,11 +77,7 @@ func TestRegistersSoonAfterTheLockIsFree(t *testing.T) {
 func TestRegistrationRetriesStartSoon(t *testing.T) {
 	e := newEnv(t)
 	e.boot(62)
-	e.configure = func(c *monitor.Config) {
-		c.Interval, c.RescanInterval = time.Hour, time.Hour
-		c.HangInterval, c.SuspendInterval = 0, 0
-		c.RegisterRetry = time.Hour
-	}
+	e.configure = onlyRegistration(time.Hour)
 	lock := &gateLock{inner: monitor.NodeLock{Dir: e.stateDir}}
 	lock.held.Store(true)
 	m := e.newMonitor(e.sim, &fakeSlurm{}, lock)
