@@ -146,7 +146,7 @@ type Monitor struct {
 
 	events chan event
 	// retryRegister: an instance could not be registered because the
-	// node lock was held; Run retries after Config.RegisterRetry.
+	// node lock was held; Run retries after retryDelay.
 	retryRegister bool
 	// retryDelay is the next registration retry's delay (see
 	// firstRegisterRetry); 0 after a registration.
@@ -501,7 +501,11 @@ func (m *Monitor) takeRetry() (time.Duration, bool) {
 	defer m.mu.Unlock()
 	r := m.retryRegister
 	m.retryRegister = false
-	return max(m.retryDelay, firstRegisterRetry), r
+	d := m.retryDelay
+	if d <= 0 { // registered meanwhile: retry the others soon
+		d = min(firstRegisterRetry, m.cfg.RegisterRetry)
+	}
+	return d, r
 }
 
 // registerPending registers the running instances that are not yet.
