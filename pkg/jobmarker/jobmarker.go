@@ -156,15 +156,22 @@ func List(runDir string) ([]uint32, error) {
 	}
 	var ids []uint32
 	for _, e := range ents {
-		v, ok := strings.CutPrefix(e.Name(), "job-")
-		if !ok {
-			continue
-		}
-		if id, err := strconv.ParseUint(v, 10, 32); err == nil {
-			ids = append(ids, uint32(id))
+		if id, ok := IDOf(e.Name()); ok {
+			ids = append(ids, id)
 		}
 	}
 	return ids, nil
+}
+
+// IDOf returns the job ID of a marker's file name (Path's job-<id>), and
+// false for any other name.
+func IDOf(name string) (uint32, bool) {
+	v, ok := strings.CutPrefix(name, "job-")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(v, 10, 32)
+	return uint32(id), err == nil
 }
 
 // Remove deletes a job's marker; a missing marker is success.

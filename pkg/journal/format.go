@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 )
 
 // magic starts every journal file; the format version follows it.
@@ -49,25 +48,9 @@ func Encode(rec *Record) ([]byte, error) {
 	return append([]byte(header), body...), nil
 }
 
-// recordHead is a Record without its plan and steps, and stepHead a Step
-// without its payload: encodeBody marshals these and splices the raw
-// messages in as they are.
-type recordHead struct {
-	Version int       `json:"version"`
-	JobID   uint32    `json:"job_id"`
-	UID     uint32    `json:"uid"`
-	GID     uint32    `json:"gid"`
-	User    string    `json:"user"`
-	Attempt uint32    `json:"attempt,omitempty"`
-	Created time.Time `json:"created"`
-	Spec    string    `json:"spec"`
-}
-
-type stepHead struct {
-	Name  string    `json:"name"`
-	State StepState `json:"state"`
-	At    time.Time `json:"at"`
-}
+// stepsNull ends json.Marshal's encoding of a Record whose Steps are nil:
+// Steps is Record's last field.
+const stepsNull = `"steps":null}`
 
 // encodeBody is the JSON of rec plus a newline, as json.Marshal writes it
 // (compact: the journal is rewritten at every step, and indenting a
@@ -94,25 +77,32 @@ func encodeBody(rec, orig *Record) ([]byte, error) {
 		checked[&m[0]] = len(m)
 		return nil
 	}
-	head, err := json.Marshal(recordHead{Version: rec.Version, JobID: rec.JobID, UID: rec.UID, GID: rec.GID,
-		User: rec.User, Attempt: rec.Attempt, Created: rec.Created, Spec: rec.Spec})
+	// The record without its plan (omitted when empty) and steps, then
+	// the plan and the steps spliced in where json.Marshal puts them.
+	bare := *rec
+	bare.Plan, bare.Steps = nil, nil
+	head, err := json.Marshal(&bare)
 	if err != nil {
 		return nil, err
+	}
+	if !bytes.HasSuffix(head, []byte(stepsNull)) {
+		return nil, fmt.Errorf("record encodes as %q..., not ending with the steps", head[max(0, len(head)-40):])
 	}
 	size := len(head) + len(rec.Plan) + 32
 	for _, s := range rec.Steps {
 		size += len(s.Data) + 96
 	}
 	body := make([]byte, 0, size)
-	body = append(body, head[:len(head)-1]...)
+	body = append(body, head[:len(head)-len(stepsNull)]...)
 	if len(rec.Plan) > 0 {
 		if err := raw("plan", rec.Plan); err != nil {
 			return nil, err
 		}
-		body = append(body, `,"plan":`...)
+		body = append(body, `"plan":`...)
 		body = append(body, rec.Plan...)
+		body = append(body, ',')
 	}
-	body = append(body, `,"steps":`...)
+	body = append(body, `"steps":`...)
 	if rec.Steps == nil {
 		body = append(body, "null"...)
 	} else {
@@ -121,17 +111,19 @@ func encodeBody(rec, orig *Record) ([]byte, error) {
 			if i > 0 {
 				body = append(body, ',')
 			}
-			sh, err := json.Marshal(stepHead{Name: s.Name, State: s.State, At: s.At})
+			data := s.Data
+			s.Data = nil // omitted: Data is Step's last field
+			sh, err := json.Marshal(&s)
 			if err != nil {
 				return nil, err
 			}
 			body = append(body, sh[:len(sh)-1]...)
-			if len(s.Data) > 0 {
-				if err := raw(fmt.Sprintf("data of step %d (%s)", i, s.Name), s.Data); err != nil {
+			if len(data) > 0 {
+				if err := raw(fmt.Sprintf("data of step %d (%s)", i, s.Name), data); err != nil {
 					return nil, err
 				}
 				body = append(body, `,"data":`...)
-				body = append(body, s.Data...)
+				body = append(body, data...)
 			}
 			body = append(body, '}')
 		}

@@ -662,9 +662,9 @@ func TestFailedWriteLeavesNoTemp(t *testing.T) {
 
 // TestEncodeIsMarshal checks that splicing the raw messages gives the bytes
 // encoding/json gives for raw messages as it writes them, so that a field
-// added to Record and not to recordHead or stepHead fails here (set every
-// field in "every field"); raw messages json.Marshal would escape or
-// compact differently still mean the same.
+// added where the splice does not expect it (after Record.Steps or
+// Step.Data) fails here (set every field in "every field"); raw messages
+// json.Marshal would escape or compact differently still mean the same.
 func TestEncodeIsMarshal(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -44,6 +44,7 @@ type Step struct {
 	// Data is the step's payload, opaque to the journal (e.g. the OS index
 	// or the memory chunks actually reserved). Empty when there is none.
 	// Replace it, never modify its bytes in place (see Record.checked).
+	// It stays Step's last field: Encode splices it in there.
 	Data json.RawMessage `json:"data,omitempty"`
 }
 
@@ -69,7 +70,8 @@ type Record struct {
 	// Plan is the partition plan, opaque to the journal. Replace it,
 	// never modify its bytes in place (see Record.checked).
 	Plan json.RawMessage `json:"plan,omitempty"`
-	// Steps are the side effects in the order they were begun.
+	// Steps are the side effects in the order they were begun. It stays
+	// Record's last encoded field: Encode splices the steps in there.
 	Steps []Step `json:"steps"`
 
 	// checked remembers the raw messages (the plan, the step payloads)

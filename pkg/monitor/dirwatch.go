@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slurm-lwk/slurm-lwk/pkg/jobmarker"
 )
 
 // Settling of directory changes.
@@ -187,7 +189,7 @@ func classifyEvents(b []byte, runWD int32) change {
 		if mask&(unix.IN_Q_OVERFLOW|unix.IN_IGNORED) != 0 || len(name) == 0 || name[0] != '.' {
 			c.relevant = true
 		}
-		if wd == runWD && mask&(unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_CLOSE_WRITE) != 0 && isMarkerName(name) {
+		if wd == runWD && mask&(unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_CLOSE_WRITE) != 0 && isMarker(name) {
 			c.jobStart = true
 		}
 		b = b[end:]
@@ -195,19 +197,10 @@ func classifyEvents(b []byte, runWD int32) change {
 	return c
 }
 
-// isMarkerName reports whether name is a job marker's (jobmarker.Path):
-// job-<decimal>.
-func isMarkerName(name []byte) bool {
-	digits, ok := bytes.CutPrefix(name, []byte("job-"))
-	if !ok || len(digits) == 0 || len(digits) > 10 {
-		return false
-	}
-	for _, d := range digits {
-		if d < '0' || d > '9' {
-			return false
-		}
-	}
-	return true
+// isMarker reports whether name is a job marker's file name.
+func isMarker(name []byte) bool {
+	_, ok := jobmarker.IDOf(string(name))
+	return ok
 }
 
 // C delivers a value after changes; nil when inotify is not available.

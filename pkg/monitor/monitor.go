@@ -424,13 +424,14 @@ func (m *Monitor) finalizeUntracked(journals map[uint32]bool) {
 		}
 		m.mu.Lock()
 		at, seen := m.unremovable[k]
-		m.mu.Unlock()
-		if seen && at.Equal(r.Time) {
-			continue // finalized already; finalize could not remove it
+		done := seen && at.Equal(r.Time) // finalize could not remove it
+		if !done {
+			m.counters.Boots++
 		}
-		m.mu.Lock()
-		m.counters.Boots++
 		m.mu.Unlock()
+		if done {
+			continue
+		}
 		m.d.Log.Info("job ended before the monitor saw it running", "job", k.JobID, "os", k.OS)
 		m.finalize(&instance{job: k.JobID, os: k.OS, events: map[string]int{}}, r.Time)
 	}
